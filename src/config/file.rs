@@ -1,0 +1,80 @@
+//! The serde mirror of the YAML file, key for key. Nothing here is validated beyond its YAML type;
+//! `validate` turns it into the runtime [`super::Config`]. Every struct rejects unknown keys so a
+//! typo is an error, never a silent default.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub server_aliases: Vec<String>,
+    pub listen: Option<FileListen>,
+    pub tls: Option<FileTls>,
+    pub upstream: Option<FileUpstream>,
+    #[serde(default)]
+    pub limits: FileLimits,
+    #[serde(default)]
+    pub responses: FileResponses,
+    #[serde(default)]
+    pub log: FileLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListen {
+    pub https: Option<String>,
+    pub http: Option<String>,
+    pub admin: Option<String>,
+    pub public_https_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub min_version: Option<String>,
+    pub reload_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstream {
+    pub url: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub response_timeout: Option<String>,
+    pub pool_idle_timeout: Option<String>,
+    pub pool_max_idle: Option<usize>,
+    pub health_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_connections: Option<usize>,
+    pub tls_handshake_timeout: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub keepalive_timeout: Option<String>,
+    pub max_header_bytes: Option<String>,
+    pub max_headers: Option<usize>,
+    pub h2_max_concurrent_streams: Option<u32>,
+    pub max_request_body: Option<String>,
+    pub drain_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileResponses {
+    pub no_store: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+    pub access_log: Option<bool>,
+}

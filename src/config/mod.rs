@@ -1,0 +1,209 @@
+//! Configuration: the YAML file's serde mirror (`file`), its validation into the runtime
+//! [`Config`] (`validate`), and the checks of what the file points to (`check`). Every problem is
+//! reported with its YAML path and a hint, all at once.
+
+pub(crate) mod check;
+mod file;
+mod units;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use check::{CheckOptions, check_environment};
+pub use units::{parse_duration, parse_size};
+
+/// A configuration problem: where it is in the YAML file, what is wrong, and what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted YAML path, e.g. `tls.cert_file`; `.` for the whole file.
+    pub path: String,
+    pub message: String,
+    pub hint: String,
+    pub severity: Severity,
+}
+
+/// Errors stop the gateway from starting; warnings are printed and the gateway starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Problem {
+    pub(crate) fn error(path: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Problem {
+            path: path.to_owned(),
+            message: message.into(),
+            hint: hint.into(),
+            severity: Severity::Error,
+        }
+    }
+
+    pub(crate) fn warning(path: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Warning,
+            ..Problem::error(path, message, hint)
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{level}: {}: {}", self.path, self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a configuration could not be loaded. `Display` prints every problem, one per paragraph.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    /// The problems found, or one synthetic problem for an unreadable file.
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            ConfigError::Read { path, source } => vec![Problem::error(
+                ".",
+                format!("cannot read {}: {source}", path.display()),
+                "check the --config path and the file's permissions",
+            )],
+            ConfigError::Invalid(p) => p.clone(),
+        }
+    }
+}
+
+fn render(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The validated runtime configuration. No optional soup: every default is filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server_name: String,
+    /// Further host names accepted in SNI and `Host` (all lower case).
+    pub server_aliases: Vec<String>,
+    pub listen: Listen,
+    pub tls: TlsSettings,
+    pub upstream: Upstream,
+    pub limits: Limits,
+    /// Force `Cache-Control: no-store` on proxied responses.
+    pub no_store: bool,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    /// The HTTPS port browsers use (differs from `https` behind port forwarding); used in
+    /// redirects from the plain-HTTP listener.
+    pub public_https_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMinVersion {
+    Tls12,
+    Tls13,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub min_version: TlsMinVersion,
+    /// How often the certificate files are checked for changes (SIGHUP reloads at once).
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http://host:port`, without a path.
+    pub url: http::Uri,
+    /// `host:port` of the upstream, as it appears in its own absolute URLs.
+    pub authority: http::uri::Authority,
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream's response headers.
+    pub response_timeout: Duration,
+    /// How long an idle pooled connection is kept: below the upstream's own keep-alive timeout.
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+    /// Path that `/readyz` requests to decide whether the upstream is reachable.
+    pub health_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub tls_handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub h2_max_concurrent_streams: u32,
+    pub max_request_body: u64,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// `None`: decided at start (JSON in containers, text on a terminal).
+    pub format: Option<LogFormat>,
+    pub level: String,
+    pub access_log: bool,
+}
+
+impl Config {
+    /// Reads and validates a YAML file. Only the file itself is examined: certificates and the
+    /// upstream are looked at by [`check_environment`].
+    pub fn load(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text)
+    }
+
+    /// Parses and validates YAML text; on success also returns the warnings.
+    pub fn from_yaml(text: &str) -> Result<(Config, Vec<Problem>), ConfigError> {
+        validate::from_yaml(text)
+    }
+
+    /// Whether `host` (lower case, without port) is a name this gateway answers to.
+    pub fn accepts_host(&self, host: &str) -> bool {
+        host.eq_ignore_ascii_case(&self.server_name)
+            || self
+                .server_aliases
+                .iter()
+                .any(|a| host.eq_ignore_ascii_case(a))
+    }
+}

@@ -1,0 +1,657 @@
+//! Turns the serde mirror into the runtime [`Config`], collecting every problem with its YAML
+//! path instead of stopping at the first one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::file::{FileConfig, FileLimits, FileLog, FileTls, FileUpstream};
+use super::units::{parse_duration, parse_size};
+use super::{
+    Config, ConfigError, Limits, Listen, LogFormat, LogSettings, Problem, Severity, TlsMinVersion,
+    TlsSettings, Upstream,
+};
+
+pub(super) fn from_yaml(text: &str) -> Result<(Config, Vec<Problem>), ConfigError> {
+    if text.trim().is_empty() {
+        return Err(ConfigError::Invalid(vec![Problem::error(
+            ".",
+            "the configuration file is empty",
+            "start from config/vigie.example.yaml",
+        )]));
+    }
+    let mut path = String::new();
+    let parsed: Result<FileConfig, _> = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    let file = parsed.map_err(|e| {
+        let path = if path.is_empty() { ".".into() } else { path };
+        ConfigError::Invalid(vec![Problem::error(
+            &path,
+            e.to_string(),
+            "fix this line; every key is described in config/vigie.example.yaml",
+        )])
+    })?;
+    let mut v = Validator::default();
+    let config = v.config(file);
+    if v.problems.iter().any(|p| p.severity == Severity::Error) {
+        return Err(ConfigError::Invalid(v.problems));
+    }
+    match config {
+        Some(c) => Ok((c, v.problems)),
+        // Unreachable in practice: every `None` above comes with an error problem.
+        None => Err(ConfigError::Invalid(v.problems)),
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn error(&mut self, path: &str, message: impl Into<String>, hint: impl Into<String>) {
+        self.problems.push(Problem::error(path, message, hint));
+    }
+
+    fn warning(&mut self, path: &str, message: impl Into<String>, hint: impl Into<String>) {
+        self.problems.push(Problem::warning(path, message, hint));
+    }
+
+    fn required<T>(&mut self, value: Option<T>, path: &str, hint: &str) -> Option<T> {
+        if value.is_none() {
+            self.error(path, "this key is required", hint);
+        }
+        value
+    }
+
+    fn duration(&mut self, value: Option<&str>, path: &str, default: Duration) -> Duration {
+        let Some(text) = value else { return default };
+        match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                self.error(path, "must be longer than zero", "e.g. `30s`");
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(
+                    path,
+                    e,
+                    "durations look like `500ms`, `30s`, `15m` or `12h`",
+                );
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, value: Option<&str>, path: &str, default: u64) -> u64 {
+        let Some(text) = value else { return default };
+        parse_size(text).unwrap_or_else(|e| {
+            self.error(path, e, "sizes look like `16KiB`, `512MiB` or `4GiB`");
+            default
+        })
+    }
+
+    fn addr(&mut self, value: &str, path: &str) -> Option<SocketAddr> {
+        match value.trim().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    path,
+                    format!("`{value}` is not an IP:PORT address"),
+                    "write e.g. \"0.0.0.0:8443\" or \"[::]:8443\" (host names are not accepted)",
+                );
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, f: FileConfig) -> Option<Config> {
+        let server_name = self
+            .required(
+                f.server_name,
+                "server_name",
+                "the public host name of the gateway, e.g. viewer.example.org",
+            )
+            .and_then(|n| self.host_name(&n, "server_name"));
+        let server_aliases: Vec<String> = f
+            .server_aliases
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| self.host_name(a, &format!("server_aliases[{i}]")))
+            .collect();
+        let listen = self.listen(f.listen);
+        let tls = self.tls(f.tls);
+        let upstream = self.upstream(f.upstream);
+        let limits = self.limits(&f.limits);
+        let log = self.log(&f.log);
+        if let (Some(l), Some(u)) = (&listen, &upstream) {
+            self.loop_check(l, u);
+        }
+        Some(Config {
+            server_name: server_name?,
+            server_aliases,
+            listen: listen?,
+            tls: tls?,
+            upstream: upstream?,
+            limits,
+            no_store: f.responses.no_store.unwrap_or(true),
+            log,
+        })
+    }
+
+    fn host_name(&mut self, name: &str, path: &str) -> Option<String> {
+        let n = name.trim().to_ascii_lowercase();
+        if n.contains("://") || n.contains('/') {
+            self.error(
+                path,
+                format!("`{name}` looks like a URL"),
+                "write only the host name, e.g. viewer.example.org (no https://, no path)",
+            );
+            return None;
+        }
+        if n.parse::<std::net::IpAddr>().is_ok() {
+            return Some(n);
+        }
+        if n.contains(':') {
+            self.error(
+                path,
+                format!("`{name}` contains a port"),
+                "write only the host name; ports belong in listen.https",
+            );
+            return None;
+        }
+        let valid = !n.is_empty()
+            && n.len() <= 253
+            && n.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !valid {
+            self.error(
+                path,
+                format!("`{name}` is not a valid host name"),
+                "use letters, digits, dots and dashes, e.g. viewer.example.org",
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    fn listen(&mut self, l: Option<super::file::FileListen>) -> Option<Listen> {
+        let l = self.required(
+            l,
+            "listen",
+            "add `listen:` with at least `https: \"0.0.0.0:8443\"`",
+        )?;
+        let https = self
+            .required(
+                l.https,
+                "listen.https",
+                "the address browsers connect to, e.g. \"0.0.0.0:8443\"",
+            )
+            .and_then(|a| self.addr(&a, "listen.https"));
+        let http = l.http.and_then(|a| self.addr(&a, "listen.http"));
+        let admin = l.admin.and_then(|a| self.addr(&a, "listen.admin"));
+        if let Some(a) = admin
+            && !a.ip().is_loopback()
+        {
+            self.warning(
+                "listen.admin",
+                format!("the admin listener {a} is not on loopback"),
+                "metrics and health need no exposure to the internet; prefer \"127.0.0.1:9901\"",
+            );
+        }
+        let named = [
+            ("listen.https", https),
+            ("listen.http", http),
+            ("listen.admin", admin),
+        ];
+        for (i, (pa, a)) in named.iter().enumerate() {
+            for (pb, b) in &named[i + 1..] {
+                if let (Some(a), Some(b)) = (a, b)
+                    && a.port() != 0
+                    && a.port() == b.port()
+                    && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+                {
+                    self.error(
+                        pb,
+                        format!("{b} collides with {pa} ({a})"),
+                        "give each listener its own port",
+                    );
+                }
+            }
+        }
+        if l.public_https_port == Some(0) {
+            self.error(
+                "listen.public_https_port",
+                "must be a port between 1 and 65535",
+                "the port browsers use, usually 443",
+            );
+        }
+        let https = https?;
+        Some(Listen {
+            https,
+            http,
+            admin,
+            public_https_port: l.public_https_port.unwrap_or(match https.port() {
+                0 => 443,
+                p => p,
+            }),
+        })
+    }
+
+    fn tls(&mut self, t: Option<FileTls>) -> Option<TlsSettings> {
+        let t = self.required(
+            t,
+            "tls",
+            "add `tls:` with cert_file and key_file (`vigie dev-cert` makes a local pair)",
+        )?;
+        let cert_file = self.required(
+            t.cert_file,
+            "tls.cert_file",
+            "path to the PEM certificate chain, e.g. certs/server.crt",
+        );
+        let key_file = self.required(
+            t.key_file,
+            "tls.key_file",
+            "path to the PEM private key, e.g. certs/server.key",
+        );
+        let min_version = match t.min_version.as_deref().map(str::trim) {
+            None | Some("1.2") => TlsMinVersion::Tls12,
+            Some("1.3") => TlsMinVersion::Tls13,
+            Some(other) => {
+                self.error(
+                    "tls.min_version",
+                    format!("`{other}` is not a supported TLS version"),
+                    "use \"1.2\" (default, widest support) or \"1.3\"; older versions are insecure",
+                );
+                TlsMinVersion::Tls12
+            }
+        };
+        let reload_interval = self.duration(
+            t.reload_interval.as_deref(),
+            "tls.reload_interval",
+            Duration::from_secs(10),
+        );
+        Some(TlsSettings {
+            cert_file: PathBuf::from(cert_file?),
+            key_file: PathBuf::from(key_file?),
+            min_version,
+            reload_interval,
+        })
+    }
+
+    fn upstream(&mut self, u: Option<FileUpstream>) -> Option<Upstream> {
+        let u = self.required(
+            u,
+            "upstream",
+            "add `upstream:` with `url: \"http://127.0.0.1:8042\"` (the viewer's internal address)",
+        )?;
+        let url = self
+            .required(
+                u.url,
+                "upstream.url",
+                "the viewer's internal address, e.g. \"http://127.0.0.1:8042\"",
+            )
+            .and_then(|s| self.upstream_url(&s));
+        let connect_timeout = self.duration(
+            u.connect_timeout.as_deref(),
+            "upstream.connect_timeout",
+            Duration::from_secs(5),
+        );
+        let response_timeout = self.duration(
+            u.response_timeout.as_deref(),
+            "upstream.response_timeout",
+            Duration::from_secs(300),
+        );
+        let pool_idle_timeout = self.duration(
+            u.pool_idle_timeout.as_deref(),
+            "upstream.pool_idle_timeout",
+            Duration::from_millis(500),
+        );
+        if pool_idle_timeout >= Duration::from_secs(1) {
+            self.warning(
+                "upstream.pool_idle_timeout",
+                "Orthanc closes idle connections after 1 s",
+                "keep this below the upstream's own keep-alive timeout (default 500ms)",
+            );
+        }
+        let health_path = u.health_path.unwrap_or_else(|| "/".into());
+        if !health_path.starts_with('/') {
+            self.error(
+                "upstream.health_path",
+                format!("`{health_path}` does not start with /"),
+                "e.g. \"/system\" for Orthanc",
+            );
+        }
+        let (url, authority) = url?;
+        Some(Upstream {
+            url,
+            authority,
+            connect_timeout,
+            response_timeout,
+            pool_idle_timeout,
+            pool_max_idle: u.pool_max_idle.unwrap_or(128),
+            health_path,
+        })
+    }
+
+    fn upstream_url(&mut self, s: &str) -> Option<(http::Uri, http::uri::Authority)> {
+        const PATH: &str = "upstream.url";
+        let uri: http::Uri = match s.trim().parse() {
+            Ok(u) => u,
+            Err(_) => {
+                self.error(
+                    PATH,
+                    format!("`{s}` is not a URL"),
+                    "write e.g. \"http://127.0.0.1:8042\"",
+                );
+                return None;
+            }
+        };
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                self.error(
+                    PATH,
+                    "https upstreams are not supported yet",
+                    "reach the viewer over plain HTTP on a private or loopback network, e.g. \"http://orthanc:8042\"",
+                );
+                return None;
+            }
+            _ => {
+                self.error(
+                    PATH,
+                    format!("`{s}` has no http:// scheme"),
+                    "write e.g. \"http://127.0.0.1:8042\"",
+                );
+                return None;
+            }
+        }
+        let Some(authority) = uri.authority().cloned() else {
+            self.error(
+                PATH,
+                "the URL has no host",
+                "write e.g. \"http://127.0.0.1:8042\"",
+            );
+            return None;
+        };
+        if authority.as_str().contains('@') {
+            self.error(
+                PATH,
+                "credentials in the upstream URL would be logged and shown in errors",
+                "remove user:password@ from the URL",
+            );
+            return None;
+        }
+        if uri.query().is_some() || !matches!(uri.path(), "" | "/") {
+            self.error(
+                PATH,
+                "the upstream URL must not have a path or query",
+                "the gateway forwards every path as is; write only scheme, host and port",
+            );
+            return None;
+        }
+        let uri = http::Uri::builder()
+            .scheme("http")
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .ok()?;
+        Some((uri, authority))
+    }
+
+    fn loop_check(&mut self, l: &Listen, u: &Upstream) {
+        let port = u.authority.port_u16().unwrap_or(80);
+        let host = u
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback_host = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.is_loopback() || ip.is_unspecified())
+                .unwrap_or(false);
+        for (path, addr) in [("listen.https", Some(l.https)), ("listen.http", l.http)] {
+            if let Some(a) = addr
+                && a.port() == port
+                && loopback_host
+            {
+                self.error(
+                    "upstream.url",
+                    format!("the upstream is the gateway's own {path} address"),
+                    "point upstream.url at the viewer (e.g. Orthanc on port 8042), not at Vigie",
+                );
+            }
+        }
+    }
+
+    fn limits(&mut self, l: &FileLimits) -> Limits {
+        let max_header_bytes = self.size(
+            l.max_header_bytes.as_deref(),
+            "limits.max_header_bytes",
+            32 * 1024,
+        );
+        if !(8192..=1 << 20).contains(&max_header_bytes) {
+            self.error(
+                "limits.max_header_bytes",
+                "must be between 8KiB and 1MiB",
+                "the default 32KiB suits browsers and DICOMweb clients",
+            );
+        }
+        let max_connections = l.max_connections.unwrap_or(4096);
+        if max_connections == 0 {
+            self.error("limits.max_connections", "must be at least 1", "e.g. 4096");
+        }
+        let max_headers = l.max_headers.unwrap_or(100);
+        if max_headers == 0 {
+            self.error("limits.max_headers", "must be at least 1", "e.g. 100");
+        }
+        let streams = l.h2_max_concurrent_streams.unwrap_or(128);
+        if streams == 0 {
+            self.error(
+                "limits.h2_max_concurrent_streams",
+                "must be at least 1",
+                "e.g. 128",
+            );
+        }
+        Limits {
+            max_connections: max_connections.max(1),
+            tls_handshake_timeout: self.duration(
+                l.tls_handshake_timeout.as_deref(),
+                "limits.tls_handshake_timeout",
+                Duration::from_secs(10),
+            ),
+            header_read_timeout: self.duration(
+                l.header_read_timeout.as_deref(),
+                "limits.header_read_timeout",
+                Duration::from_secs(15),
+            ),
+            keepalive_timeout: self.duration(
+                l.keepalive_timeout.as_deref(),
+                "limits.keepalive_timeout",
+                Duration::from_secs(75),
+            ),
+            max_header_bytes: max_header_bytes.clamp(8192, 1 << 20) as usize,
+            max_headers: max_headers.max(1),
+            h2_max_concurrent_streams: streams.max(1),
+            max_request_body: self.size(
+                l.max_request_body.as_deref(),
+                "limits.max_request_body",
+                16 << 30,
+            ),
+            drain_timeout: self.duration(
+                l.drain_timeout.as_deref(),
+                "limits.drain_timeout",
+                Duration::from_secs(30),
+            ),
+        }
+    }
+
+    fn log(&mut self, l: &FileLog) -> LogSettings {
+        let format = match l.format.as_deref() {
+            None | Some("auto") => None,
+            Some("json") => Some(LogFormat::Json),
+            Some("text") => Some(LogFormat::Text),
+            Some(other) => {
+                self.error(
+                    "log.format",
+                    format!("`{other}` is not a log format"),
+                    "use \"json\", \"text\" or \"auto\" (JSON in containers)",
+                );
+                None
+            }
+        };
+        let level = l.level.clone().unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::builder()
+            .parse(&level)
+            .is_err()
+        {
+            self.error(
+                "log.level",
+                format!("`{level}` is not a log level or filter"),
+                "use error, warn, info, debug or trace",
+            );
+        }
+        LogSettings {
+            format,
+            level,
+            access_log: l.access_log.unwrap_or(true),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+server_name: viewer.example.org
+listen:
+  https: "0.0.0.0:8443"
+  http: "0.0.0.0:8080"
+  admin: "127.0.0.1:9901"
+tls:
+  cert_file: certs/server.crt
+  key_file: certs/server.key
+upstream:
+  url: "http://127.0.0.1:8042"
+"#;
+
+    fn problems(yaml: &str) -> Vec<Problem> {
+        match from_yaml(yaml) {
+            Ok((_, warnings)) => warnings,
+            Err(ConfigError::Invalid(p)) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn paths(yaml: &str) -> Vec<String> {
+        problems(yaml).into_iter().map(|p| p.path).collect()
+    }
+
+    #[test]
+    fn good_config_has_defaults() {
+        let (c, w) = from_yaml(GOOD).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.server_name, "viewer.example.org");
+        assert_eq!(c.upstream.authority.as_str(), "127.0.0.1:8042");
+        assert_eq!(c.upstream.pool_idle_timeout, Duration::from_millis(500));
+        assert!(c.no_store);
+        assert_eq!(c.limits.max_header_bytes, 32 * 1024);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_path() {
+        let p = problems(&GOOD.replace("key_file:", "key_flie:"));
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].path, "tls.key_flie");
+        assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let yaml = r#"
+server_name: https://viewer.example.org/
+listen:
+  https: "8443"
+  http: "0.0.0.0:8443"
+tls:
+  cert_file: a.crt
+  min_version: "1.0"
+upstream:
+  url: "ftp://orthanc"
+  connect_timeout: "30"
+limits:
+  max_header_bytes: 12 parsecs
+"#;
+        let p = paths(yaml);
+        for want in [
+            "server_name",
+            "listen.https",
+            "tls.key_file",
+            "tls.min_version",
+            "upstream.url",
+            "upstream.connect_timeout",
+            "limits.max_header_bytes",
+        ] {
+            assert!(p.iter().any(|x| x == want), "missing {want} in {p:?}");
+        }
+    }
+
+    #[test]
+    fn colliding_listeners_and_self_loop() {
+        let yaml = GOOD
+            .replace("0.0.0.0:8080", "0.0.0.0:8443")
+            .replace("127.0.0.1:8042", "127.0.0.1:8443");
+        let p = paths(&yaml);
+        assert!(p.contains(&"listen.http".to_string()), "{p:?}");
+        assert!(p.contains(&"upstream.url".to_string()), "{p:?}");
+    }
+
+    #[test]
+    fn upstream_url_shapes() {
+        for (url, want) in [
+            ("http://user:pw@10.0.0.2:8042", "credentials"),
+            ("http://10.0.0.2:8042/orthanc", "path"),
+            ("https://10.0.0.2", "https"),
+            ("10.0.0.2:8042", "scheme"),
+        ] {
+            let p = problems(&GOOD.replace("http://127.0.0.1:8042", url));
+            assert_eq!(p.len(), 1, "{url}: {p:?}");
+            assert_eq!(p[0].path, "upstream.url");
+            assert!(p[0].message.contains(want), "{url}: {}", p[0].message);
+            assert!(!p[0].message.contains("pw"), "credentials echoed back");
+        }
+    }
+
+    #[test]
+    fn type_errors_and_syntax_errors_name_the_path() {
+        let p = problems(&format!("{GOOD}limits:\n  max_connections: -3\n"));
+        assert_eq!(p[0].path, "limits.max_connections");
+        let p = problems("server_name: [unclosed\n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("line 1"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn warnings_do_not_stop() {
+        let yaml = GOOD.replace("127.0.0.1:9901", "0.0.0.0:9901") + "  pool_idle_timeout: 2s\n";
+        let (_, w) = from_yaml(&yaml).unwrap();
+        let p: Vec<_> = w.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(p, ["listen.admin", "upstream.pool_idle_timeout"]);
+    }
+
+    #[test]
+    fn empty_file() {
+        assert_eq!(paths("  \n"), ["."]);
+    }
+}

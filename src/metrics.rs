@@ -1,0 +1,243 @@
+//! Prometheus metrics served on the admin listener. Every handle the request path touches is a
+//! plain atomic (no lock, no label lookup per request): the per-status-class counters are
+//! resolved once at start, and the latency histogram is lock-free.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// Why a request to the upstream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    Connect,
+    Timeout,
+    Other,
+}
+
+/// All metrics, shared by every task.
+pub struct Metrics {
+    registry: Registry,
+    by_class: [Counter; 5],
+    latency: LatencyHistogram,
+    open_connections: Gauge,
+    handshake_failures: Counter,
+    upstream_errors: [Counter; 3],
+    cert_expiry: Gauge<i64, AtomicI64>,
+    cert_reload_failures: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("vigie");
+        let requests = Family::<ClassLabel, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by status class",
+            requests.clone(),
+        );
+        let by_class = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .map(|class| requests.get_or_create(&ClassLabel { class }).clone());
+        let latency = LatencyHistogram::default();
+        registry.register_with_unit(
+            "request_duration",
+            "Time from request head to the end of the response body",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Client connections currently open on the HTTPS listener",
+            open_connections.clone(),
+        );
+        let handshake_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            handshake_failures.clone(),
+        );
+        let upstream = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Requests the upstream did not answer, by cause",
+            upstream.clone(),
+        );
+        let upstream_errors = ["connect", "timeout", "other"]
+            .map(|kind| upstream.get_or_create(&KindLabel { kind }).clone());
+        let cert_expiry = Gauge::<i64, AtomicI64>::default();
+        registry.register_with_unit(
+            "certificate_expiry",
+            "Seconds until the served certificate expires",
+            Unit::Seconds,
+            cert_expiry.clone(),
+        );
+        let cert_reload_failures = Counter::default();
+        registry.register(
+            "certificate_reload_failures",
+            "Certificate reloads refused because the new files were invalid",
+            cert_reload_failures.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            by_class,
+            latency,
+            open_connections,
+            handshake_failures,
+            upstream_errors,
+            cert_expiry,
+            cert_reload_failures,
+        })
+    }
+
+    /// Records a finished request.
+    pub fn request_done(&self, status: u16, elapsed: Duration) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].inc();
+        self.latency.observe(elapsed);
+    }
+
+    pub fn upstream_error(&self, kind: UpstreamError) {
+        self.upstream_errors[kind as usize].inc();
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    pub fn handshake_failed(&self) {
+        self.handshake_failures.inc();
+    }
+
+    pub fn set_cert_expiry(&self, not_after_unix: i64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.cert_expiry.set(not_after_unix - now);
+    }
+
+    pub fn cert_reload_failed(&self) {
+        self.cert_reload_failures.inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Upper bounds in seconds: from a cached slice (~1 ms) to a large study download (minutes).
+const BOUNDS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0,
+];
+
+/// A histogram made of atomics, so observing never takes a lock.
+#[derive(Clone, Default)]
+struct LatencyHistogram(Arc<HistInner>);
+
+#[derive(Default)]
+struct HistInner {
+    /// One slot per bound plus +Inf.
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl std::fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LatencyHistogram")
+    }
+}
+
+impl LatencyHistogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BOUNDS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BOUNDS.len());
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.0
+            .sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = BOUNDS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::MAX))
+            .zip(self.0.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        // The count is the sum of the buckets read just above, so the exposition stays
+        // consistent even while requests are being recorded.
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        let sum = self.0.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_every_family() {
+        let m = Metrics::new();
+        m.request_done(200, Duration::from_millis(3));
+        m.request_done(502, Duration::from_secs(2));
+        m.upstream_error(UpstreamError::Timeout);
+        m.connection_opened();
+        let text = m.render();
+        for want in [
+            "vigie_requests_total{class=\"2xx\"} 1",
+            "vigie_requests_total{class=\"5xx\"} 1",
+            "vigie_request_duration_seconds_bucket{le=\"0.005\"} 1",
+            "vigie_request_duration_seconds_count 2",
+            "vigie_upstream_errors_total{kind=\"timeout\"} 1",
+            "vigie_open_connections 1",
+            "vigie_certificate_expiry_seconds",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+}

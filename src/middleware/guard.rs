@@ -1,0 +1,247 @@
+//! Refuses requests before anything else looks at them: framing that two HTTP parsers could read
+//! differently (request smuggling), request targets that are not origin-form, protocol switches
+//! to cleartext HTTP/2, oversized bodies, and host names this gateway does not serve (421, so a
+//! browser that coalesced connections retries on its own).
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::Either;
+use http::header::{self, HeaderMap};
+use http::{Method, Request, Response, StatusCode, Version};
+use tower::{Layer, Service};
+use tracing::debug;
+
+use crate::body::Body;
+use crate::config::Config;
+use crate::error_page;
+
+/// Applies the checks in the module documentation.
+#[derive(Debug, Clone)]
+pub struct GuardLayer {
+    config: Arc<Config>,
+    sni_ok: bool,
+}
+
+impl GuardLayer {
+    pub fn new(config: Arc<Config>, sni_ok: bool) -> Self {
+        GuardLayer { config, sni_ok }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Guard {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Guard<S> {
+    inner: S,
+    layer: GuardLayer,
+}
+
+impl<S, B> Service<Request<B>> for Guard<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, Ready<Result<Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match check(&req, &self.layer.config, self.layer.sni_ok) {
+            Ok(()) => Either::Left(self.inner.call(req)),
+            Err(Refusal { status, reason }) => {
+                debug!(status = status.as_u16(), reason, "request refused");
+                // After a framing error the rest of the stream cannot be trusted: close it.
+                let close = status != StatusCode::MISDIRECTED_REQUEST;
+                Either::Right(ready(Ok(error_page::response(
+                    status,
+                    req.version(),
+                    close,
+                ))))
+            }
+        }
+    }
+}
+
+struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+}
+
+fn refuse(status: StatusCode, reason: &'static str) -> Result<(), Refusal> {
+    Err(Refusal { status, reason })
+}
+
+fn check<B>(req: &Request<B>, config: &Config, sni_ok: bool) -> Result<(), Refusal> {
+    let h = req.headers();
+    if req.method() == Method::CONNECT || req.method() == Method::TRACE {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "method");
+    }
+    let h1 = req.version() < Version::HTTP_2;
+    let uri = req.uri();
+    // HTTP/1 targets must be origin-form ("/path?query"); absolute-form is for forward proxies
+    // and "*" is only meaningful to the gateway itself. HTTP/2 always carries scheme+authority.
+    if (h1 && (uri.scheme().is_some() || uri.authority().is_some())) || !uri.path().starts_with('/')
+    {
+        return refuse(StatusCode::BAD_REQUEST, "target_not_origin_form");
+    }
+    if h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "content_length_and_transfer_encoding",
+        );
+    }
+    if has_h2c(h) {
+        return refuse(StatusCode::BAD_REQUEST, "h2c_upgrade");
+    }
+    let Some(host) = request_host(req) else {
+        return refuse(StatusCode::BAD_REQUEST, "host");
+    };
+    let Some((name, _port)) = split_authority(host) else {
+        return refuse(StatusCode::BAD_REQUEST, "malformed_host");
+    };
+    if !sni_ok || !config.accepts_host(name) {
+        return refuse(StatusCode::MISDIRECTED_REQUEST, "unknown_host");
+    }
+    if let Some(len) = h.get(header::CONTENT_LENGTH)
+        && let Some(len) = len.to_str().ok().and_then(|s| s.parse::<u64>().ok())
+        && len > config.limits.max_request_body
+    {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    }
+    Ok(())
+}
+
+fn has_h2c(h: &HeaderMap) -> bool {
+    h.contains_key("http2-settings")
+        || h.get_all(header::UPGRADE).iter().any(|v| {
+            v.to_str()
+                .map(|s| {
+                    s.split(',')
+                        .any(|t| t.trim().to_ascii_lowercase().starts_with("h2c"))
+                })
+                .unwrap_or(true)
+        })
+}
+
+/// The authority the client asked for, port included: `:authority` in HTTP/2, the one `Host`
+/// header in HTTP/1.1. `None` when it is missing, duplicated or contradictory.
+pub fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return None;
+    }
+    let header = match header {
+        Some(v) => Some(v.to_str().ok()?),
+        None => None,
+    };
+    let authority = req.uri().authority().map(|a| a.as_str());
+    let host = match (authority, header) {
+        (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => return None,
+        (Some(a), _) => a,
+        (None, Some(h)) => h,
+        (None, None) => return None,
+    };
+    // Userinfo in an authority has no place in a request to a server.
+    if host.is_empty() || host.contains('@') {
+        return None;
+    }
+    Some(host)
+}
+
+/// Splits `host[:port]` (IPv6 in brackets) strictly: the port must be digits. Anything else
+/// (`;`, `,`, quotes, spaces) is refused, since the host is copied into `Forwarded` and
+/// `X-Forwarded-Host` where such characters would inject parameters.
+pub fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        match after {
+            "" => (v6, None),
+            p => (v6, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let valid_host = !host.is_empty()
+        && (host.contains(':')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    if !valid_host {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse().ok()?)
+        }
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities() {
+        assert_eq!(
+            split_authority("viewer.example.org:8443"),
+            Some(("viewer.example.org", Some(8443)))
+        );
+        assert_eq!(split_authority("[::1]:8443"), Some(("::1", Some(8443))));
+        assert_eq!(split_authority("localhost"), Some(("localhost", None)));
+        for bad in [
+            "localhost:8443;proto=http",
+            "localhost;proto=http",
+            "local host",
+            "localhost:",
+            "localhost:99999",
+            "[::1",
+            "[zz]:1",
+            "\"x\"",
+            "",
+        ] {
+            assert_eq!(split_authority(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hosts_must_agree() {
+        let r = Request::get("https://a.example/x")
+            .header("host", "b.example")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&r), None);
+        let r = Request::get("/x")
+            .header("host", "a.example")
+            .header("host", "a.example")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&r), None);
+        let r = Request::get("/x")
+            .header("host", "a.example:1")
+            .body(())
+            .unwrap();
+        assert_eq!(request_host(&r), Some("a.example:1"));
+    }
+}

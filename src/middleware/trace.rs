@@ -1,0 +1,193 @@
+//! One span per request (id, method, path without query) and one access-log event when the
+//! response body ends (status, latency, bytes, whether it completed). The same moment feeds the
+//! metrics and tells the connection that the request is over, which restarts its idle clock.
+//! Query strings are never logged: viewers put tokens and patient identifiers there.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
+use tracing::{Instrument, Span, info, info_span};
+
+use super::request_id::RequestId;
+use super::{MapResponse, ResponseMapper};
+use crate::body::{Body, BoxError};
+use crate::metrics::Metrics;
+use crate::server::Activity;
+
+/// Traces, logs and counts requests on one connection.
+#[derive(Debug, Clone)]
+pub struct TraceLayer {
+    metrics: Arc<Metrics>,
+    activity: Arc<Activity>,
+    access_log: bool,
+}
+
+impl TraceLayer {
+    pub fn new(metrics: Arc<Metrics>, activity: Arc<Activity>, access_log: bool) -> Self {
+        TraceLayer {
+            metrics,
+            activity,
+            access_log,
+        }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Trace {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Trace<S> {
+    inner: S,
+    layer: TraceLayer,
+}
+
+impl<S, B> Service<Request<B>> for Trace<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Logged>;
+    type Error = S::Error;
+    type Future = MapResponse<Instrumented<S::Future>, Completion>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let l = &self.layer;
+        l.activity.request_started();
+        let span = if l.access_log {
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|r| r.0.to_str().ok())
+                .unwrap_or("-");
+            info_span!(
+                "request",
+                id,
+                method = %req.method(),
+                path = req.uri().path(),
+                version = ?req.version(),
+            )
+        } else {
+            Span::none()
+        };
+        let completion = Completion {
+            start: Instant::now(),
+            span: span.clone(),
+            metrics: l.metrics.clone(),
+            activity: l.activity.clone(),
+            status: StatusCode::OK,
+            bytes: 0,
+            complete: false,
+        };
+        MapResponse::new(self.inner.call(req).instrument(span), completion)
+    }
+}
+
+/// Records the request when dropped: by then the body has ended or the client has gone.
+pub struct Completion {
+    start: Instant,
+    span: Span,
+    metrics: Arc<Metrics>,
+    activity: Arc<Activity>,
+    status: StatusCode,
+    bytes: u64,
+    complete: bool,
+}
+
+impl ResponseMapper<Body> for Completion {
+    type Output = Response<Logged>;
+    fn map(mut self, res: Response<Body>) -> Response<Logged> {
+        self.status = res.status();
+        if self.status == StatusCode::SWITCHING_PROTOCOLS {
+            self.activity.upgraded();
+        }
+        res.map(|inner| Logged {
+            inner,
+            done: Some(self),
+        })
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        self.metrics.request_done(self.status.as_u16(), elapsed);
+        self.activity.request_ended();
+        if !self.span.is_disabled() {
+            info!(
+                parent: &self.span,
+                status = self.status.as_u16(),
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                bytes = self.bytes,
+                complete = self.complete,
+                "request"
+            );
+        }
+    }
+}
+
+/// The response body, counted; its end (or drop) completes the request record.
+pub struct Logged {
+    inner: Body,
+    done: Option<Completion>,
+}
+
+impl HttpBody for Logged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(d), Some(done)) = (frame.data_ref(), this.done.as_mut()) {
+                    done.bytes += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(mut done) = this.done.take() {
+                    done.complete = true;
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        // hyper does not poll a body that says it has ended (empty bodies, HEAD answers).
+        if let Some(done) = self.done.as_mut() {
+            done.complete = self.inner.is_end_stream();
+        }
+    }
+}

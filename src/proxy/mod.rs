@@ -1,0 +1,238 @@
+//! Forwarding to the upstream viewer: a pooled HTTP/1.1 client, header rewriting, streaming of
+//! both bodies without buffering, WebSocket tunnelling, and upstream failures turned into generic
+//! 502/504 pages. A failed idempotent request without a body is retried once: Orthanc closes idle
+//! keep-alive connections after 1 s, and a request can race that close.
+
+pub mod headers;
+mod upgrade;
+
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tracing::{debug, warn};
+
+use crate::body::Body;
+use crate::config::Upstream;
+use crate::error_page;
+use crate::metrics::{Metrics, UpstreamError};
+use crate::server::ConnInfo;
+
+/// The upstream client and what it needs to rewrite requests.
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    authority: http::uri::Authority,
+    response_timeout: Duration,
+    max_request_body: u64,
+    no_store: bool,
+}
+
+impl Proxy {
+    pub fn new(upstream: &Upstream, max_request_body: u64, no_store: bool) -> Proxy {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(upstream.connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(upstream.pool_idle_timeout)
+            .pool_max_idle_per_host(upstream.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .retry_canceled_requests(true)
+            .set_host(false)
+            .build(connector);
+        Proxy {
+            client,
+            authority: upstream.authority.clone(),
+            response_timeout: upstream.response_timeout,
+            max_request_body,
+            no_store,
+        }
+    }
+
+    /// Sends a request that the gateway itself makes (health checks), with the response timeout.
+    pub async fn probe(&self, path: &str) -> Result<StatusCode, UpstreamError> {
+        let uri = self.upstream_uri(path.parse().map_err(|_| UpstreamError::Other)?)?;
+        let req = Request::get(uri)
+            .header(header::HOST, self.authority.as_str())
+            .body(Body::Empty)
+            .map_err(|_| UpstreamError::Other)?;
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Ok(Ok(res)) => Ok(res.status()),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(UpstreamError::Timeout),
+        }
+    }
+
+    fn upstream_uri(&self, pq: http::uri::PathAndQuery) -> Result<Uri, UpstreamError> {
+        Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|_| UpstreamError::Other)
+    }
+
+    /// Forwards one client request; `host` is the public host the client asked for (checked by
+    /// the guard layer).
+    pub async fn forward(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+        host: &str,
+        metrics: &Metrics,
+    ) -> Response<Body> {
+        let version = req.version();
+        let (mut parts, body) = req.into_parts();
+        let websocket = upgrade::is_websocket(&parts);
+        let client_upgrade = if websocket {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let Ok(uri) = self.upstream_uri(pq) else {
+            return error_page::response(StatusCode::BAD_REQUEST, version, true);
+        };
+
+        let mut h = std::mem::take(&mut parts.headers);
+        headers::strip_hop_by_hop(&mut h);
+        headers::strip_spoofable(&mut h);
+        headers::join_cookies(&mut h);
+        // The gateway answered any `Expect: 100-continue` itself; the upstream gets the body.
+        h.remove(header::EXPECT);
+        h.remove(header::HOST);
+        if let Ok(v) = HeaderValue::from_str(host) {
+            h.insert(header::HOST, v);
+        }
+        headers::set_forwarded(&mut h, conn.peer, host);
+        if websocket {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+
+        let no_body = http_body::Body::is_end_stream(&body);
+        let retryable = no_body && is_idempotent(&parts.method) && !websocket;
+        let spare = retryable.then(|| (parts.method.clone(), uri.clone(), h.clone()));
+        let body = if no_body {
+            Body::Empty
+        } else {
+            Body::limited(body, self.max_request_body)
+        };
+        let mut upstream_req = Request::new(body);
+        *upstream_req.method_mut() = parts.method;
+        *upstream_req.uri_mut() = uri;
+        *upstream_req.version_mut() = Version::HTTP_11;
+        *upstream_req.headers_mut() = h;
+
+        let mut result = self.send(upstream_req).await;
+        if let (Err(Failure::Retryable(e)), Some((method, uri, h))) = (&result, spare) {
+            debug!(error = %e, "upstream connection failed, retrying once");
+            let mut again = Request::new(Body::Empty);
+            *again.method_mut() = method;
+            *again.uri_mut() = uri;
+            *again.headers_mut() = h;
+            result = self.send(again).await;
+        }
+        let mut res = match result {
+            Ok(res) => res,
+            Err(failure) => {
+                let (kind, status) = match &failure {
+                    Failure::Timeout => (UpstreamError::Timeout, StatusCode::GATEWAY_TIMEOUT),
+                    Failure::Retryable(e) | Failure::Fatal(e) => {
+                        (classify(e), StatusCode::BAD_GATEWAY)
+                    }
+                };
+                metrics.upstream_error(kind);
+                warn!(error = %failure, "upstream request failed");
+                return error_page::response(status, version, false);
+            }
+        };
+
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return match client_upgrade {
+                Some(client) => upgrade::tunnel(client, res),
+                None => {
+                    warn!("upstream switched protocols without a client upgrade");
+                    error_page::response(StatusCode::BAD_GATEWAY, version, true)
+                }
+            };
+        }
+
+        let h = res.headers_mut();
+        headers::strip_hop_by_hop(h);
+        h.remove(header::ALT_SVC);
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            if let Some(v) = h.get(&name)
+                && let Some(new) = headers::rewrite_location(v, &self.authority, host)
+            {
+                h.insert(name, new);
+            }
+        }
+        if self.no_store {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        res.map(Body::Stream)
+    }
+
+    async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, Failure> {
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Err(_) => Err(Failure::Timeout),
+            Ok(Ok(res)) => Ok(res),
+            Ok(Err(e)) if is_retryable(&e) => Err(Failure::Retryable(e)),
+            Ok(Err(e)) => Err(Failure::Fatal(e)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("no response within the configured response_timeout")]
+    Timeout,
+    #[error("{0}")]
+    Retryable(#[source] hyper_util::client::legacy::Error),
+    #[error("{0}")]
+    Fatal(#[source] hyper_util::client::legacy::Error),
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
+}
+
+/// Errors after which the request certainly or probably was not processed: the connection could
+/// not be made, or a pooled connection was closed under the request.
+fn is_retryable(e: &hyper_util::client::legacy::Error) -> bool {
+    if e.is_connect() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled() || h.is_closed();
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    if e.is_connect() {
+        UpstreamError::Connect
+    } else {
+        UpstreamError::Other
+    }
+}

@@ -1,0 +1,60 @@
+//! Where a request goes once the guard let it through: `/_vigie/` is reserved for the gateway's
+//! own pages (sign-in comes there), everything else is proxied to the upstream.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tower::Service;
+
+use crate::body::Body;
+use crate::error_page;
+use crate::middleware::guard::request_host;
+use crate::server::{ConnInfo, Shared};
+
+/// The prefix no upstream path may use.
+pub const RESERVED_PREFIX: &str = "/_vigie/";
+
+/// The innermost service.
+#[derive(Debug, Clone)]
+pub struct Router {
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+}
+
+impl Router {
+    pub fn new(shared: Arc<Shared>, conn: ConnInfo) -> Self {
+        Router { shared, conn }
+    }
+}
+
+impl Service<Request<Incoming>> for Router {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let shared = self.shared.clone();
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            let version = req.version();
+            if req.uri().path().starts_with(RESERVED_PREFIX) {
+                return Ok(error_page::response(StatusCode::NOT_FOUND, version, false));
+            }
+            // The guard layer has already refused requests without a valid host.
+            let host = request_host(&req).unwrap_or_default().to_owned();
+            Ok(shared
+                .proxy
+                .forward(req, &conn, &host, &shared.metrics)
+                .await)
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! Per-connection timeouts that hyper does not provide in the shape a public server needs:
+//!
+//! * a client that has started a request head must finish it within `header_read_timeout`, or it
+//!   gets `408 Request Timeout` and the connection is closed (slow-header attacks);
+//! * a new connection must start its first request within the same time;
+//! * a connection with no request in flight is closed after `keepalive_timeout` (HTTP/1.1 and
+//!   HTTP/2 alike).
+//!
+//! The wrapper sits between TLS and hyper and watches reads only while no request is in flight;
+//! the request path reports requests starting and ending through [`Activity`]. Upgraded
+//! (WebSocket) connections are left alone.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\
+Content-Length: 0\r\nStrict-Transport-Security: max-age=63072000; includeSubDomains\r\n\r\n";
+
+/// What the request path tells the connection about its requests.
+#[derive(Debug, Default)]
+pub struct Activity {
+    active: AtomicUsize,
+    started: AtomicU64,
+    upgraded: AtomicBool,
+    reader: AtomicWaker,
+}
+
+impl Activity {
+    /// A request head has been received and handed to the service.
+    pub fn request_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The response (body included) is finished or abandoned.
+    pub fn request_ended(&self) {
+        if self.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The reader may be parked without a timer armed: wake it so the idle clock starts.
+            self.reader.wake();
+        }
+    }
+
+    /// The connection now carries a tunnel: no more HTTP timeouts apply.
+    pub fn upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+}
+
+/// The timeouts a [`ConnIo`] enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnTimeouts {
+    pub header: Duration,
+    pub keepalive: Duration,
+}
+
+/// An I/O stream with the timeouts described in the module documentation.
+pub struct ConnIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+    timeouts: ConnTimeouts,
+    /// HTTP/1.x: partial heads get a 408. HTTP/2 connections are only closed when idle.
+    h1: bool,
+    timer: Pin<Box<Sleep>>,
+    /// The timer runs for the idle period that began when `started` had this value.
+    armed_at: Option<u64>,
+    head_started: bool,
+    /// Bytes of the 408 answer already written.
+    rejecting: Option<usize>,
+}
+
+impl<T> ConnIo<T> {
+    pub fn new(inner: T, activity: Arc<Activity>, timeouts: ConnTimeouts, h1: bool) -> Self {
+        ConnIo {
+            inner,
+            activity,
+            timeouts,
+            h1,
+            timer: Box::pin(tokio::time::sleep(timeouts.header)),
+            armed_at: None,
+            head_started: false,
+            rejecting: None,
+        }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> ConnIo<T> {
+    /// Writes the 408 answer, then reports end of stream so hyper closes the connection.
+    fn poll_reject(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut written = self.rejecting.unwrap_or(0);
+        while written < REQUEST_TIMEOUT.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &REQUEST_TIMEOUT[written..]) {
+                Poll::Ready(Ok(0)) => break,
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    self.rejecting = Some(written);
+                }
+                Poll::Ready(Err(_)) => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // A peer that stopped reading cannot hold the connection open: errors end it too.
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.rejecting.is_some() {
+            return this.poll_reject(cx);
+        }
+        if this.activity.upgraded.load(Ordering::Acquire) {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        this.activity.reader.register(cx.waker());
+        if this.activity.active.load(Ordering::Acquire) > 0 {
+            this.armed_at = None;
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let started = this.activity.started.load(Ordering::Acquire);
+        if this.armed_at != Some(started) {
+            // A new idle period: the first request must come quickly, later ones may wait
+            // for the keep-alive timeout.
+            this.armed_at = Some(started);
+            this.head_started = false;
+            let wait = if started == 0 {
+                this.timeouts.header
+            } else {
+                this.timeouts.keepalive
+            };
+            this.timer.as_mut().reset(Instant::now() + wait);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if this.h1 && !this.head_started && buf.filled().len() > before {
+                    this.head_started = true;
+                    this.timer
+                        .as_mut()
+                        .reset(Instant::now() + this.timeouts.header);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    if this.h1 && this.head_started {
+                        this.rejecting = Some(0);
+                        return this.poll_reject(cx);
+                    }
+                    // Idle: end of stream makes hyper close the connection quietly.
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,484 @@
+//! Listeners and connections: binding everything before serving anything, the HTTPS accept loop
+//! with its connection limit and handshake timeout, certificate reloading, and graceful
+//! shutdown (stop accepting, let in-flight requests finish up to `limits.drain_timeout`).
+
+mod conn_io;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+pub use conn_io::{Activity, ConnIo, ConnTimeouts};
+
+use crate::config::{Config, ConfigError, Problem};
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use crate::tls::{self, CertStore};
+use crate::{admin, redirect, stack};
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub proxy: Proxy,
+    /// Set once shutdown begins: `/readyz` turns 503 so load balancers stop sending.
+    pub draining: watch::Receiver<bool>,
+}
+
+/// What the request path knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// False when the client's SNI names a host this gateway does not serve.
+    pub sni_ok: bool,
+    pub activity: Arc<Activity>,
+}
+
+/// A gateway whose listeners are bound and whose certificate is loaded, ready to serve.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    certs: Arc<CertStore>,
+    acceptor: TlsAcceptor,
+    https: TcpListener,
+    http: Option<TcpListener>,
+    admin: Option<TcpListener>,
+    drain_tx: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("https", &self.https.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds and serves until `shutdown` resolves, then drains.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ConfigError> {
+    Gateway::bind(config).await?.serve(shutdown).await;
+    Ok(())
+}
+
+impl Gateway {
+    /// Loads the certificate and binds every listener; nothing is served yet, so a failure here
+    /// leaves nothing half-started.
+    pub async fn bind(config: Config) -> Result<Gateway, ConfigError> {
+        let mut problems = Vec::new();
+        let certs = match CertStore::open(&config.tls.cert_file, &config.tls.key_file) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                problems.push(crate::config::check::cert_problem(&e, &config.tls));
+                None
+            }
+        };
+        let https = bind(config.listen.https, "listen.https", &mut problems).await;
+        let http = match config.listen.http {
+            Some(a) => bind(a, "listen.http", &mut problems).await,
+            None => None,
+        };
+        let admin = match config.listen.admin {
+            Some(a) => bind(a, "listen.admin", &mut problems).await,
+            None => None,
+        };
+        let (Some(certs), Some(https), true) = (certs, https, problems.is_empty()) else {
+            return Err(ConfigError::Invalid(problems));
+        };
+        let server_config = tls::server_config(&config.tls, certs.clone())
+            .map_err(|e| ConfigError::Invalid(vec![Problem::error("tls", e.to_string(), "")]))?;
+        let metrics = Metrics::new();
+        metrics.set_cert_expiry(certs.current().info.not_after);
+        let proxy = Proxy::new(
+            &config.upstream,
+            config.limits.max_request_body,
+            config.no_store,
+        );
+        let (drain_tx, draining) = watch::channel(false);
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                config: Arc::new(config),
+                metrics,
+                proxy,
+                draining,
+            }),
+            certs,
+            acceptor: TlsAcceptor::from(server_config),
+            https,
+            http,
+            admin,
+            drain_tx,
+        })
+    }
+
+    /// The bound HTTPS address (useful when the configuration asked for port 0).
+    pub fn https_addr(&self) -> SocketAddr {
+        local(&self.https)
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(local)
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(local)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and drains open connections for
+    /// at most `limits.drain_timeout`.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let Gateway {
+            shared,
+            certs,
+            acceptor,
+            https,
+            http,
+            admin,
+            drain_tx,
+        } = self;
+        let cfg = &shared.config;
+        info!(
+            https = %local(&https),
+            http = %http.as_ref().map_or_else(|| "-".into(), |l| local(l).to_string()),
+            admin = %admin.as_ref().map_or_else(|| "-".into(), |l| local(l).to_string()),
+            upstream = %cfg.upstream.url,
+            server_name = %cfg.server_name,
+            "vigie listening"
+        );
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let graceful = Arc::new(GracefulShutdown::new());
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(accept_https(
+            https,
+            acceptor,
+            shared.clone(),
+            graceful.clone(),
+            stop_rx.clone(),
+        ));
+        if let Some(l) = http {
+            tasks.spawn(redirect::serve(l, shared.clone(), stop_rx.clone()));
+        }
+        if let Some(l) = admin {
+            tasks.spawn(admin::serve(l, shared.clone(), stop_rx.clone()));
+        }
+        let reloader = tokio::spawn(reload_certificates(certs, shared.clone()));
+
+        shutdown.await;
+        info!("shutting down: no new connections, draining open ones");
+        let _ = drain_tx.send(true);
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        let deadline = shared.config.limits.drain_timeout;
+        // Every clone lived in the accept loop, which has returned.
+        let drained = match Arc::try_unwrap(graceful) {
+            Ok(g) => tokio::time::timeout(deadline, g.shutdown()).await.is_ok(),
+            Err(_) => false,
+        };
+        if !drained {
+            warn!(
+                deadline_s = deadline.as_secs(),
+                "drain deadline reached; closing remaining connections"
+            );
+        } else {
+            info!("all connections drained");
+        }
+        reloader.abort();
+    }
+}
+
+fn local(l: &TcpListener) -> SocketAddr {
+    l.local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+async fn bind(addr: SocketAddr, path: &str, problems: &mut Vec<Problem>) -> Option<TcpListener> {
+    let result = (|| {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // Lets a restarted gateway bind while old connections sit in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.set_nodelay(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    })();
+    match result {
+        Ok(l) => Some(l),
+        Err(e) => {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "another program already uses this port: stop it or pick another port"
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need privileges: use e.g. 8443 and forward 443 to it"
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "this machine has no such address: use 0.0.0.0 or one of its own addresses"
+                }
+                _ => "check the address",
+            };
+            problems.push(Problem::error(
+                path,
+                format!("cannot listen on {addr}: {e}"),
+                hint,
+            ));
+            None
+        }
+    }
+}
+
+/// The hyper server settings shared by every HTTPS connection.
+fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
+    let l = &cfg.limits;
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // Header and idle timeouts are enforced by ConnIo, which can answer 408.
+        .header_read_timeout(None)
+        .max_headers(l.max_headers)
+        // hyper answers 431 when a head does not fit in this buffer.
+        .max_buf_size(l.max_header_bytes.max(8192))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(l.h2_max_concurrent_streams)
+        .max_header_list_size(l.max_header_bytes as u32)
+        .max_pending_accept_reset_streams(Some(50))
+        .max_local_error_reset_streams(Some(256))
+        .initial_stream_window_size(Some(1 << 20))
+        .initial_connection_window_size(Some(4 << 20))
+        .max_send_buf_size(256 * 1024)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+async fn accept_https(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limits = &shared.config.limits;
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let builder = Arc::new(http_builder(&shared.config));
+    let timeouts = ConnTimeouts {
+        header: limits.header_read_timeout,
+        keepalive: limits.keepalive_timeout,
+    };
+    loop {
+        // Waiting for a permit before accepting leaves excess clients in the kernel's backlog
+        // instead of spending memory on them.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let graceful = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            shared.metrics.connection_opened();
+            serve_connection(tcp, peer, acceptor, &shared, &builder, graceful, timeouts).await;
+            shared.metrics.connection_closed();
+        });
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    shared: &Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: hyper_util::server::graceful::Watcher,
+    timeouts: ConnTimeouts,
+) {
+    let _ = tcp.set_nodelay(true);
+    let handshake = tokio::time::timeout(
+        shared.config.limits.tls_handshake_timeout,
+        acceptor.accept(tcp),
+    );
+    let tls = match handshake.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            shared.metrics.handshake_failed();
+            debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.handshake_failed();
+            debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let (_, session) = tls.get_ref();
+    let sni_ok = session
+        .server_name()
+        .is_none_or(|name| shared.config.accepts_host(name));
+    let h1 = session.alpn_protocol() != Some(b"h2");
+    let activity = Arc::new(Activity::default());
+    let conn = ConnInfo {
+        peer,
+        sni_ok,
+        activity: activity.clone(),
+    };
+    let io = ConnIo::new(tls, activity, timeouts, h1);
+    let service = TowerToHyperService::new(stack::build(shared.clone(), conn));
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(e) = graceful.watch(connection).await {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Reloads the certificate when its files change (checked every `tls.reload_interval`) or on
+/// SIGHUP. A failed reload keeps the current certificate.
+async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.tls.reload_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tick.tick().await;
+            false
+        };
+        let span = info_span!("certificate_reload", forced);
+        let _enter = span.enter();
+        match certs.reload(forced) {
+            tls::store::Reload::Unchanged => {}
+            tls::store::Reload::Reloaded => {
+                let info = &certs.current().info;
+                info!(subject = %info.subject, not_after = info.not_after, "certificate reloaded");
+            }
+            tls::store::Reload::Failed(e) => {
+                shared.metrics.cert_reload_failed();
+                error!(error = %e, "new certificate refused; still serving the previous one");
+            }
+        }
+        shared
+            .metrics
+            .set_cert_expiry(certs.current().info.not_after);
+    }
+}
+
+/// Serves a plain-HTTP listener (redirect or admin) with the same head and idle timeouts.
+pub(crate) async fn serve_plain<S>(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    max_connections: usize,
+    make_service: impl Fn(SocketAddr) -> S,
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::body::Body>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let limits = &shared.config.limits;
+    let timeouts = ConnTimeouts {
+        header: limits.header_read_timeout,
+        keepalive: limits.keepalive_timeout,
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let builder = Arc::new(builder);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+            _ = stop.changed() => return,
+        };
+        let activity = Arc::new(Activity::default());
+        let service = Tracked {
+            inner: make_service(peer),
+            activity: activity.clone(),
+        };
+        let builder = builder.clone();
+        let span = info_span!("plain", %peer);
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                let io = TokioIo::new(ConnIo::new(tcp, activity, timeouts, true));
+                let _ = builder.serve_connection(io, service).await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Reports request start and end to the connection's [`Activity`] for the plain listeners,
+/// whose responses are small and complete when returned.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> hyper::service::Service<http::Request<B>> for Tracked<S>
+where
+    S: hyper::service::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send + 'static>>;
+
+    fn call(&self, req: http::Request<B>) -> Self::Future {
+        self.activity.request_started();
+        let fut = self.inner.call(req);
+        let activity = self.activity.clone();
+        Box::pin(async move {
+            let res = fut.await;
+            activity.request_ended();
+            res
+        })
+    }
+}

@@ -1,0 +1,41 @@
+//! The one place where the HTTPS request path is assembled, outermost layer first.
+
+use std::sync::Arc;
+
+use tower::ServiceBuilder;
+
+use crate::middleware::guard::GuardLayer;
+use crate::middleware::request_id::RequestIdLayer;
+use crate::middleware::security_headers::SecurityHeadersLayer;
+use crate::middleware::trace::TraceLayer;
+use crate::router::Router;
+use crate::server::{ConnInfo, Shared};
+
+/// Builds the service for one client connection.
+pub fn build(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+) -> impl tower::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<crate::middleware::trace::Logged>,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    ServiceBuilder::new()
+        // Request id first: every later log line and the upstream request carry it.
+        .layer(RequestIdLayer)
+        // Span and access log around everything else, so refusals are logged and counted too,
+        // and the connection learns when each request really ends (idle timeout).
+        .layer(TraceLayer::new(
+            shared.metrics.clone(),
+            conn.activity.clone(),
+            shared.config.log.access_log,
+        ))
+        // Security headers on every response, including the gateway's own error pages.
+        .layer(SecurityHeadersLayer)
+        // Refusals (smuggling, wrong host, oversized body) before any routing or proxying.
+        .layer(GuardLayer::new(shared.config.clone(), conn.sni_ok))
+        .service(Router::new(shared, conn))
+}

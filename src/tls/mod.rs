@@ -1,0 +1,83 @@
+//! TLS termination with rustls: the server configuration (TLS 1.3 and 1.2, AEAD + ECDHE suites,
+//! ALPN h2/http1.1, X25519MLKEM768 offered first), certificates loaded from PEM files and
+//! reloaded when they change, and the local development CA.
+
+mod certs;
+pub mod devcert;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::server::ServerSessionMemoryCache;
+
+pub use certs::{CertInfo, LoadedCert, load};
+pub use store::CertStore;
+
+use crate::config::{TlsMinVersion, TlsSettings};
+
+/// What can go wrong with certificates and keys. Each variant names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    BadCertificate { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    BadKey { path: PathBuf, reason: String },
+    #[error("{path}: unsupported private key: {source}")]
+    UnsupportedKey {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("the key {key} does not belong to the certificate {cert}")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("cannot create the development certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The crypto provider Vigie uses everywhere: aws-lc-rs, whose defaults are exactly the modern
+/// set (TLS 1.3 suites, TLS 1.2 ECDHE + AES-GCM/ChaCha20-Poly1305, no CBC, no RSA key exchange)
+/// and whose key-exchange groups put the hybrid post-quantum X25519MLKEM768 first.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Builds the rustls server configuration around a certificate store.
+pub fn server_config(
+    settings: &TlsSettings,
+    store: Arc<CertStore>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match settings.min_version {
+        TlsMinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsMinVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)?
+        .with_no_client_auth()
+        .with_cert_resolver(store);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Server preference: our suite order is strongest-first; clients' orders vary.
+    config.ignore_client_order = true;
+    // Resumption spares the handshake cost for returning browsers: stateful for TLS 1.2,
+    // rotating-key tickets (6 h) for TLS 1.3.
+    config.session_storage = ServerSessionMemoryCache::new(16 * 1024);
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    config.send_tls13_tickets = 2;
+    Ok(Arc::new(config))
+}
