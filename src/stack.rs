@@ -36,6 +36,6 @@ pub fn build(
         // Security headers on every response, including the gateway's own error pages.
         .layer(SecurityHeadersLayer)
         // Refusals (smuggling, wrong host, oversized body) before any routing or proxying.
-        .layer(GuardLayer::new(shared.config.clone(), conn.sni_ok))
+        .layer(GuardLayer::new(shared.config.clone(), conn.clone()))
         .service(Router::new(shared, conn))
 }

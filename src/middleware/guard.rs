@@ -17,17 +17,18 @@ use tracing::debug;
 use crate::body::Body;
 use crate::config::Config;
 use crate::error_page;
+use crate::server::ConnInfo;
 
 /// Applies the checks in the module documentation.
 #[derive(Debug, Clone)]
 pub struct GuardLayer {
     config: Arc<Config>,
-    sni_ok: bool,
+    conn: ConnInfo,
 }
 
 impl GuardLayer {
-    pub fn new(config: Arc<Config>, sni_ok: bool) -> Self {
-        GuardLayer { config, sni_ok }
+    pub fn new(config: Arc<Config>, conn: ConnInfo) -> Self {
+        GuardLayer { config, conn }
     }
 }
 
@@ -60,7 +61,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match check(&req, &self.layer.config, self.layer.sni_ok) {
+        // Read for every request, so that a flag never outlives the head it was raised for.
+        let conflict = self.layer.conn.activity.take_framing_conflict();
+        match check(&req, &self.layer.config, self.layer.conn.sni_ok, conflict) {
             Ok(()) => Either::Left(self.inner.call(req)),
             Err(Refusal { status, reason }) => {
                 debug!(status = status.as_u16(), reason, "request refused");
@@ -85,7 +88,12 @@ fn refuse(status: StatusCode, reason: &'static str) -> Result<(), Refusal> {
     Err(Refusal { status, reason })
 }
 
-fn check<B>(req: &Request<B>, config: &Config, sni_ok: bool) -> Result<(), Refusal> {
+fn check<B>(
+    req: &Request<B>,
+    config: &Config,
+    sni_ok: bool,
+    framing_conflict: bool,
+) -> Result<(), Refusal> {
     let h = req.headers();
     if req.method() == Method::CONNECT || req.method() == Method::TRACE {
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "method");
@@ -98,7 +106,11 @@ fn check<B>(req: &Request<B>, config: &Config, sni_ok: bool) -> Result<(), Refus
     {
         return refuse(StatusCode::BAD_REQUEST, "target_not_origin_form");
     }
-    if h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING) {
+    // hyper drops Content-Length when Transfer-Encoding is present; the connection's head
+    // scanner saw the original head.
+    if framing_conflict
+        || (h.contains_key(header::CONTENT_LENGTH) && h.contains_key(header::TRANSFER_ENCODING))
+    {
         return refuse(
             StatusCode::BAD_REQUEST,
             "content_length_and_transfer_encoding",

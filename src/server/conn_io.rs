@@ -6,6 +6,10 @@
 //! * a connection with no request in flight is closed after `keepalive_timeout` (HTTP/1.1 and
 //!   HTTP/2 alike).
 //!
+//! It also reads each HTTP/1 request head as it passes (without buffering or changing it) to
+//! notice a head that carries both `Content-Length` and `Transfer-Encoding`: hyper quietly lets
+//! the latter win, but such a request is a smuggling attempt and the guard refuses it.
+//!
 //! The wrapper sits between TLS and hyper and watches reads only while no request is in flight;
 //! the request path reports requests starting and ending through [`Activity`]. Upgraded
 //! (WebSocket) connections are left alone.
@@ -30,6 +34,7 @@ pub struct Activity {
     active: AtomicUsize,
     started: AtomicU64,
     upgraded: AtomicBool,
+    framing_conflict: AtomicBool,
     reader: AtomicWaker,
 }
 
@@ -46,6 +51,12 @@ impl Activity {
             // The reader may be parked without a timer armed: wake it so the idle clock starts.
             self.reader.wake();
         }
+    }
+
+    /// Whether the request head just received had both `Content-Length` and
+    /// `Transfer-Encoding` (reset by reading it).
+    pub fn take_framing_conflict(&self) -> bool {
+        self.framing_conflict.swap(false, Ordering::AcqRel)
     }
 
     /// The connection now carries a tunnel: no more HTTP timeouts apply.
@@ -72,6 +83,7 @@ pub struct ConnIo<T> {
     /// The timer runs for the idle period that began when `started` had this value.
     armed_at: Option<u64>,
     head_started: bool,
+    scan: HeadScan,
     /// Bytes of the 408 answer already written.
     rejecting: Option<usize>,
 }
@@ -86,6 +98,7 @@ impl<T> ConnIo<T> {
             timer: Box::pin(tokio::time::sleep(timeouts.header)),
             armed_at: None,
             head_started: false,
+            scan: HeadScan::default(),
             rejecting: None,
         }
     }
@@ -142,6 +155,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<T> {
             // for the keep-alive timeout.
             this.armed_at = Some(started);
             this.head_started = false;
+            this.scan = HeadScan::default();
             let wait = if started == 0 {
                 this.timeouts.header
             } else {
@@ -152,11 +166,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<T> {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if this.h1 && !this.head_started && buf.filled().len() > before {
-                    this.head_started = true;
-                    this.timer
-                        .as_mut()
-                        .reset(Instant::now() + this.timeouts.header);
+                if this.h1 && buf.filled().len() > before {
+                    if !this.head_started {
+                        this.head_started = true;
+                        this.timer
+                            .as_mut()
+                            .reset(Instant::now() + this.timeouts.header);
+                    }
+                    if this.scan.feed(&buf.filled()[before..]) {
+                        this.activity.framing_conflict.store(true, Ordering::Release);
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
@@ -203,5 +222,90 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Reads an HTTP/1 request head byte by byte, remembering which of `Content-Length` and
+/// `Transfer-Encoding` it names. Stops at the blank line that ends the head.
+#[derive(Debug, Default)]
+struct HeadScan {
+    lines: u32,
+    line_len: usize,
+    in_name: bool,
+    name: [u8; 17],
+    name_len: usize,
+    content_length: bool,
+    transfer_encoding: bool,
+    done: bool,
+}
+
+impl HeadScan {
+    /// Feeds bytes; returns true once, when a finished head carried both headers.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if self.done {
+                return false;
+            }
+            match b {
+                b'\n' => {
+                    if self.line_len == 0 && self.lines > 0 {
+                        self.done = true;
+                        return self.content_length && self.transfer_encoding;
+                    }
+                    // Empty lines before the request line are allowed (RFC 9112 §2.2).
+                    if self.line_len > 0 {
+                        self.lines += 1;
+                    }
+                    self.line_len = 0;
+                    self.name_len = 0;
+                    self.in_name = true;
+                }
+                b'\r' => {}
+                _ => {
+                    self.line_len += 1;
+                    if self.lines == 0 || !self.in_name {
+                        continue;
+                    }
+                    if b == b':' {
+                        self.in_name = false;
+                        let name = self.name.get(..self.name_len).unwrap_or_default();
+                        match name {
+                            b"content-length" => self.content_length = true,
+                            b"transfer-encoding" => self.transfer_encoding = true,
+                            _ => {}
+                        }
+                    } else if self.name_len < self.name.len() {
+                        self.name[self.name_len] = b.to_ascii_lowercase();
+                        self.name_len += 1;
+                    } else {
+                        // Longer than any name we look for.
+                        self.name_len = usize::MAX / 2;
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeadScan;
+
+    fn scan(chunks: &[&[u8]]) -> bool {
+        let mut s = HeadScan::default();
+        chunks.iter().any(|c| s.feed(c))
+    }
+
+    #[test]
+    fn finds_both_framing_headers_across_reads() {
+        assert!(scan(&[
+            b"\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Len",
+            b"gth: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+        ]));
+        assert!(!scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nTransfer-Encoding: x\r\n\r\n"]));
+        assert!(!scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"]));
+        assert!(!scan(&[b"POST / HTTP/1.1\r\nTransfer-Encodingx: a\r\nContent-Length: 1\r\n\r\n"]));
+        assert!(!scan(&[b"GET /content-length:transfer-encoding: HTTP/1.1\r\nX-Content-Length-And-Transfer-Encoding: 1\r\n\r\n"]));
     }
 }

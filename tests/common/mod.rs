@@ -1,0 +1,525 @@
+//! Test harness: a real upstream HTTP server, the real gateway (in-process or as the `vigie`
+//! binary), and real TLS clients. Everything binds to 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub type UpBody = BoxBody<Bytes, Infallible>;
+
+/// A development CA and server certificate in a temporary folder.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Certs {
+    pub fn new() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let made = vigie::tls::devcert::generate(dir.path(), "viewer.test").unwrap();
+        Certs {
+            ca: made.ca_cert,
+            cert: made.cert,
+            key: made.key,
+            dir,
+        }
+    }
+
+    pub fn ca_der(&self) -> CertificateDer<'static> {
+        CertificateDer::from_pem_file(&self.ca).unwrap()
+    }
+}
+
+/// What the upstream saw.
+#[derive(Default)]
+pub struct UpstreamStats {
+    pub connections: AtomicUsize,
+    pub requests: AtomicUsize,
+    pub uploaded: AtomicU64,
+}
+
+/// A real HTTP/1.1 server standing in for Orthanc. Routes:
+/// `/echo` (request line and headers as JSON), `/bytes/N` (N bytes, Range supported),
+/// `/upload` (counts the body), `/redirect`, `/slow/MS`, `/hop` (hop-by-hop and software headers),
+/// `/ws` (WebSocket echo); anything else: 200 "ok".
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub stats: Arc<UpstreamStats>,
+    tasks: JoinSet<()>,
+}
+
+impl Upstream {
+    /// Starts on a fresh port; `idle_close` closes idle keep-alive connections like Orthanc (1 s).
+    pub async fn start(idle_close: Option<Duration>) -> Upstream {
+        Upstream::start_at("127.0.0.1:0".parse().unwrap(), idle_close).await
+    }
+
+    pub async fn start_at(addr: SocketAddr, idle_close: Option<Duration>) -> Upstream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(addr).unwrap();
+        let listener = socket.listen(1024).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats = Arc::new(UpstreamStats::default());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(listener, stats.clone(), idle_close, addr));
+        Upstream { addr, stats, tasks }
+    }
+
+    /// Stops accepting and drops every open connection.
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    stats: Arc<UpstreamStats>,
+    idle_close: Option<Duration>,
+    me: SocketAddr,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        let stats = stats.clone();
+        conns.spawn(async move {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new());
+            b.header_read_timeout(idle_close);
+            let svc = hyper::service::service_fn(move |req| {
+                let stats = stats.clone();
+                async move { Ok::<_, Infallible>(route(req, stats, me).await) }
+            });
+            let _ = b
+                .serve_connection(TokioIo::new(tcp), svc)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<UpBody> {
+    let mut r = Response::new(http_body_util::Full::new(body.into()).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+/// The byte at offset `i` of every `/bytes/N` answer.
+pub fn pattern(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+async fn route(
+    mut req: Request<Incoming>,
+    stats: Arc<UpstreamStats>,
+    me: SocketAddr,
+) -> Response<UpBody> {
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    let path = req.uri().path().to_owned();
+    if path == "/echo" {
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let json = serde_json::json!({
+            "method": req.method().as_str(),
+            "uri": req.uri().to_string(),
+            "version": format!("{:?}", req.version()),
+            "headers": headers,
+        });
+        let mut r = full(StatusCode::OK, json.to_string());
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        return r;
+    }
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let total: u64 = n.parse().unwrap_or(0);
+        let (start, end, status) = match req
+            .headers()
+            .get("range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes="))
+            .and_then(|v| v.split_once('-'))
+        {
+            Some((a, b)) => {
+                let a: u64 = a.parse().unwrap_or(0);
+                let b: u64 = b.parse().unwrap_or(total - 1).min(total - 1);
+                (a, b + 1, StatusCode::PARTIAL_CONTENT)
+            }
+            None => (0, total, StatusCode::OK),
+        };
+        let stream = futures_util::stream::unfold(start, move |pos| async move {
+            if pos >= end {
+                return None;
+            }
+            let len = (end - pos).min(64 * 1024);
+            let chunk: Vec<u8> = (pos..pos + len).map(pattern).collect();
+            Some((Ok::<_, Infallible>(Frame::data(Bytes::from(chunk))), pos + len))
+        });
+        let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert("content-length", (end - start).to_string().parse().unwrap());
+        r.headers_mut()
+            .insert("accept-ranges", "bytes".parse().unwrap());
+        if status == StatusCode::PARTIAL_CONTENT {
+            r.headers_mut().insert(
+                "content-range",
+                format!("bytes {start}-{}/{total}", end - 1).parse().unwrap(),
+            );
+        }
+        return r;
+    }
+    if path == "/upload" {
+        let mut body = req.into_body();
+        let mut n = 0u64;
+        let mut sum = 0u64;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return full(StatusCode::BAD_REQUEST, "body error");
+            };
+            if let Some(d) = frame.data_ref() {
+                for (i, b) in d.iter().enumerate() {
+                    if *b != pattern(n + i as u64) {
+                        sum += 1;
+                    }
+                }
+                n += d.len() as u64;
+            }
+        }
+        stats.uploaded.fetch_add(n, Ordering::Relaxed);
+        return full(StatusCode::OK, format!("{n} {sum}"));
+    }
+    if path == "/redirect" {
+        let mut r = full(StatusCode::FOUND, "");
+        r.headers_mut().insert(
+            "location",
+            format!("http://{me}/app/explorer.html?x=1").parse().unwrap(),
+        );
+        r.headers_mut().insert(
+            "content-location",
+            format!("http://{me}/x").parse().unwrap(),
+        );
+        return r;
+    }
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+        return full(StatusCode::OK, "slow");
+    }
+    if path == "/hop" {
+        let mut r = full(StatusCode::OK, "hop");
+        let h = r.headers_mut();
+        h.insert("connection", "X-Up-Hop".parse().unwrap());
+        h.insert("x-up-hop", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("server", "Orthanc".parse().unwrap());
+        h.insert("x-powered-by", "PHP/5".parse().unwrap());
+        h.insert("cache-control", "public, max-age=3600".parse().unwrap());
+        h.insert("x-end-to-end", "kept".parse().unwrap());
+        return r;
+    }
+    if path == "/ws" {
+        let key = req
+            .headers()
+            .get("sec-websocket-key")
+            .cloned()
+            .unwrap_or_else(|| "x".parse().unwrap());
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_close() {
+                    break;
+                }
+                if ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let mut r = full(StatusCode::SWITCHING_PROTOCOLS, "");
+        let h = r.headers_mut();
+        h.insert("connection", "upgrade".parse().unwrap());
+        h.insert("upgrade", "websocket".parse().unwrap());
+        h.insert("sec-websocket-accept", accept.parse().unwrap());
+        return r;
+    }
+    full(StatusCode::OK, "ok")
+}
+
+/// A gateway configuration for tests (all listeners on 127.0.0.1:0); `extra` is appended.
+pub fn config_yaml(certs: &Certs, upstream: &str, extra: &str) -> String {
+    format!(
+        r#"
+server_name: viewer.test
+server_aliases: [localhost]
+listen:
+  https: "127.0.0.1:0"
+  http: "127.0.0.1:0"
+  admin: "127.0.0.1:0"
+tls:
+  cert_file: "{cert}"
+  key_file: "{key}"
+  reload_interval: 200ms
+upstream:
+  url: "{upstream}"
+  connect_timeout: 1s
+  response_timeout: 2s
+{extra}
+"#,
+        cert = certs.cert.display(),
+        key = certs.key.display(),
+    )
+}
+
+/// The gateway running in this process.
+pub struct Gw {
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gw {
+    pub async fn start(yaml: &str) -> Gw {
+        let (config, _) = vigie::config::Config::from_yaml(yaml).unwrap();
+        let gw = vigie::Gateway::bind(config).await.unwrap();
+        let (https, http, admin) = (gw.https_addr(), gw.http_addr(), gw.admin_addr());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(gw.serve(async move {
+            let _ = rx.await;
+        }));
+        Gw {
+            https,
+            http,
+            admin,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// Asks for a graceful shutdown and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://viewer.test:{}{path}", self.https.port())
+    }
+}
+
+/// A reqwest client that trusts the test CA and resolves `viewer.test` to the gateway.
+pub fn client(certs: &Certs, gw: SocketAddr, h2: bool) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
+    let b = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .resolve("viewer.test", gw)
+        .resolve("localhost", gw)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60));
+    let b = if h2 { b } else { b.http1_only() };
+    b.build().unwrap()
+}
+
+/// A raw TLS connection to the gateway, for requests no well-behaved client would send.
+pub async fn tls_connect(
+    certs: &Certs,
+    addr: SocketAddr,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certs.ca_der()).unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(vigie::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    let connector = TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Sends raw bytes and reads until the server closes (or `limit` passes); returns the text.
+pub async fn raw_exchange(
+    stream: &mut TlsStream<TcpStream>,
+    request: &[u8],
+    limit: Duration,
+) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let closed = loop {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// The echo route's view of the request headers, as (name, value) pairs.
+pub fn echoed_headers(json: &serde_json::Value) -> Vec<(String, String)> {
+    json["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn header<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The `vigie` binary built for these tests.
+pub fn vigie_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_vigie"))
+}
+
+/// Resident set size of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The gateway as a separate process (for signals and memory measurements).
+pub struct GwProcess {
+    pub child: tokio::process::Child,
+    pub https: SocketAddr,
+    pub lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    pub config: tempfile::NamedTempFile,
+}
+
+impl GwProcess {
+    pub async fn start(yaml: &str) -> GwProcess {
+        use std::io::Write;
+        use tokio::io::AsyncBufReadExt;
+        let mut config = tempfile::NamedTempFile::new().unwrap();
+        config.write_all(yaml.as_bytes()).unwrap();
+        let mut child = tokio::process::Command::new(vigie_bin())
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(config.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let https = loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("gateway did not start")
+                .expect("gateway exited before listening");
+            if line.contains("vigie listening") {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                break v["https"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        GwProcess {
+            child,
+            https,
+            lines: rx,
+            config,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub async fn wait_log(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"))
+                .unwrap_or_else(|| panic!("gateway exited before logging {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}

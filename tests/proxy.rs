@@ -1,0 +1,588 @@
+//! The proxy path end to end: a real upstream, the real gateway, real TLS clients.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+
+#[tokio::test]
+async fn proxies_http1_and_http2_with_security_headers() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    for h2 in [false, true] {
+        let c = client(&certs, gw.https, h2);
+        let res = c.get(gw.url("/echo?a=1&b=%2F")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let want = if h2 {
+            reqwest::Version::HTTP_2
+        } else {
+            reqwest::Version::HTTP_11
+        };
+        assert_eq!(res.version(), want);
+        let h = res.headers().clone();
+        assert_eq!(
+            h["strict-transport-security"],
+            "max-age=63072000; includeSubDomains"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "same-origin");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["x-request-id"].len(), 16);
+        let json: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(json["uri"], "/echo?a=1&b=%2F");
+        assert_eq!(json["version"], "HTTP/1.1", "upstream always gets HTTP/1.1");
+        let seen = echoed_headers(&json);
+        assert_eq!(header(&seen, "host"), [format!("viewer.test:{}", gw.https.port())]);
+        assert_eq!(
+            header(&seen, "x-request-id"),
+            [h["x-request-id"].to_str().unwrap()]
+        );
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_both_ways() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    let (text, _) = raw_exchange(
+        &mut tls,
+        b"GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: close, X-Client-Hop\r\n\
+X-Client-Hop: secret\r\nKeep-Alive: timeout=99\r\nTE: trailers\r\nProxy-Authorization: Basic eDp5\r\n\
+Proxy-Connection: keep-alive\r\nX-End-To-End: kept\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let json: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    let seen = echoed_headers(&json);
+    for gone in [
+        "x-client-hop",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "proxy-connection",
+    ] {
+        assert!(header(&seen, gone).is_empty(), "{gone} reached the upstream");
+    }
+    assert_eq!(header(&seen, "x-end-to-end"), ["kept"]);
+
+    let c = client(&certs, gw.https, false);
+    let res = c.get(gw.url("/hop")).send().await.unwrap();
+    let h = res.headers();
+    for gone in ["x-up-hop", "keep-alive", "server", "x-powered-by"] {
+        assert!(!h.contains_key(gone), "{gone} reached the client");
+    }
+    assert_eq!(h["x-end-to-end"], "kept");
+    assert_eq!(h["cache-control"], "no-store", "no-store overrides upstream caching");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn cache_control_passes_through_when_admin_opts_out() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "responses:\n  no_store: false\n",
+    ))
+    .await;
+    let res = client(&certs, gw.https, true)
+        .get(gw.url("/hop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "public, max-age=3600");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn forwarding_headers_replace_whatever_the_client_sent() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    for h2 in [false, true] {
+        let res = client(&certs, gw.https, h2)
+            .get(gw.url("/echo"))
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-forwarded-proto", "http")
+            .header("x-forwarded-host", "evil.example")
+            .header("forwarded", "for=6.6.6.6;proto=http;host=evil.example")
+            .header("x-real-ip", "6.6.6.6")
+            .header("x-vigie-user", "admin")
+            .send()
+            .await
+            .unwrap();
+        let seen = echoed_headers(&res.json().await.unwrap());
+        let host = format!("viewer.test:{}", gw.https.port());
+        assert_eq!(
+            header(&seen, "forwarded"),
+            [format!("for=127.0.0.1;proto=https;host={host}")]
+        );
+        assert_eq!(header(&seen, "x-forwarded-for"), ["127.0.0.1"]);
+        assert_eq!(header(&seen, "x-forwarded-proto"), ["https"]);
+        assert_eq!(header(&seen, "x-forwarded-host"), [host.as_str()]);
+        assert!(header(&seen, "x-real-ip").is_empty());
+        assert!(header(&seen, "x-vigie-user").is_empty());
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_locations_are_rewritten_to_the_public_origin() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let res = client(&certs, gw.https, true)
+        .get(gw.url("/redirect"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let origin = format!("https://viewer.test:{}", gw.https.port());
+    assert_eq!(
+        res.headers()["location"],
+        format!("{origin}/app/explorer.html?x=1").as_str()
+    );
+    assert_eq!(
+        res.headers()["content-location"],
+        format!("{origin}/x").as_str()
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn range_requests_get_partial_content() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    for h2 in [false, true] {
+        let res = client(&certs, gw.https, h2)
+            .get(gw.url("/bytes/100000"))
+            .header("range", "bytes=1000-1999")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 206);
+        assert_eq!(res.headers()["content-range"], "bytes 1000-1999/100000");
+        let body = res.bytes().await.unwrap();
+        assert_eq!(body.len(), 1000);
+        assert!(body.iter().enumerate().all(|(i, b)| *b == pattern(1000 + i as u64)));
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_tunnel() {
+    use tokio_tungstenite::tungstenite::Message;
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    let url = format!("wss://viewer.test:{}/ws", gw.https.port());
+    let (mut ws, res) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    assert_eq!(res.status(), 101);
+    assert!(res.headers().contains_key("strict-transport-security"));
+    ws.send(Message::text("bonjour")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("bonjour"));
+    let big = vec![7u8; 300_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));
+    // A tunnel is not an idle HTTP connection: it outlives the keep-alive timeout.
+    ws.close(None).await.unwrap();
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_outlives_the_http_idle_timeout() {
+    use tokio_tungstenite::tungstenite::Message;
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "limits:\n  keepalive_timeout: 300ms\n  header_read_timeout: 300ms\n",
+    ))
+    .await;
+    let tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    let url = format!("wss://viewer.test:{}/ws", gw.https.port());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    ws.send(Message::text("still there")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("still there"));
+    gw.shutdown().await;
+}
+
+/// Sends one raw HTTP/1.1 request and returns (status line, whether the connection closed).
+async fn raw(certs: &Certs, gw: &Gw, request: &[u8]) -> (String, String, bool) {
+    let mut tls = tls_connect(certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    let (text, closed) = raw_exchange(&mut tls, request, Duration::from_secs(3)).await;
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    (status, text, closed)
+}
+
+#[tokio::test]
+async fn request_smuggling_shapes_are_refused_and_the_connection_closed() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let cases: [(&[u8], &str); 8] = [
+        (
+            b"POST /echo HTTP/1.1\r\nHost: viewer.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: viewer.test\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET http://viewer.test/echo HTTP/1.1\r\nHost: viewer.test\r\n\r\n",
+            "400",
+        ),
+        (b"OPTIONS * HTTP/1.1\r\nHost: viewer.test\r\n\r\n", "400"),
+        (
+            b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n",
+            "40",
+        ),
+        (b"TRACE /echo HTTP/1.1\r\nHost: viewer.test\r\n\r\n", "405"),
+        (
+            b"GET /echo HTTP/1.1\r\nHost: viewer.test\r\nHost: other.test\r\n\r\n",
+            "400",
+        ),
+        (
+            b"GET /echo HTTP/1.1\r\nHost: viewer.test:443;proto=http\r\n\r\n",
+            "400",
+        ),
+    ];
+    for (req, want) in cases {
+        let (status, text, closed) = raw(&certs, &gw, req).await;
+        assert!(
+            status.starts_with(&format!("HTTP/1.1 {want}")),
+            "{:?} -> {text}",
+            String::from_utf8_lossy(req)
+        );
+        assert!(closed, "connection left open after {status}");
+        assert!(!text.contains("smuggled"));
+    }
+    assert_eq!(
+        up.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a refused request reached the upstream"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_slow_requests() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "limits:\n  header_read_timeout: 500ms\n  max_header_bytes: 16KiB\n",
+    ))
+    .await;
+    // Garbage request line.
+    let (status, _, closed) = raw(&certs, &gw, b"GE T / HTTP/1.1\r\nHost: viewer.test\r\n\r\n").await;
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    assert!(closed);
+    // Header over the limit.
+    let big = format!(
+        "GET /echo HTTP/1.1\r\nHost: viewer.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40_000)
+    );
+    let (status, _, closed) = raw(&certs, &gw, big.as_bytes()).await;
+    assert!(status.starts_with("HTTP/1.1 431"), "{status}");
+    assert!(closed);
+    // Slow client: half a head, then silence.
+    let started = std::time::Instant::now();
+    let (status, _, closed) = raw(&certs, &gw, b"GET /echo HTTP/1.1\r\nHost: vie").await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(closed);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // A connection that never sends anything is closed after the same timeout.
+    let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    let (text, closed) = raw_exchange(&mut tls, b"", Duration::from_secs(3)).await;
+    assert!(closed && text.is_empty(), "{text}");
+    // The gateway still serves.
+    let res = client(&certs, gw.https, false)
+        .get(gw.url("/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_keepalive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "limits:\n  keepalive_timeout: 400ms\n",
+    ))
+    .await;
+    let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    tls.write_all(b"GET /x HTTP/1.1\r\nHost: viewer.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Within the timeout the connection is still usable.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    tls.write_all(b"GET /x HTTP/1.1\r\nHost: viewer.test\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(3), tls.read(&mut buf))
+        .await
+        .expect("idle connection was not closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_host_or_sni_gets_421() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let yaml = config_yaml(&certs, &up.url(), "").replace("server_aliases: [localhost]", "");
+    let gw = Gw::start(&yaml).await;
+    // SNI viewer.test but Host another name.
+    let (status, _, _) = raw(
+        &certs,
+        &gw,
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 421"), "{status}");
+    // SNI localhost (the certificate covers it) with the right Host: still refused.
+    let mut tls = tls_connect(&certs, gw.https, "localhost", &[b"http/1.1"]).await;
+    let (text, _) = raw_exchange(
+        &mut tls,
+        b"GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 421"), "{text}");
+    // HTTP/2 with another :authority.
+    let c = client(&certs, gw.https, true);
+    let res = c
+        .get(format!("https://localhost:{}/echo", gw.https.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 421);
+    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_down_gives_a_plain_502_then_recovers() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let addr = up.addr;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let c = client(&certs, gw.https, true);
+    assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
+    up.stop().await;
+    let res = c.get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(res.status(), 502);
+    let body = res.text().await.unwrap();
+    for leak in ["127.0.0.1", &addr.port().to_string(), "refused", "error", "hyper"] {
+        assert!(!body.contains(leak), "502 page leaks {leak:?}: {body}");
+    }
+    // readyz follows the upstream.
+    let admin = reqwest::Client::new();
+    let ready = format!("http://{}/readyz", gw.admin.unwrap());
+    assert_eq!(admin.get(&ready).send().await.unwrap().status(), 503);
+    let up = Upstream::start_at(addr, None).await;
+    assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
+    assert_eq!(admin.get(&ready).send().await.unwrap().status(), 200);
+    drop(up);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_upstream_gives_504() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let res = client(&certs, gw.https, true)
+        .get(gw.url("/slow/3000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 504);
+    let metrics = reqwest::get(format!("http://{}/metrics", gw.admin.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("vigie_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+    gw.shutdown().await;
+}
+
+/// Orthanc closes idle keep-alive connections after 1 s. Requests spaced around that second
+/// race the close; none may fail, with the default pool settings and with a pool that keeps
+/// connections too long (then the single retry has to absorb the race).
+#[tokio::test]
+async fn upstream_closing_idle_connections_after_1s_never_surfaces() {
+    let certs = Certs::new();
+    let up = Upstream::start(Some(Duration::from_secs(1))).await;
+    for extra in ["", "  pool_idle_timeout: 5s\n"] {
+        let yaml = config_yaml(&certs, &up.url(), "").replace(
+            "  response_timeout: 2s\n",
+            &format!("  response_timeout: 2s\n{extra}"),
+        );
+        let gw = Gw::start(&yaml).await;
+        let c = client(&certs, gw.https, true);
+        let mut failures = Vec::new();
+        for i in 0..14u64 {
+            // 0.96 s .. 1.04 s, then bursts: every phase of the upstream's idle timer.
+            let pause = 960 + (i * 7) % 90;
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let burst = futures_util::future::join_all(
+                (0..4).map(|_| c.get(gw.url("/echo")).send()),
+            )
+            .await;
+            for r in burst {
+                match r {
+                    Ok(r) if r.status() == 200 => {}
+                    Ok(r) => failures.push(format!("pause {pause}: status {}", r.status())),
+                    Err(e) => failures.push(format!("pause {pause}: {e}")),
+                }
+            }
+        }
+        assert!(failures.is_empty(), "pool settings {extra:?}: {failures:?}");
+        gw.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn redirect_listener_never_proxies() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "",
+    )
+    .replace("  admin: \"127.0.0.1:0\"\n", "  admin: \"127.0.0.1:0\"\n  public_https_port: 443\n"))
+    .await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://{}", gw.http.unwrap());
+    let res = plain
+        .get(format!("{base}/app/explorer.html?x=1"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 301);
+    assert_eq!(
+        res.headers()["location"],
+        "https://viewer.test/app/explorer.html?x=1"
+    );
+    let res = plain.post(format!("{base}/instances")).body("x").send().await.unwrap();
+    assert_eq!(res.status(), 308);
+    let res = plain.get(format!("{base}//evil.example/")).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "https://viewer.test/");
+    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_bodies_over_the_limit_are_refused() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "limits:\n  max_request_body: 1KiB\n",
+    ))
+    .await;
+    let c = client(&certs, gw.https, true);
+    let res = c.post(gw.url("/upload")).body(vec![0u8; 2048]).send().await.unwrap();
+    assert_eq!(res.status(), 413);
+    // Without a length the body is cut at the limit: the upstream never gets it whole.
+    let chunks = futures_util::stream::iter(
+        (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 512]))),
+    );
+    let res = c
+        .post(gw.url("/upload"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
+    if let Ok(res) = res {
+        assert!(!res.status().is_success(), "{}", res.status());
+    }
+    assert!(up.stats.uploaded.load(std::sync::atomic::Ordering::Relaxed) <= 1024);
+    let ok = c.post(gw.url("/upload")).body(vec![0u8; 1000]).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let _ = client(&certs, gw.https, true).get(gw.url("/x")).send().await.unwrap();
+    let admin = format!("http://{}", gw.admin.unwrap());
+    let get = |p: &str| reqwest::get(format!("{admin}{p}"));
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let m = get("/metrics").await.unwrap().text().await.unwrap();
+    for want in [
+        "vigie_requests_total{class=\"2xx\"} 1",
+        "vigie_request_duration_seconds_bucket",
+        "vigie_open_connections",
+        "vigie_upstream_errors_total",
+        "vigie_certificate_expiry_seconds",
+    ] {
+        assert!(m.contains(want), "missing {want}:\n{m}");
+    }
+    let expiry: f64 = m
+        .lines()
+        .find(|l| l.starts_with("vigie_certificate_expiry_seconds "))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(expiry > 300.0 * 86400.0, "dev certificate lasts a year: {expiry}");
+    assert_eq!(get("/nope").await.unwrap().status(), 404);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn reserved_prefix_is_never_proxied() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let res = client(&certs, gw.https, true)
+        .get(gw.url("/_vigie/anything"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    gw.shutdown().await;
+}
