@@ -35,7 +35,10 @@ async fn proxies_http1_and_http2_with_security_headers() {
         assert_eq!(json["uri"], "/echo?a=1&b=%2F");
         assert_eq!(json["version"], "HTTP/1.1", "upstream always gets HTTP/1.1");
         let seen = echoed_headers(&json);
-        assert_eq!(header(&seen, "host"), [format!("viewer.test:{}", gw.https.port())]);
+        assert_eq!(
+            header(&seen, "host"),
+            [format!("viewer.test:{}", gw.https.port())]
+        );
         assert_eq!(
             header(&seen, "x-request-id"),
             [h["x-request-id"].to_str().unwrap()]
@@ -68,7 +71,10 @@ Proxy-Connection: keep-alive\r\nX-End-To-End: kept\r\n\r\n",
         "proxy-authorization",
         "proxy-connection",
     ] {
-        assert!(header(&seen, gone).is_empty(), "{gone} reached the upstream");
+        assert!(
+            header(&seen, gone).is_empty(),
+            "{gone} reached the upstream"
+        );
     }
     assert_eq!(header(&seen, "x-end-to-end"), ["kept"]);
 
@@ -79,7 +85,10 @@ Proxy-Connection: keep-alive\r\nX-End-To-End: kept\r\n\r\n",
         assert!(!h.contains_key(gone), "{gone} reached the client");
     }
     assert_eq!(h["x-end-to-end"], "kept");
-    assert_eq!(h["cache-control"], "no-store", "no-store overrides upstream caching");
+    assert_eq!(
+        h["cache-control"], "no-store",
+        "no-store overrides upstream caching"
+    );
     gw.shutdown().await;
 }
 
@@ -173,7 +182,11 @@ async fn range_requests_get_partial_content() {
         assert_eq!(res.headers()["content-range"], "bytes 1000-1999/100000");
         let body = res.bytes().await.unwrap();
         assert_eq!(body.len(), 1000);
-        assert!(body.iter().enumerate().all(|(i, b)| *b == pattern(1000 + i as u64)));
+        assert!(
+            body.iter()
+                .enumerate()
+                .all(|(i, b)| *b == pattern(1000 + i as u64))
+        );
     }
     gw.shutdown().await;
 }
@@ -215,7 +228,10 @@ async fn websocket_outlives_the_http_idle_timeout() {
     let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
     tokio::time::sleep(Duration::from_millis(900)).await;
     ws.send(Message::text("still there")).await.unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("still there"));
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("still there")
+    );
     gw.shutdown().await;
 }
 
@@ -289,7 +305,8 @@ async fn malformed_oversized_and_slow_requests() {
     ))
     .await;
     // Garbage request line.
-    let (status, _, closed) = raw(&certs, &gw, b"GE T / HTTP/1.1\r\nHost: viewer.test\r\n\r\n").await;
+    let (status, _, closed) =
+        raw(&certs, &gw, b"GE T / HTTP/1.1\r\nHost: viewer.test\r\n\r\n").await;
     assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     assert!(closed);
     // Header over the limit.
@@ -317,7 +334,10 @@ async fn malformed_oversized_and_slow_requests() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        up.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     gw.shutdown().await;
 }
 
@@ -387,7 +407,10 @@ async fn unknown_host_or_sni_gets_421() {
         .await
         .unwrap();
     assert_eq!(res.status(), 421);
-    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        up.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     gw.shutdown().await;
 }
 
@@ -403,7 +426,13 @@ async fn upstream_down_gives_a_plain_502_then_recovers() {
     let res = c.get(gw.url("/x")).send().await.unwrap();
     assert_eq!(res.status(), 502);
     let body = res.text().await.unwrap();
-    for leak in ["127.0.0.1", &addr.port().to_string(), "refused", "error", "hyper"] {
+    for leak in [
+        "127.0.0.1",
+        &addr.port().to_string(),
+        "refused",
+        "error",
+        "hyper",
+    ] {
         assert!(!body.contains(leak), "502 page leaks {leak:?}: {body}");
     }
     // readyz follows the upstream.
@@ -434,7 +463,10 @@ async fn slow_upstream_gives_504() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("vigie_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("vigie_upstream_errors_total{kind=\"timeout\"} 1"),
+        "{metrics}"
+    );
     gw.shutdown().await;
 }
 
@@ -457,10 +489,8 @@ async fn upstream_closing_idle_connections_after_1s_never_surfaces() {
             // 0.96 s .. 1.04 s, then bursts: every phase of the upstream's idle timer.
             let pause = 960 + (i * 7) % 90;
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            let burst = futures_util::future::join_all(
-                (0..4).map(|_| c.get(gw.url("/echo")).send()),
-            )
-            .await;
+            let burst =
+                futures_util::future::join_all((0..4).map(|_| c.get(gw.url("/echo")).send())).await;
             for r in burst {
                 match r {
                     Ok(r) if r.status() == 200 => {}
@@ -478,12 +508,10 @@ async fn upstream_closing_idle_connections_after_1s_never_surfaces() {
 async fn redirect_listener_never_proxies() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "",
-    )
-    .replace("  admin: \"127.0.0.1:0\"\n", "  admin: \"127.0.0.1:0\"\n  public_https_port: 443\n"))
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "").replace(
+        "  admin: \"127.0.0.1:0\"\n",
+        "  admin: \"127.0.0.1:0\"\n  public_https_port: 443\n",
+    ))
     .await;
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -501,11 +529,23 @@ async fn redirect_listener_never_proxies() {
         res.headers()["location"],
         "https://viewer.test/app/explorer.html?x=1"
     );
-    let res = plain.post(format!("{base}/instances")).body("x").send().await.unwrap();
+    let res = plain
+        .post(format!("{base}/instances"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 308);
-    let res = plain.get(format!("{base}//evil.example/")).send().await.unwrap();
+    let res = plain
+        .get(format!("{base}//evil.example/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["location"], "https://viewer.test/");
-    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        up.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     gw.shutdown().await;
 }
 
@@ -520,7 +560,12 @@ async fn request_bodies_over_the_limit_are_refused() {
     ))
     .await;
     let c = client(&certs, gw.https, true);
-    let res = c.post(gw.url("/upload")).body(vec![0u8; 2048]).send().await.unwrap();
+    let res = c
+        .post(gw.url("/upload"))
+        .body(vec![0u8; 2048])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     // Without a length the body is cut at the limit: the upstream never gets it whole.
     let chunks = futures_util::stream::iter(
@@ -535,7 +580,12 @@ async fn request_bodies_over_the_limit_are_refused() {
         assert!(!res.status().is_success(), "{}", res.status());
     }
     assert!(up.stats.uploaded.load(std::sync::atomic::Ordering::Relaxed) <= 1024);
-    let ok = c.post(gw.url("/upload")).body(vec![0u8; 1000]).send().await.unwrap();
+    let ok = c
+        .post(gw.url("/upload"))
+        .body(vec![0u8; 1000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     gw.shutdown().await;
 }
@@ -545,7 +595,11 @@ async fn admin_endpoints() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
     let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
-    let _ = client(&certs, gw.https, true).get(gw.url("/x")).send().await.unwrap();
+    let _ = client(&certs, gw.https, true)
+        .get(gw.url("/x"))
+        .send()
+        .await
+        .unwrap();
     let admin = format!("http://{}", gw.admin.unwrap());
     let get = |p: &str| reqwest::get(format!("{admin}{p}"));
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
@@ -567,7 +621,10 @@ async fn admin_endpoints() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(expiry > 300.0 * 86400.0, "dev certificate lasts a year: {expiry}");
+    assert!(
+        expiry > 300.0 * 86400.0,
+        "dev certificate lasts a year: {expiry}"
+    );
     assert_eq!(get("/nope").await.unwrap().status(), 404);
     gw.shutdown().await;
 }
@@ -583,6 +640,9 @@ async fn reserved_prefix_is_never_proxied() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-    assert_eq!(up.stats.requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        up.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     gw.shutdown().await;
 }

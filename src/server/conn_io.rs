@@ -174,7 +174,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<T> {
                             .reset(Instant::now() + this.timeouts.header);
                     }
                     if this.scan.feed(&buf.filled()[before..]) {
-                        this.activity.framing_conflict.store(true, Ordering::Release);
+                        this.activity
+                            .framing_conflict
+                            .store(true, Ordering::Release);
                     }
                 }
                 Poll::Ready(Ok(()))
@@ -303,9 +305,15 @@ mod tests {
             b"\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Len",
             b"gth: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
         ]));
-        assert!(!scan(&[b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nTransfer-Encoding: x\r\n\r\n"]));
-        assert!(!scan(&[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"]));
-        assert!(!scan(&[b"POST / HTTP/1.1\r\nTransfer-Encodingx: a\r\nContent-Length: 1\r\n\r\n"]));
+        assert!(!scan(&[
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nTransfer-Encoding: x\r\n\r\n"
+        ]));
+        assert!(!scan(&[
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ]));
+        assert!(!scan(&[
+            b"POST / HTTP/1.1\r\nTransfer-Encodingx: a\r\nContent-Length: 1\r\n\r\n"
+        ]));
         assert!(!scan(&[b"GET /content-length:transfer-encoding: HTTP/1.1\r\nX-Content-Length-And-Transfer-Encoding: 1\r\n\r\n"]));
     }
 }

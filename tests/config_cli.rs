@@ -1,0 +1,370 @@
+//! Every configuration error path, through the real binary: one clear message per problem, with
+//! its YAML path and a hint, a non-zero exit, and nothing started.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn vigie(args: &[&str], config: Option<&str>) -> Run {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new(vigie_bin());
+    cmd.args(args);
+    if let Some(yaml) = config {
+        file.write_all(yaml.as_bytes()).unwrap();
+        cmd.arg("--config").arg(file.path());
+    }
+    let out: Output = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A configuration whose upstream is a listening socket (reachable) unless told otherwise.
+fn yaml(certs: &Certs, upstream: &str) -> String {
+    config_yaml(certs, upstream, "")
+}
+
+fn listening() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (l, url)
+}
+
+fn closed_port_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+#[track_caller]
+fn assert_problem(run: &Run, path: &str, words: &[&str]) {
+    assert_eq!(run.code, 1, "exit code; stderr:\n{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("error: {path}: ")))
+        .unwrap_or_else(|| panic!("no error for {path} in:\n{}", run.stderr));
+    // The problem and its hint line.
+    let line = lines[at..(at + 2).min(lines.len())].join("\n");
+    for w in words {
+        assert!(
+            line.contains(w),
+            "`{line}` lacks {w:?}; stderr:\n{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("hint: "), "no hint:\n{}", run.stderr);
+}
+
+#[test]
+fn a_good_configuration_checks_clean() {
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let run = vigie(&["check"], Some(&yaml(&certs, &url)));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("OK"));
+}
+
+#[test]
+fn the_shipped_example_parses() {
+    let text = std::fs::read_to_string("config/vigie.example.yaml").unwrap();
+    let (config, warnings) = vigie::config::Config::from_yaml(&text).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(config.server_name, "viewer.example.org");
+    let dev = std::fs::read_to_string("config/dev.yaml").unwrap();
+    vigie::config::Config::from_yaml(&dev).unwrap();
+}
+
+#[test]
+fn missing_and_empty_files() {
+    let run = vigie(&["check", "--config", "/nonexistent/vigie.yaml"], None);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("cannot read /nonexistent/vigie.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert_problem(&vigie(&["check"], Some("")), ".", &["empty"]);
+}
+
+#[test]
+fn syntax_and_type_errors_point_at_the_line() {
+    let run = vigie(&["check"], Some("server_name: [viewer\nlisten: {"));
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("line "), "{}", run.stderr);
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let bad_type = yaml(&certs, &url) + "limits:\n  max_connections: lots\n";
+    assert_problem(
+        &vigie(&["check"], Some(&bad_type)),
+        "limits.max_connections",
+        &[],
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let typo = yaml(&certs, &url).replace("key_file:", "key_flie:");
+    assert_problem(
+        &vigie(&["check"], Some(&typo)),
+        "tls.key_flie",
+        &["unknown field"],
+    );
+    let top = yaml(&certs, &url) + "upstream_url: http://x\n";
+    assert_problem(
+        &vigie(&["check"], Some(&top)),
+        "upstream_url",
+        &["unknown field"],
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let certs = Certs::new();
+    let text = format!(
+        r#"
+server_name: "https://viewer.example.org/"
+listen:
+  https: "8443"
+  http: "0.0.0.0:99999"
+tls:
+  cert_file: "{}"
+  min_version: "1.1"
+upstream:
+  url: "ftp://orthanc"
+  connect_timeout: "5"
+limits:
+  max_request_body: "a lot"
+log:
+  format: xml
+"#,
+        certs.cert.display()
+    );
+    let run = vigie(&["check"], Some(&text));
+    assert_eq!(run.code, 1);
+    for path in [
+        "server_name",
+        "listen.https",
+        "listen.http",
+        "tls.key_file",
+        "tls.min_version",
+        "upstream.url",
+        "upstream.connect_timeout",
+        "limits.max_request_body",
+        "log.format",
+    ] {
+        assert!(
+            run.stderr.contains(&format!("error: {path}: ")),
+            "{path} missing:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn contradictions_are_errors() {
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let same_port = yaml(&certs, &url).replace(
+        "  http: \"127.0.0.1:0\"",
+        "  http: \"127.0.0.1:8443\"\n  public_https_port: 443",
+    );
+    let same_port = same_port.replace("  https: \"127.0.0.1:0\"", "  https: \"0.0.0.0:8443\"");
+    assert_problem(
+        &vigie(&["check", "--offline"], Some(&same_port)),
+        "listen.http",
+        &["collides"],
+    );
+    let loops = yaml(&certs, "http://127.0.0.1:8443")
+        .replace("  https: \"127.0.0.1:0\"", "  https: \"127.0.0.1:8443\"");
+    assert_problem(
+        &vigie(&["check", "--offline"], Some(&loops)),
+        "upstream.url",
+        &["gateway's own"],
+    );
+    let creds = yaml(&certs, "http://orthanc:SECRETPW@127.0.0.1:8042");
+    let run = vigie(&["check", "--offline"], Some(&creds));
+    assert_problem(&run, "upstream.url", &["credentials"]);
+    assert!(
+        !run.stderr.contains("SECRETPW"),
+        "password echoed:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn certificate_problems_name_the_file_and_the_fix() {
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let base = yaml(&certs, &url);
+    let cert = certs.cert.display().to_string();
+    let key = certs.key.display().to_string();
+
+    let missing = base.replace(&cert, "/nonexistent/server.crt");
+    assert_problem(
+        &vigie(&["check"], Some(&missing)),
+        "tls.cert_file",
+        &["cannot read", "/nonexistent/server.crt"],
+    );
+    let missing_key = base.replace(&key, "/nonexistent/server.key");
+    assert_problem(
+        &vigie(&["check"], Some(&missing_key)),
+        "tls.key_file",
+        &["cannot read"],
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "hello\n").unwrap();
+    let not_pem = base.replace(&cert, &garbage.display().to_string());
+    assert_problem(
+        &vigie(&["check"], Some(&not_pem)),
+        "tls.cert_file",
+        &["BEGIN CERTIFICATE"],
+    );
+    let not_key = base.replace(&key, &garbage.display().to_string());
+    assert_problem(
+        &vigie(&["check"], Some(&not_key)),
+        "tls.key_file",
+        &["PRIVATE KEY"],
+    );
+
+    let other = vigie::tls::devcert::generate(dir.path(), "viewer.test").unwrap();
+    let mismatch = base.replace(&key, &other.key.display().to_string());
+    assert_problem(
+        &vigie(&["check"], Some(&mismatch)),
+        "tls.key_file",
+        &["does not belong"],
+    );
+
+    let wrong_name = base.replace("server_name: viewer.test", "server_name: pacs.example.org");
+    assert_problem(
+        &vigie(&["check"], Some(&wrong_name)),
+        "server_name",
+        &["does not cover `pacs.example.org`", "viewer.test"],
+    );
+
+    let (expired_cert, expired_key) = expired_pair(dir.path());
+    let expired = base
+        .replace(&cert, &expired_cert)
+        .replace(&key, &expired_key);
+    assert_problem(
+        &vigie(&["check"], Some(&expired)),
+        "tls.cert_file",
+        &["expired", "days ago"],
+    );
+    let run = vigie(&["serve"], Some(&expired));
+    assert_problem(&run, "tls.cert_file", &["expired"]);
+}
+
+fn expired_pair(dir: &Path) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["viewer.test".to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(400);
+    params.not_after = now - time::Duration::days(35);
+    let cert = params.self_signed(&key).unwrap();
+    let (c, k) = (dir.join("expired.crt"), dir.join("expired.key"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c.display().to_string(), k.display().to_string())
+}
+
+#[test]
+fn unreachable_upstream() {
+    let certs = Certs::new();
+    let text = yaml(&certs, &closed_port_url());
+    assert_problem(
+        &vigie(&["check"], Some(&text)),
+        "upstream.url",
+        &["cannot connect"],
+    );
+    assert_eq!(vigie(&["check", "--offline"], Some(&text)).code, 0);
+    let run = vigie(&["serve"], Some(&text));
+    assert_problem(&run, "upstream.url", &["cannot connect"]);
+    assert!(!run.stdout.contains("vigie listening"), "started anyway");
+}
+
+#[test]
+fn warnings_alone_exit_3() {
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let text = yaml(&certs, &url).replace("  admin: \"127.0.0.1:0\"", "  admin: \"0.0.0.0:0\"");
+    let run = vigie(&["check"], Some(&text));
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning: listen.admin: "),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_busy_port_stops_the_start_with_nothing_half_started() {
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let free_addr = free.local_addr().unwrap();
+    drop(free);
+    let text = yaml(&certs, &url)
+        .replace(
+            "  https: \"127.0.0.1:0\"",
+            &format!("  https: \"{}\"", free_addr),
+        )
+        .replace(
+            "  admin: \"127.0.0.1:0\"",
+            &format!("  admin: \"{}\"", busy.local_addr().unwrap()),
+        );
+    let run = vigie(&["serve"], Some(&text));
+    assert_problem(&run, "listen.admin", &["cannot listen", "another program"]);
+    assert!(!run.stdout.contains("vigie listening"));
+    // The HTTPS port it could have bound is free again: nothing kept running.
+    TcpListener::bind(free_addr).expect("https port still held");
+}
+
+#[test]
+fn dev_cert_creates_a_usable_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let run = vigie(
+        &[
+            "dev-cert",
+            "--out",
+            out.to_str().unwrap(),
+            "--name",
+            "viewer.test",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let loaded = vigie::tls::load(&out.join("server.crt"), &out.join("server.key")).unwrap();
+    assert!(loaded.info.covers("viewer.test") && loaded.info.covers("localhost"));
+    let run = vigie(
+        &[
+            "dev-cert",
+            "--out",
+            out.to_str().unwrap(),
+            "--name",
+            "viewer.test",
+        ],
+        None,
+    );
+    assert!(run.stdout.contains("reused CA"), "{}", run.stdout);
+}
