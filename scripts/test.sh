@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit and integration tests (real gateway, real upstream,
+# real TLS clients), then the TLS scanners against a running gateway.
+#   scripts/test.sh            everything
+#   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~70 s scanner run
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+missing=()
+for tool in cargo python3 openssl testssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+((${#missing[@]} == 0)) || die "missing: ${missing[*]} (on Debian: .ci/run installs them)"
+
+step() { printf '\n== %s\n' "$*"; }
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+step "cargo test (unit + integration)"
+# Tests measure memory and timeouts: two threads keep them from starving each other on small CI
+# machines without serialising everything.
+cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
+if [[ "${SKIP_TLS_SCAN:-0}" != 1 ]]; then
+  step "TLS scanners (sslyze, testssl.sh)"
+  scripts/tls-scan.sh
+fi
+step "all tests passed"
