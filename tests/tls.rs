@@ -72,7 +72,10 @@ async fn tls12_negotiates_ecdhe_with_aead_only() {
     assert_eq!(conn.protocol_version(), Some(ProtocolVersion::TLSv1_2));
     let suite = format!("{:?}", conn.negotiated_cipher_suite().unwrap().suite());
     assert!(suite.starts_with("TLS_ECDHE_ECDSA_WITH_"), "{suite}");
-    assert!(suite.contains("GCM") || suite.contains("CHACHA20_POLY1305"), "{suite}");
+    assert!(
+        suite.contains("GCM") || suite.contains("CHACHA20_POLY1305"),
+        "{suite}"
+    );
     gw.shutdown().await;
 }
 
@@ -111,7 +114,13 @@ async fn legacy_protocols_and_suites_are_refused() {
     let target = gw.https.to_string();
     let probe = move |args: &[&str]| {
         let out = std::process::Command::new("openssl")
-            .args(["s_client", "-connect", &target, "-servername", "viewer.test"])
+            .args([
+                "s_client",
+                "-connect",
+                &target,
+                "-servername",
+                "viewer.test",
+            ])
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()
@@ -122,7 +131,11 @@ async fn legacy_protocols_and_suites_are_refused() {
         (
             probe(&["-tls1_1"]),
             probe(&["-tls1"]),
-            probe(&["-tls1_2", "-cipher", "AES128-SHA:AES256-SHA256:ECDHE-ECDSA-AES128-SHA"]),
+            probe(&[
+                "-tls1_2",
+                "-cipher",
+                "AES128-SHA:AES256-SHA256:ECDHE-ECDSA-AES128-SHA",
+            ]),
             probe(&["-tls1_2", "-cipher", "AES128-GCM-SHA256"]),
             probe(&["-tls1_2"]),
         )
