@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""Parsing and reporting for scripts/bench.sh (standard library only).
+
+  report.py record ROWS TOOL OUTFILE [key=value ...]
+      Parse one load-generator output (TOOL: wrk | h2load | hsload; for h2load a key
+      h2log=PATH adds p50/p99 from its --log-file), merge the key=value pairs (server
+      memory/CPU samples, labels), append one JSON line to ROWS and print a summary line.
+      Exit 3 when more than 1 % of the requests failed or nothing succeeded.
+  report.py summary ROWS RUN_ID TABLE_FILE
+      Print the comparison table (ratios, targets PASS/FAIL) and write it to TABLE_FILE.
+  report.py median RESULTS_JSONL RUN_ID...
+      The same table over the median of each number across several runs (from
+      results/bench/results.jsonl), e.g. to summarise repeated runs on a noisy machine.
+"""
+import json
+import math
+import re
+import sys
+
+MIB = 1024 * 1024
+
+
+def num(v):
+    """key=value values: int, float, or the string itself."""
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def seconds(text):
+    """h2load durations: '10.00s', '905.12ms', '820us'."""
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s)", text)
+    if not m:
+        raise ValueError(f"cannot read duration {text!r}")
+    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, math.ceil(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def parse_wrk(text):
+    m = re.search(r"^WRKJSON (.*)$", text, re.M)
+    if not m:
+        raise ValueError("wrk printed no WRKJSON summary line")
+    d = json.loads(m.group(1))
+    secs = d["duration_us"] / 1e6
+    io_err = d["err_connect"] + d["err_read"] + d["err_write"] + d["err_timeout"]
+    ok = max(d["requests"] - d["err_status"], 0)
+    return {
+        "elapsed_s": round(secs, 3),
+        "ok": ok,
+        "failed": io_err + d["err_status"],
+        "rps": round(ok / secs, 1),
+        "MBps": round(d["bytes"] / secs / 1e6, 2),
+        "mean_ms": round(d["lat_mean_us"] / 1000, 3),
+        "p50_ms": round(d["lat_p50_us"] / 1000, 3),
+        "p99_ms": round(d["lat_p99_us"] / 1000, 3),
+        "max_ms": round(d["lat_max_us"] / 1000, 3),
+    }
+
+
+def parse_h2load(text, logfile=None):
+    fin = re.search(r"^finished in (\S+), ", text, re.M)
+    req = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                    r"(\d+) failed, (\d+) errored, (\d+) timeout", text, re.M)
+    st = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+    traffic = re.search(r"^traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers.*?\((\d+)\) data",
+                        text, re.M)
+    if not (fin and req and st and traffic):
+        raise ValueError("cannot read the h2load summary")
+    secs = seconds(fin.group(1))
+    ok2xx = int(st.group(1))
+    non2xx = int(st.group(2)) + int(st.group(3)) + int(st.group(4))
+    bad = int(req.group(5)) + int(req.group(6)) + int(req.group(7))
+    out = {
+        "elapsed_s": round(secs, 3),
+        "ok": ok2xx,
+        "failed": bad + non2xx,
+        "rps": round(ok2xx / secs, 1),
+        "MBps": round(int(traffic.group(3)) / secs / 1e6, 2),
+        "data_bytes": int(traffic.group(3)),
+    }
+    proto = re.search(r"^Application protocol: (\S+)", text, re.M)
+    out["alpn"] = proto.group(1) if proto else None
+    tls = re.search(r"^TLS Protocol: (\S+)\nCipher: (\S+)\nServer Temp Key: (\S+)", text, re.M)
+    if tls:
+        out["tls"] = "/".join(tls.groups())
+    if logfile:
+        lat = sorted(int(line.split("\t")[2]) for line in open(logfile)
+                     if line.count("\t") >= 2 and line.split("\t")[1] != "-1")
+        if lat:
+            out["p50_ms"] = round(percentile(lat, 50) / 1000, 3)
+            out["p99_ms"] = round(percentile(lat, 99) / 1000, 3)
+            out["mean_ms"] = round(sum(lat) / len(lat) / 1000, 3)
+    return out
+
+
+def parse_hsload(text):
+    m = re.search(r"^HSJSON (.*)$", text, re.M)
+    if not m:
+        raise ValueError("hsload printed no HSJSON line")
+    d = json.loads(m.group(1))
+    return {
+        "elapsed_s": d["elapsed_s"],
+        "ok": d["ok"],
+        "failed": d["failed"] + d["non200"],
+        "resumed": d["resumed"],
+        "rps": d["rate"],
+        "MBps": None,
+        "p50_ms": d["p50_ms"],
+        "p99_ms": d["p99_ms"],
+        "tls": f'{d["proto"]}/{d["cipher"]}/{d["group"]}',
+    }
+
+
+def record(rows, tool, outfile, pairs):
+    extra = dict(p.split("=", 1) for p in pairs)
+    text = open(outfile, errors="replace").read()
+    if tool == "wrk":
+        r = parse_wrk(text)
+    elif tool == "h2load":
+        r = parse_h2load(text, extra.pop("h2log", None))
+    elif tool == "hsload":
+        r = parse_hsload(text)
+    else:
+        raise SystemExit(f"unknown tool {tool}")
+    row = {k: num(v) for k, v in extra.items()}
+    row["tool"] = tool
+    row.update(r)
+    # Server-side numbers from /proc (kB and clock ticks) -> MiB and seconds.
+    hz = row.pop("hz", 100)
+    for k in ("rss_base_kb", "rss_peak_kb", "hwm_kb"):
+        if k in row:
+            row[k.replace("_kb", "_MiB")] = round(row.pop(k) / 1024, 1)
+    if "cpu_ticks" in row:
+        row["cpu_s"] = round(row.pop("cpu_ticks") / hz, 2)
+        if row["ok"]:
+            row["cpu_us_per_req"] = round(row["cpu_s"] * 1e6 / row["ok"], 1)
+    with open(rows, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    total = row["ok"] + row["failed"]
+    line = (f'  {row.get("test", "?"):<13} {row.get("target", "?"):<9} {tool:<7}'
+            f' {row["rps"]:>9.1f} req/s {fmt(row["MBps"]):>8} MB/s')
+    if row.get("p99_ms") is not None:
+        line += f'  p50 {row.get("p50_ms")} ms  p99 {row["p99_ms"]} ms'
+    line += f'  ok {row["ok"]} failed {row["failed"]}'
+    if "resumed" in row:
+        line += f' resumed {row["resumed"]}'
+    if "rss_peak_MiB" in row:
+        line += f'  server: peak RSS {row["rss_peak_MiB"]} MiB (VmHWM {row.get("hwm_MiB")}), cpu {row.get("cpu_s")} s'
+    print(line, flush=True)
+    if row["ok"] == 0 or row["failed"] * 100 > total:
+        print(f"  ERROR: {row['failed']} of {total} requests failed (> 1 %)", file=sys.stderr)
+        sys.exit(3)
+
+
+def fmt(v, digits=1):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.{digits}f}"
+
+
+def summary(rows_path, run_id, table_path):
+    rows = [json.loads(line) for line in open(rows_path)]
+    render(rows, run_id, table_path)
+
+
+def median_rows(results_path, run_ids):
+    """One synthetic row per (test, target): the median of every numeric field."""
+    groups = {}
+    for line in open(results_path):
+        r = json.loads(line)
+        if r.get("run") in run_ids and "test" in r:
+            groups.setdefault((r["test"], r["target"]), []).append(r)
+    rows = []
+    for (test, target), rs in groups.items():
+        row = {"test": test, "target": target, "runs": len(rs)}
+        for k in rs[0]:
+            vals = sorted(r[k] for r in rs if isinstance(r.get(k), (int, float)))
+            if vals and isinstance(rs[0][k], (int, float)):
+                n = len(vals)
+                row[k] = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+            elif k not in row:
+                row[k] = rs[0][k]
+        rows.append(row)
+    return rows
+
+
+def render(rows, run_id, table_path=None):
+    by = {(r["test"], r["target"]): r for r in rows}
+    lines = []
+    results = []  # (name, ok)
+
+    def get(test, target, key):
+        r = by.get((test, target))
+        return None if r is None else r.get(key)
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    hdr = (f"{'metric':<44}{'direct':>10}{'nginx':>10}{'vigie':>10}{'V/nginx':>9}{'V/direct':>9}"
+           f"  {'target':<17}result")
+    lines.append(hdr)
+    lines.append("-" * len(hdr))
+
+    def row(label, test, key, digits=1, target=None, direct_target=None):
+        d, n, v = (get(test, t, key) for t in ("direct", "nginx", "vigie"))
+        rn, rd = ratio(v, n), ratio(v, d)
+        tdesc, res = "", ""
+        if target:  # (kind, factor) against nginx
+            kind, f = target
+            if v is not None and n:
+                ok = (v >= f * n) if kind == ">=" else (v <= f * n)
+                res = "PASS" if ok else "FAIL"
+                results.append((f"{label}: vigie {kind} {f} x nginx", ok))
+            tdesc = f"{kind} {f} x nginx"
+        if direct_target and v is not None and d:
+            ok = v >= direct_target * d
+            res = "PASS" if ok else "FAIL"
+            tdesc = f">= {direct_target} x direct"
+            results.append((f"{label}: vigie >= {direct_target} x direct", ok))
+        lines.append(f"{label:<44}{fmt(d, digits):>10}{fmt(n, digits):>10}{fmt(v, digits):>10}"
+                     f"{fmt(rn, 2):>9}{fmt(rd, 2):>9}  {tdesc:<17}{res}")
+
+    def rss_row(label, test):
+        d, n, v = (get(test, t, "rss_peak_MiB") for t in ("direct", "nginx", "vigie"))
+        hw = get(test, "vigie", "hwm_MiB")
+        res = ""
+        if v is not None:
+            peak = max(v, hw or 0)
+            ok = peak < 64
+            res = "PASS" if ok else "FAIL"
+            results.append((f"{label}: vigie peak RSS {peak:.1f} MiB < 64 MiB", ok))
+        lines.append(f"{label:<44}{fmt(d):>10}{fmt(n):>10}{fmt(v):>10}{fmt(ratio(v, n), 2):>9}"
+                     f"{fmt(ratio(v, d), 2):>9}  {'< 64 MiB':<17}{res}")
+
+    row("small h1 req/s (wrk, keep-alive)", "small_h1", "rps", 0, (">=", 1.0))
+    row("small h1 p50 ms", "small_h1", "p50_ms", 2)
+    row("small h1 p99 ms", "small_h1", "p99_ms", 2, ("<=", 1.2))
+    row("small h1 server CPU us/request", "small_h1", "cpu_us_per_req", 1)
+    row("small h2 req/s (h2load, 1 stream/conn)", "small_h2", "rps", 0, (">=", 1.0))
+    row("small h2 p50 ms", "small_h2", "p50_ms", 2)
+    row("small h2 p99 ms", "small_h2", "p99_ms", 2, ("<=", 1.2))
+    row("small h2 server CPU us/request", "small_h2", "cpu_us_per_req", 1)
+    row("download h1 MB/s (20 x 200 MiB, h2load)", "download_h1", "MBps", 0, None, 0.9)
+    rss_row("download h1 server peak RSS MiB", "download_h1")
+    row("download h1 server CPU s", "download_h1", "cpu_s", 2)
+    row("download h2 MB/s (20 x 200 MiB, h2load)", "download_h2", "MBps", 0, None, 0.9)
+    rss_row("download h2 server peak RSS MiB", "download_h2")
+    row("download h2 server CPU s", "download_h2", "cpu_s", 2)
+    row("new TLS conns/s (full handshake + GET)", "handshake", "rps", 0, (">=", 1.0))
+    row("new TLS conns p99 ms", "handshake", "p99_ms", 2)
+    row("server CPU us per new TLS conn", "handshake", "cpu_us_per_req", 1)
+
+    # Access log on vs off (Vigie only).
+    acc = []
+    for test in ("small_h1", "small_h2"):
+        off, on = by.get((test, "vigie")), by.get((test, "vigie+log"))
+        if off and on:
+            acc.append(f"  {test}: req/s {off['rps']:.0f} -> {on['rps']:.0f} "
+                       f"({(on['rps'] / off['rps'] - 1) * 100:+.1f} %), p99 {off['p99_ms']:.2f} -> "
+                       f"{on['p99_ms']:.2f} ms, CPU us/req {off.get('cpu_us_per_req')} -> "
+                       f"{on.get('cpu_us_per_req')}")
+    tls = {t: get("handshake", t, "tls") for t in ("nginx", "vigie")}
+    tls_h2load = {t: get("small_h2", t, "tls") for t in ("nginx", "vigie")}
+    resumed = {t: get("handshake", t, "resumed") for t in ("nginx", "vigie")}
+
+    out = [f"== Vigie benchmark {run_id}", ""] + lines
+    out += ["", "V = Vigie. direct = plain HTTP to the upstream (h1; h2 rows: cleartext h2c). "
+            "MB = 10^6 bytes.",
+            f"Handshake rows (hsload): TLS {tls}; sessions resumed {resumed} (must be 0).",
+            f"h2load rows: TLS {tls_h2load} (h2load prefers AES-128; Vigie imposes its own order)."]
+    if acc:
+        out += ["", "Vigie with log.access_log: true (level info, JSON to a file) vs false:"] + acc
+    out += ["", "Targets:"]
+    out += [f"  {'PASS' if ok else 'FAIL'}  {name}" for name, ok in results]
+    out.append(f"  {sum(ok for _, ok in results)} of {len(results)} targets met")
+    text = "\n".join(out) + "\n"
+    print(text)
+    if table_path:
+        with open(table_path, "w") as f:
+            f.write(text)
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[1] == "record":
+        record(argv[2], argv[3], argv[4], argv[5:])
+    elif len(argv) == 5 and argv[1] == "summary":
+        summary(argv[2], argv[3], argv[4])
+    elif len(argv) >= 4 and argv[1] == "median":
+        runs = argv[3:]
+        render(median_rows(argv[2], runs), f"median of {len(runs)} runs: {' '.join(runs)}")
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
