@@ -13,7 +13,8 @@ use tower::Service;
 
 use crate::body::Body;
 use crate::error_page;
-use crate::middleware::guard::request_host;
+use crate::middleware::guard::request_host_value;
+use crate::proxy::Proxy;
 use crate::server::{ConnInfo, Shared};
 
 /// The prefix no upstream path may use.
@@ -23,12 +24,17 @@ pub const RESERVED_PREFIX: &str = "/_vigie/";
 #[derive(Debug, Clone)]
 pub struct Router {
     shared: Arc<Shared>,
+    proxy: Proxy,
     conn: ConnInfo,
 }
 
 impl Router {
-    pub fn new(shared: Arc<Shared>, conn: ConnInfo) -> Self {
-        Router { shared, conn }
+    pub fn new(shared: Arc<Shared>, proxy: Proxy, conn: ConnInfo) -> Self {
+        Router {
+            shared,
+            proxy,
+            conn,
+        }
     }
 }
 
@@ -43,6 +49,7 @@ impl Service<Request<Incoming>> for Router {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let shared = self.shared.clone();
+        let proxy = self.proxy.clone();
         let conn = self.conn.clone();
         Box::pin(async move {
             let version = req.version();
@@ -50,11 +57,10 @@ impl Service<Request<Incoming>> for Router {
                 return Ok(error_page::response(StatusCode::NOT_FOUND, version, false));
             }
             // The guard layer has already refused requests without a valid host.
-            let host = request_host(&req).unwrap_or_default().to_owned();
-            Ok(shared
-                .proxy
-                .forward(req, &conn, &host, &shared.metrics)
-                .await)
+            let Some(host) = request_host_value(&req) else {
+                return Ok(error_page::response(StatusCode::BAD_REQUEST, version, true));
+            };
+            Ok(proxy.forward(req, &conn, host, &shared.metrics).await)
         })
     }
 }

@@ -8,12 +8,14 @@ use crate::middleware::guard::GuardLayer;
 use crate::middleware::request_id::RequestIdLayer;
 use crate::middleware::security_headers::SecurityHeadersLayer;
 use crate::middleware::trace::TraceLayer;
+use crate::proxy::Proxy;
 use crate::router::Router;
 use crate::server::{ConnInfo, Shared};
 
 /// Builds the service for one client connection.
 pub fn build(
     shared: Arc<Shared>,
+    proxy: Proxy,
     conn: ConnInfo,
 ) -> impl tower::Service<
     http::Request<hyper::body::Incoming>,
@@ -37,5 +39,5 @@ pub fn build(
         .layer(SecurityHeadersLayer)
         // Refusals (smuggling, wrong host, oversized body) before any routing or proxying.
         .layer(GuardLayer::new(shared.config.clone(), conn.clone()))
-        .service(Router::new(shared, conn))
+        .service(Router::new(shared, proxy, conn))
 }

@@ -26,7 +26,12 @@ pub fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
         // Losing log lines silently is worse than a short stall under a log flood.
         .lossy(false)
         .buffered_lines_limit(64 * 1024)
-        .finish(std::io::stdout());
+        // Buffered: the writer thread flushes each time its queue is empty, so a burst of
+        // lines costs one write(2) instead of one per line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let filter = EnvFilter::try_from_env("VIGIE_LOG")
         .or_else(|_| EnvFilter::builder().parse(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

@@ -63,6 +63,7 @@ pub struct FileLimits {
     pub h2_max_concurrent_streams: Option<u32>,
     pub max_request_body: Option<String>,
     pub drain_timeout: Option<String>,
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

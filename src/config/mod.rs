@@ -166,6 +166,8 @@ pub struct Limits {
     pub h2_max_concurrent_streams: u32,
     pub max_request_body: u64,
     pub drain_timeout: Duration,
+    /// HTTPS worker threads; 0 = one per CPU core.
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -493,6 +493,7 @@ impl Validator {
                 "limits.drain_timeout",
                 Duration::from_secs(30),
             ),
+            worker_threads: l.worker_threads.unwrap_or(0),
         }
     }
 

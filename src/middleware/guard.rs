@@ -17,6 +17,7 @@ use tracing::debug;
 use crate::body::Body;
 use crate::config::Config;
 use crate::error_page;
+use crate::middleware::request_id::RequestId;
 use crate::server::ConnInfo;
 
 /// Applies the checks in the module documentation.
@@ -66,7 +67,11 @@ where
         match check(&req, &self.layer.config, self.layer.conn.sni_ok, conflict) {
             Ok(()) => Either::Left(self.inner.call(req)),
             Err(Refusal { status, reason }) => {
-                debug!(status = status.as_u16(), reason, "request refused");
+                let id = req
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|r| r.0.to_str().ok());
+                debug!(id, status = status.as_u16(), reason, "request refused");
                 // After a framing error the rest of the stream cannot be trusted: close it.
                 let close = status != StatusCode::MISDIRECTED_REQUEST;
                 Either::Right(ready(Ok(error_page::response(
@@ -173,6 +178,15 @@ pub fn request_host<B>(req: &Request<B>) -> Option<&str> {
         return None;
     }
     Some(host)
+}
+
+/// [`request_host`] as a header value: the client's own `Host` value when there is one (no copy).
+pub fn request_host_value<B>(req: &Request<B>) -> Option<http::HeaderValue> {
+    let host = request_host(req)?;
+    match req.headers().get(header::HOST) {
+        Some(v) => Some(v.clone()),
+        None => http::HeaderValue::from_str(host).ok(),
+    }
 }
 
 /// Splits `host[:port]` (IPv6 in brackets) strictly: the port must be digits. Anything else

@@ -38,7 +38,10 @@ fn next_id() -> HeaderValue {
     for (i, b) in buf.iter_mut().enumerate() {
         *b = HEX[((x >> (60 - 4 * i)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut v = HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"));
+    // Unique per response: HPACK must not add it to HTTP/2's header table (never-indexed).
+    v.set_sensitive(true);
+    v
 }
 
 /// Adds [`RequestId`].

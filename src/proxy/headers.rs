@@ -69,35 +69,52 @@ pub fn strip_spoofable(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets `Forwarded`, `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` for a request
-/// that arrived over TLS from `peer` for `host`.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: &str) {
-    let ip = peer.ip().to_canonical();
-    let mut fwd = String::with_capacity(64);
-    // RFC 7239 §6: IPv6 addresses and values with ':' must be quoted strings.
-    match ip {
-        IpAddr::V4(v4) => {
-            let _ = write!(fwd, "for={v4}");
+/// The forwarding header parts that depend only on the client's address.
+#[derive(Debug, Clone)]
+pub struct ClientForwarding {
+    /// `X-Forwarded-For`: the client's address, nothing appended (the gateway is the edge).
+    xff: HeaderValue,
+    /// `for=<client>;proto=https;host=` — the `Forwarded` value up to the host.
+    prefix: Vec<u8>,
+}
+
+impl ClientForwarding {
+    pub fn new(peer: SocketAddr) -> ClientForwarding {
+        let ip = peer.ip().to_canonical();
+        let mut prefix = String::with_capacity(64);
+        // RFC 7239 §6: IPv6 addresses must be quoted strings.
+        match ip {
+            IpAddr::V4(v4) => {
+                let _ = write!(prefix, "for={v4}");
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(prefix, "for=\"[{v6}]\"");
+            }
         }
-        IpAddr::V6(v6) => {
-            let _ = write!(fwd, "for=\"[{v6}]\"");
+        prefix.push_str(";proto=https;host=");
+        ClientForwarding {
+            xff: HeaderValue::from_str(&ip.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            prefix: prefix.into_bytes(),
         }
     }
+}
+
+/// Sets `Forwarded`, `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` for a request
+/// that arrived over TLS for `host`.
+pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientForwarding, host: &HeaderValue) {
     // The host stays unquoted even with a port, as nginx and Caddy send it: Orthanc copies
     // the value verbatim into its absolute URLs and would keep the quotes. The guard layer has
     // checked that `host` holds only host-name characters and a numeric port.
-    fwd.push_str(";proto=https;host=");
-    fwd.push_str(host);
-    if let Ok(v) = HeaderValue::from_str(&fwd) {
+    let mut fwd = Vec::with_capacity(client.prefix.len() + host.len());
+    fwd.extend_from_slice(&client.prefix);
+    fwd.extend_from_slice(host.as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(fwd)) {
         headers.insert(header::FORWARDED, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
+    headers.insert(X_FORWARDED_FOR.clone(), client.xff.clone());
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-    if let Ok(v) = HeaderValue::from_str(host) {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
-    }
+    headers.insert(X_FORWARDED_HOST.clone(), host.clone());
 }
 
 /// HTTP/2 lets clients split `Cookie` into several fields; HTTP/1.1 upstreams expect one
@@ -177,11 +194,9 @@ mod tests {
             ("x-vigie-user", "admin"),
         ]);
         strip_spoofable(&mut h);
-        set_forwarded(
-            &mut h,
-            "10.1.2.3:5555".parse().unwrap(),
-            "viewer.example.org",
-        );
+        let host = HeaderValue::from_static("viewer.example.org");
+        let client = ClientForwarding::new("10.1.2.3:5555".parse().unwrap());
+        set_forwarded(&mut h, &client, &host);
         assert_eq!(
             h["forwarded"],
             "for=10.1.2.3;proto=https;host=viewer.example.org"
@@ -190,7 +205,12 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "viewer.example.org");
         assert!(!h.contains_key("x-real-ip") && !h.contains_key("x-vigie-user"));
-        set_forwarded(&mut h, "[::1]:5555".parse().unwrap(), "localhost:8443");
+        let host = HeaderValue::from_static("localhost:8443");
+        set_forwarded(
+            &mut h,
+            &ClientForwarding::new("[::1]:5555".parse().unwrap()),
+            &host,
+        );
         assert_eq!(
             h["forwarded"],
             "for=\"[::1]\";proto=https;host=localhost:8443"

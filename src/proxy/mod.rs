@@ -20,6 +20,7 @@ use crate::body::Body;
 use crate::config::Upstream;
 use crate::error_page;
 use crate::metrics::{Metrics, UpstreamError};
+use crate::middleware::request_id::RequestId;
 use crate::server::ConnInfo;
 
 /// The upstream client and what it needs to rewrite requests.
@@ -79,17 +80,22 @@ impl Proxy {
             .map_err(|_| UpstreamError::Other)
     }
 
-    /// Forwards one client request; `host` is the public host the client asked for (checked by
-    /// the guard layer).
+    /// Forwards one client request; `host` is the public authority the client asked for (checked
+    /// by the guard layer).
     pub async fn forward(
         &self,
         req: Request<Incoming>,
         conn: &ConnInfo,
-        host: &str,
+        host: HeaderValue,
         metrics: &Metrics,
     ) -> Response<Body> {
         let version = req.version();
         let (mut parts, body) = req.into_parts();
+        let request_id = parts.extensions.remove::<RequestId>();
+        let id = request_id
+            .as_ref()
+            .and_then(|r| r.0.to_str().ok())
+            .unwrap_or("-");
         let websocket = upgrade::is_websocket(&parts);
         let client_upgrade = if websocket {
             parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
@@ -112,11 +118,8 @@ impl Proxy {
         headers::join_cookies(&mut h);
         // The gateway answered any `Expect: 100-continue` itself; the upstream gets the body.
         h.remove(header::EXPECT);
-        h.remove(header::HOST);
-        if let Ok(v) = HeaderValue::from_str(host) {
-            h.insert(header::HOST, v);
-        }
-        headers::set_forwarded(&mut h, conn.peer, host);
+        headers::set_forwarded(&mut h, &conn.forwarded, &host);
+        h.insert(header::HOST, host.clone());
         if websocket {
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -138,7 +141,7 @@ impl Proxy {
 
         let mut result = self.send(upstream_req).await;
         if let (Err(Failure::Retryable(e)), Some((method, uri, h))) = (&result, spare) {
-            debug!(error = %e, "upstream connection failed, retrying once");
+            debug!(id, error = %e, "upstream connection failed, retrying once");
             let mut again = Request::new(Body::Empty);
             *again.method_mut() = method;
             *again.uri_mut() = uri;
@@ -155,7 +158,7 @@ impl Proxy {
                     }
                 };
                 metrics.upstream_error(kind);
-                warn!(error = %failure, "upstream request failed");
+                warn!(id, error = %failure, "upstream request failed");
                 return error_page::response(status, version, false);
             }
         };
@@ -164,18 +167,19 @@ impl Proxy {
             return match client_upgrade {
                 Some(client) => upgrade::tunnel(client, res),
                 None => {
-                    warn!("upstream switched protocols without a client upgrade");
+                    warn!(id, "upstream switched protocols without a client upgrade");
                     error_page::response(StatusCode::BAD_GATEWAY, version, true)
                 }
             };
         }
 
+        let public = host.to_str().unwrap_or_default();
         let h = res.headers_mut();
         headers::strip_hop_by_hop(h);
         h.remove(header::ALT_SVC);
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             if let Some(v) = h.get(&name)
-                && let Some(new) = headers::rewrite_location(v, &self.authority, host)
+                && let Some(new) = headers::rewrite_location(v, &self.authority, public)
             {
                 h.insert(name, new);
             }

@@ -1,6 +1,12 @@
 //! Listeners and connections: binding everything before serving anything, the HTTPS accept loop
 //! with its connection limit and handshake timeout, certificate reloading, and graceful
 //! shutdown (stop accepting, let in-flight requests finish up to `limits.drain_timeout`).
+//!
+//! HTTPS traffic runs on worker threads, one per core, each with its own single-threaded tokio
+//! runtime and its own upstream connection pool, all accepting on the same listening socket (the
+//! nginx model). A connection, its HTTP/2 streams and its upstream requests then stay on one
+//! thread: no cross-thread wake-ups or work stealing on the request path. The admin and
+//! redirect listeners and the certificate reloader run on the caller's runtime.
 
 mod conn_io;
 
@@ -34,6 +40,8 @@ pub struct Shared {
     pub proxy: Proxy,
     /// Set once shutdown begins: `/readyz` turns 503 so load balancers stop sending.
     pub draining: watch::Receiver<bool>,
+    /// Client connections allowed at once, across all workers.
+    pub connection_permits: Arc<Semaphore>,
 }
 
 /// What the request path knows about the connection a request came on.
@@ -43,6 +51,9 @@ pub struct ConnInfo {
     /// False when the client's SNI names a host this gateway does not serve.
     pub sni_ok: bool,
     pub activity: Arc<Activity>,
+    /// The forwarding values that depend only on the client address, computed once per
+    /// connection: `X-Forwarded-For` and the start of `Forwarded`.
+    pub forwarded: Arc<crate::proxy::headers::ClientForwarding>,
 }
 
 /// A gateway whose listeners are bound and whose certificate is loaded, ready to serve.
@@ -104,12 +115,14 @@ impl Gateway {
             config.no_store,
         );
         let (drain_tx, draining) = watch::channel(false);
+        let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
         Ok(Gateway {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
                 metrics,
                 proxy,
                 draining,
+                connection_permits,
             }),
             certs,
             acceptor: TlsAcceptor::from(server_config),
@@ -155,15 +168,8 @@ impl Gateway {
             "vigie listening"
         );
         let (stop_tx, stop_rx) = watch::channel(false);
-        let graceful = Arc::new(GracefulShutdown::new());
+        let workers = start_workers(https, acceptor, &shared, &stop_rx);
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(accept_https(
-            https,
-            acceptor,
-            shared.clone(),
-            graceful.clone(),
-            stop_rx.clone(),
-        ));
         if let Some(l) = http {
             tasks.spawn(redirect::serve(l, shared.clone(), stop_rx.clone()));
         }
@@ -177,19 +183,18 @@ impl Gateway {
         let _ = drain_tx.send(true);
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
-        let deadline = shared.config.limits.drain_timeout;
-        // Every clone lived in the accept loop, which has returned.
-        let drained = match Arc::try_unwrap(graceful) {
-            Ok(g) => tokio::time::timeout(deadline, g.shutdown()).await.is_ok(),
-            Err(_) => false,
-        };
-        if !drained {
-            warn!(
-                deadline_s = deadline.as_secs(),
-                "drain deadline reached; closing remaining connections"
-            );
-        } else {
+        // Each worker stops accepting, drains its connections up to the deadline, and reports.
+        let mut drained = true;
+        for done in workers {
+            drained &= done.await.unwrap_or(false);
+        }
+        if drained {
             info!("all connections drained");
+        } else {
+            warn!(
+                deadline_s = shared.config.limits.drain_timeout.as_secs(),
+                "drain deadline reached; closed the remaining connections"
+            );
         }
         reloader.abort();
     }
@@ -263,26 +268,94 @@ fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn accept_https(
-    listener: TcpListener,
+/// Starts one worker thread per core (or `limits.worker_threads`); each reports on its channel
+/// whether it drained all its connections before the deadline.
+fn start_workers(
+    https: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: &Arc<Shared>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::sync::oneshot::Receiver<bool>> {
+    let count = match shared.config.limits.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let listener = match https.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            error!(error = %e, "cannot hand the HTTPS listener to the workers");
+            return Vec::new();
+        }
+    };
+    let mut done = Vec::with_capacity(count);
+    for i in 0..count {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let listener = match listener.try_clone() {
+            Ok(l) => l,
+            Err(e) => {
+                error!(error = %e, "cannot share the HTTPS listener");
+                break;
+            }
+        };
+        let (acceptor, shared, stop) = (acceptor.clone(), shared.clone(), stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("vigie-worker-{i}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let drained = match runtime {
+                    Ok(rt) => rt.block_on(worker(listener, acceptor, shared, stop)),
+                    Err(e) => {
+                        error!(error = %e, "cannot start a worker runtime");
+                        false
+                    }
+                };
+                let _ = tx.send(drained);
+            });
+        match spawned {
+            Ok(_) => done.push(rx),
+            Err(e) => error!(error = %e, "cannot start a worker thread"),
+        }
+    }
+    done
+}
+
+/// One worker: accepts HTTPS connections until told to stop, then drains its own connections.
+async fn worker(
+    listener: std::net::TcpListener,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
-    graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
-) {
-    let limits = &shared.config.limits;
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let builder = Arc::new(http_builder(&shared.config));
+) -> bool {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            error!(error = %e, "worker cannot use the HTTPS listener");
+            return false;
+        }
+    };
+    let cfg = &shared.config;
+    // Each worker has its own upstream pool: its connections never leave its thread.
+    let proxy = Proxy::new(&cfg.upstream, cfg.limits.max_request_body, cfg.no_store);
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(http_builder(cfg));
     let timeouts = ConnTimeouts {
-        header: limits.header_read_timeout,
-        keepalive: limits.keepalive_timeout,
+        header: cfg.limits.header_read_timeout,
+        keepalive: cfg.limits.keepalive_timeout,
     };
     loop {
         // Waiting for a permit before accepting leaves excess clients in the kernel's backlog
         // instead of spending memory on them.
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.changed() => return,
+            p = shared.connection_permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
         };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -294,26 +367,34 @@ async fn accept_https(
                     continue;
                 }
             },
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         };
-        let shared = shared.clone();
-        let acceptor = acceptor.clone();
-        let builder = builder.clone();
-        let graceful = graceful.watcher();
+        let (shared, acceptor, builder) = (shared.clone(), acceptor.clone(), builder.clone());
+        let proxy = proxy.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
             shared.metrics.connection_opened();
-            serve_connection(tcp, peer, acceptor, &shared, &builder, graceful, timeouts).await;
+            serve_connection(
+                tcp, peer, acceptor, &shared, proxy, &builder, watcher, timeouts,
+            )
+            .await;
             shared.metrics.connection_closed();
         });
     }
+    drop(listener);
+    tokio::time::timeout(cfg.limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_ok()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     shared: &Arc<Shared>,
+    proxy: Proxy,
     builder: &auto::Builder<TokioExecutor>,
     graceful: hyper_util::server::graceful::Watcher,
     timeouts: ConnTimeouts,
@@ -345,10 +426,11 @@ async fn serve_connection(
     let conn = ConnInfo {
         peer,
         sni_ok,
+        forwarded: Arc::new(crate::proxy::headers::ClientForwarding::new(peer)),
         activity: activity.clone(),
     };
     let io = ConnIo::new(tls, activity, timeouts, h1);
-    let service = TowerToHyperService::new(stack::build(shared.clone(), conn));
+    let service = TowerToHyperService::new(stack::build(shared.clone(), proxy, conn));
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
