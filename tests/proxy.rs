@@ -646,3 +646,86 @@ async fn reserved_prefix_is_never_proxied() {
     );
     gw.shutdown().await;
 }
+
+/// Garbage of every shape, over TLS and in place of TLS: the gateway answers 4xx or closes,
+/// never panics, and keeps serving.
+#[tokio::test]
+async fn garbage_input_never_panics() {
+    use tokio::io::AsyncWriteExt;
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = GwProcess::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "limits:\n  header_read_timeout: 300ms\n",
+    ))
+    .await;
+    // A fixed-seed generator: the same inputs on every run.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let templates: [&[u8]; 8] = [
+        b"GET / HTTP/1.1\r\nHost: viewer.test\r\n\r\n",
+        b"POST /upload HTTP/1.1\r\nHost: viewer.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /%%%%/../\x00\xff HTTP/1.1\r\nHost: viewer.test\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00",
+        b"GET / HTTP/1.1\r\nHost: viewer.test\r\nContent-Length: -1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: viewer.test\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"\r\n\r\n\r\n",
+    ];
+    for round in 0..120 {
+        let mut input = templates[round % templates.len()].to_vec();
+        // Flip, insert or cut a few bytes.
+        for _ in 0..(next() % 6) {
+            let r = next();
+            let pos = (r as usize >> 8) % (input.len() + 1);
+            match r % 3 {
+                0 if pos < input.len() => input[pos] = (r >> 40) as u8,
+                1 => input.insert(pos, (r >> 32) as u8),
+                _ => input.truncate(pos.max(1)),
+            }
+        }
+        if round % 10 == 9 {
+            // Not TLS at all.
+            let mut tcp = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+            let _ = tcp.write_all(&input).await;
+            let _ = tcp.shutdown().await;
+            continue;
+        }
+        let alpn: &[&[u8]] = if round % 3 == 0 {
+            &[b"h2"]
+        } else {
+            &[b"http/1.1"]
+        };
+        let mut tls = tls_connect(&certs, gw.https, "viewer.test", alpn).await;
+        let _ = raw_exchange(&mut tls, &input, Duration::from_millis(600)).await;
+    }
+    let res = client(&certs, gw.https, true)
+        .get(format!("https://viewer.test:{}/x", gw.https.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the gateway stopped serving");
+    let mut gw = gw;
+    gw.signal("TERM");
+    let status = gw.child.wait().await.unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    if let Some(mut e) = gw.child.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        let _ = e.read_to_string(&mut stderr).await;
+    }
+    let mut stdout = String::new();
+    while let Ok(l) = gw.lines.try_recv() {
+        stdout.push_str(&l);
+    }
+    assert!(
+        !stderr.contains("panicked") && !stdout.contains("panicked"),
+        "{stderr}{stdout}"
+    );
+}
