@@ -276,7 +276,7 @@ def render(rows, run_id, table_path=None):
     out += ["", "V = Vigie. direct = plain HTTP to the upstream (h1; h2 rows: cleartext h2c). "
             "MB = 10^6 bytes.",
             f"Handshake rows (hsload): TLS {tls}; sessions resumed {resumed} (must be 0).",
-            f"h2load rows: TLS {tls_h2load} (both follow the client's suite preference)."]
+            f"h2load rows: TLS {tls_h2load} (AES-128-GCM: h2load's first choice and Vigie's server order)."]
     if acc:
         out += ["", "Vigie with log.access_log: true (level info, JSON to a file) vs false:"] + acc
     out += ["", "Targets:"]
