@@ -45,12 +45,7 @@ async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_file
     std::fs::copy(&made.cert, &certs.cert).unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(served_leaf(&certs, gw.https).await, second);
-    let metrics = reqwest::get(format!("http://{}/metrics", gw.admin.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("vigie_certificate_reload_failures_total 2"),
         "{metrics}"

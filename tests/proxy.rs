@@ -457,12 +457,7 @@ async fn slow_upstream_gives_504() {
         .await
         .unwrap();
     assert_eq!(res.status(), 504);
-    let metrics = reqwest::get(format!("http://{}/metrics", gw.admin.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("vigie_upstream_errors_total{kind=\"timeout\"} 1"),
         "{metrics}"

@@ -60,14 +60,7 @@ async fn one_gib_each_way_with_flat_memory() {
         let mut wrong = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.unwrap();
-            let mut off = 0;
-            while off < chunk.len() {
-                let len = (chunk.len() - off).min(256 * 1024);
-                if chunk[off..off + len] != pattern_chunk(n + off as u64, len)[..] {
-                    wrong += 1;
-                }
-                off += len;
-            }
+            wrong += pattern_mismatches(n, &chunk);
             n += chunk.len() as u64;
         }
         assert_eq!(n, GIB);

@@ -147,6 +147,20 @@ pub fn pattern_chunk(pos: u64, len: usize) -> Bytes {
     PATTERN.slice(start..start + len)
 }
 
+/// How many 256 KiB slices of `data`, found at offset `pos` of a stream, differ from the pattern.
+pub fn pattern_mismatches(pos: u64, data: &[u8]) -> u64 {
+    let mut wrong = 0;
+    let mut off = 0;
+    while off < data.len() {
+        let len = (data.len() - off).min(256 * 1024);
+        if data[off..off + len] != pattern_chunk(pos + off as u64, len)[..] {
+            wrong += 1;
+        }
+        off += len;
+    }
+    wrong
+}
+
 async fn route(
     mut req: Request<Incoming>,
     stats: Arc<UpstreamStats>,
@@ -225,15 +239,7 @@ async fn route(
                 return full(StatusCode::BAD_REQUEST, "body error");
             };
             if let Some(d) = frame.data_ref() {
-                // Compared in slices: `sum` counts the chunks that differ from the pattern.
-                let mut off = 0;
-                while off < d.len() {
-                    let len = (d.len() - off).min(256 * 1024);
-                    if d[off..off + len] != pattern_chunk(n + off as u64, len)[..] {
-                        sum += 1;
-                    }
-                    off += len;
-                }
+                sum += pattern_mismatches(n, d);
                 n += d.len() as u64;
             }
         }
@@ -369,6 +375,12 @@ impl Gw {
 
     pub fn url(&self, path: &str) -> String {
         format!("https://viewer.test:{}{path}", self.https.port())
+    }
+
+    /// The admin listener's Prometheus exposition.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.admin.unwrap());
+        reqwest::get(url).await.unwrap().text().await.unwrap()
     }
 }
 
