@@ -9,24 +9,29 @@
 //!   ─► ConnIo: head/idle timeouts, 408, CL+TE head scan          server/conn_io.rs
 //!   ─► hyper-util auto builder (HTTP/1.1 + HTTP/2)               server/mod.rs
 //!   ─► tower stack, assembled in stack.rs:
-//!        request id ─► trace/access log ─► security headers ─► guard (refusals, 421)
-//!        ─► router: /_vigie/ reserved, everything else ─► proxy/ (headers, streaming, upgrades)
+//!        request id ─► trace/access log ─► security headers
+//!        ─► guard (refusals, 421, path normalisation, cross-site)
+//!        ─► gate (session cookie ─► Identity, access policy; 303 to sign-in or 401)
+//!        ─► router: /_vigie/ sign-in pages (auth/), everything else ─► proxy/
 //! ```
 //!
 //! Beside it: the plain-HTTP redirect listener (`redirect`), the admin listener (`admin`:
 //! health, readiness, `metrics`), certificate reloading, and graceful shutdown.
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error_page;
 pub mod metrics;
 pub mod middleware;
+pub mod policy;
 pub mod proxy;
 pub mod redirect;
 pub mod router;
 pub mod server;
 pub mod stack;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 

@@ -1,5 +1,5 @@
-//! Where a request goes once the guard let it through: `/_vigie/` is reserved for the gateway's
-//! own pages (sign-in comes there), everything else is proxied to the upstream.
+//! Where a request goes once the guard and the gate let it through: `/_vigie/` is the gateway's
+//! own pages (sign-in, sign-out), everything else is proxied to the upstream.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -54,7 +54,7 @@ impl Service<Request<Incoming>> for Router {
         Box::pin(async move {
             let version = req.version();
             if req.uri().path().starts_with(RESERVED_PREFIX) {
-                return Ok(error_page::response(StatusCode::NOT_FOUND, version, false));
+                return Ok(crate::auth::routes::handle(&shared.auth, req, conn.peer.ip()).await);
             }
             // The guard layer has already refused requests without a valid host.
             let Some(host) = request_host_value(&req) else {

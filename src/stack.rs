@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tower::ServiceBuilder;
 
+use crate::middleware::gate::GateLayer;
 use crate::middleware::guard::GuardLayer;
 use crate::middleware::request_id::RequestIdLayer;
 use crate::middleware::security_headers::SecurityHeadersLayer;
@@ -37,7 +38,11 @@ pub fn build(
         ))
         // Security headers on every response, including the gateway's own error pages.
         .layer(SecurityHeadersLayer)
-        // Refusals (smuggling, wrong host, oversized body) before any routing or proxying.
+        // Refusals (smuggling, wrong host, oversized body, ambiguous paths, cross-site) before
+        // anything reads the path; the path continues normalised.
         .layer(GuardLayer::new(shared.config.clone(), conn.clone()))
+        // The session gate and the access policy, on the normalised path: nothing outside
+        // /_vigie/ passes without an identity.
+        .layer(GateLayer::new(shared.auth.clone(), shared.access.clone()))
         .service(Router::new(shared, proxy, conn))
 }

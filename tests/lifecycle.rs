@@ -21,7 +21,7 @@ async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_file
     let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
     let first = served_leaf(&certs, gw.https).await;
     // An HTTP/2 connection opened before the reload must survive it.
-    let c = client(&certs, gw.https, true);
+    let c = gw.client(&certs, true);
     assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
 
     vigie::tls::devcert::generate(certs.dir.path(), "viewer.test").unwrap();
@@ -78,7 +78,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
     let yaml = config_yaml(&certs, &up.url(), "limits:\n  drain_timeout: 10s\n")
         .replace("response_timeout: 2s", "response_timeout: 10s");
     let mut gw = GwProcess::start(&yaml).await;
-    let c = client(&certs, gw.https, true);
+    let c = gw.client(&certs, true);
     let url = format!("https://viewer.test:{}/slow/1500", gw.https.port());
     let slow = tokio::spawn({
         let c = c.clone();
@@ -110,7 +110,7 @@ async fn drain_deadline_bounds_shutdown() {
     let yaml = config_yaml(&certs, &up.url(), "limits:\n  drain_timeout: 500ms\n")
         .replace("response_timeout: 2s", "response_timeout: 30s");
     let mut gw = GwProcess::start(&yaml).await;
-    let c = client(&certs, gw.https, false);
+    let c = gw.client(&certs, false);
     let url = format!("https://viewer.test:{}/slow/20000", gw.https.port());
     let _slow = tokio::spawn(async move { c.get(url).send().await.map(|r| r.status()) });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -131,12 +131,13 @@ async fn logs_never_contain_credentials_cookies_or_queries() {
     let yaml = config_yaml(&certs, &up.url(), "log:\n  level: debug\n");
     let mut gw = GwProcess::start(&yaml).await;
     for h2 in [false, true] {
-        let res = client(&certs, gw.https, h2)
+        let res = gw
+            .client(&certs, h2)
             .get(format!(
                 "https://viewer.test:{}/echo?token=SECRETQUERY",
                 gw.https.port()
             ))
-            .header("cookie", "__Host-vigie=SECRETCOOKIE")
+            .header("cookie", format!("{}; other=SECRETCOOKIE", gw.cookie))
             .header("authorization", "Bearer SECRETBEARER")
             .header("token", "SECRETTOKENHDR")
             .send()

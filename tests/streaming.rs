@@ -37,7 +37,7 @@ async fn one_gib_each_way_with_flat_memory() {
     let url = |p: &str| format!("https://viewer.test:{}{p}", gw.https.port());
 
     for h2 in [false, true] {
-        let c = client(&certs, gw.https, h2);
+        let c = gw.client(&certs, h2);
         // Warm up: pools, TLS session, allocator arenas.
         let _ = c
             .get(url("/bytes/1048576"))

@@ -20,6 +20,53 @@ pub struct FileConfig {
     pub responses: FileResponses,
     #[serde(default)]
     pub log: FileLog,
+    pub state_dir: Option<String>,
+    #[serde(default)]
+    pub auth: FileAuth,
+    pub access: Option<Vec<FileAccessRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuth {
+    pub users: Option<Vec<FileUser>>,
+    pub users_file: Option<String>,
+    /// `totp` (default) or `off`.
+    pub second_factor: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub absolute_timeout: Option<String>,
+    pub max_failures: Option<u32>,
+    pub lockout: Option<String>,
+}
+
+/// One account, in the main file or in `auth.users_file` (a YAML list of these).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUser {
+    pub username: Option<String>,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    pub totp_secret_file: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAccessRule {
+    pub path: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+}
+
+/// Upstream HTTP Basic credentials; the password as a value, a file or an environment variable.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCredentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub password_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +96,7 @@ pub struct FileUpstream {
     pub pool_idle_timeout: Option<String>,
     pub pool_max_idle: Option<usize>,
     pub health_path: Option<String>,
+    pub credentials: Option<FileCredentials>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -112,6 +112,71 @@ pub struct Config {
     /// Force `Cache-Control: no-store` on proxied responses.
     pub no_store: bool,
     pub log: LogSettings,
+    /// Where sessions, lockouts, the TOTP replay guard and the signing keys live (0700).
+    pub state_dir: PathBuf,
+    pub auth: AuthSettings,
+    /// `None`: no `access:` section, every signed-in user reaches everything.
+    pub access: Option<Vec<AccessRule>>,
+    /// The file this configuration was read from (reloaded on SIGHUP).
+    pub source: Option<PathBuf>,
+}
+
+/// A value that must never appear in logs or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Sign-in settings.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub users: Vec<User>,
+    /// Where `vigie user add` writes, when set.
+    pub users_file: Option<PathBuf>,
+    /// TOTP required at sign-in (the default; turning it off is logged loudly).
+    pub second_factor: bool,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// Failed sign-ins (per account, and per client address) before a lockout.
+    pub max_failures: u32,
+    pub lockout: Duration,
+}
+
+/// One account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// The decoded TOTP key.
+    pub totp_secret: Option<Secret<Vec<u8>>>,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+}
+
+/// One line of the access policy: requests whose normalised path starts with `path` (at a
+/// segment boundary) and whose method is in `methods` (all when `None`) need one of `roles`
+/// (`*`: any signed-in user; empty: nobody).
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    pub path: String,
+    pub methods: Option<Vec<http::Method>>,
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +218,8 @@ pub struct Upstream {
     pub pool_max_idle: usize,
     /// Path that `/readyz` requests to decide whether the upstream is reachable.
     pub health_path: String,
+    /// `Authorization: Basic …` sent to the upstream on every request, when configured.
+    pub credentials: Option<Secret<http::HeaderValue>>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,7 +259,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_yaml(&text)
+        let (mut config, warnings) = Config::from_yaml(&text)?;
+        config.source = Some(path.to_owned());
+        Ok((config, warnings))
     }
 
     /// Parses and validates YAML text; on success also returns the warnings.

@@ -5,11 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::file::{FileConfig, FileLimits, FileLog, FileTls, FileUpstream};
+use super::file::{
+    FileAccessRule, FileAuth, FileConfig, FileCredentials, FileLimits, FileLog, FileTls,
+    FileUpstream, FileUser,
+};
 use super::units::{parse_duration, parse_size};
 use super::{
-    Config, ConfigError, Limits, Listen, LogFormat, LogSettings, Problem, Severity, TlsMinVersion,
-    TlsSettings, Upstream,
+    AccessRule, AuthSettings, Config, ConfigError, Limits, Listen, LogFormat, LogSettings, Problem,
+    Secret, Severity, TlsMinVersion, TlsSettings, Upstream, User,
 };
 
 pub(super) fn from_yaml(text: &str) -> Result<(Config, Vec<Problem>), ConfigError> {
@@ -128,6 +131,9 @@ impl Validator {
         let upstream = self.upstream(f.upstream);
         let limits = self.limits(&f.limits);
         let log = self.log(&f.log);
+        let auth = self.auth(f.auth);
+        let access = f.access.map(|rules| self.access(rules));
+        let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));
         if let (Some(l), Some(u)) = (&listen, &upstream) {
             self.loop_check(l, u);
         }
@@ -140,7 +146,289 @@ impl Validator {
             limits,
             no_store: f.responses.no_store.unwrap_or(true),
             log,
+            state_dir,
+            auth,
+            access,
+            source: None,
         })
+    }
+
+    fn auth(&mut self, a: FileAuth) -> AuthSettings {
+        let second_factor = match a.second_factor.as_deref().map(str::trim) {
+            None | Some("totp") => true,
+            Some("off") => {
+                self.warning(
+                    "auth.second_factor",
+                    "the second factor is OFF: a stolen password is enough to see patient images",
+                    "remote access to health data needs two factors (ANS rules, since 1 January 2026); remove this line",
+                );
+                false
+            }
+            Some(other) => {
+                self.error(
+                    "auth.second_factor",
+                    format!("`{other}` is not a second factor"),
+                    "use \"totp\" (the default) or, at your own risk, \"off\"",
+                );
+                true
+            }
+        };
+        let mut users = Vec::new();
+        if let Some(list) = a.users {
+            for (i, u) in list.into_iter().enumerate() {
+                if let Some(u) = self.user(u, &format!("auth.users[{i}]"), second_factor) {
+                    users.push(u);
+                }
+            }
+        }
+        let users_file = a.users_file.map(PathBuf::from);
+        if let Some(path) = &users_file {
+            self.users_file(path, second_factor, &mut users);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for u in &users {
+            if !seen.insert(u.username.clone()) {
+                self.error(
+                    "auth.users",
+                    format!("the user `{}` is defined twice", u.username),
+                    "keep one entry per user name",
+                );
+            }
+        }
+        if users.iter().all(|u| u.disabled) {
+            self.warning(
+                "auth.users",
+                "there is no enabled user: nobody can sign in",
+                "add one with `vigie user add NAME --roles doctor --config PATH`",
+            );
+        }
+        let idle_timeout = self.duration(
+            a.idle_timeout.as_deref(),
+            "auth.idle_timeout",
+            Duration::from_secs(15 * 60),
+        );
+        let absolute_timeout = self.duration(
+            a.absolute_timeout.as_deref(),
+            "auth.absolute_timeout",
+            Duration::from_secs(12 * 3600),
+        );
+        if idle_timeout > absolute_timeout {
+            self.error(
+                "auth.idle_timeout",
+                "the idle timeout is longer than the absolute session lifetime",
+                "keep idle_timeout (default 15m) below absolute_timeout (default 12h)",
+            );
+        }
+        let max_failures = a.max_failures.unwrap_or(5);
+        if max_failures == 0 {
+            self.error(
+                "auth.max_failures",
+                "must be at least 1",
+                "the default is 5",
+            );
+        }
+        AuthSettings {
+            users,
+            users_file,
+            second_factor,
+            idle_timeout,
+            absolute_timeout,
+            max_failures: max_failures.max(1),
+            lockout: self.duration(
+                a.lockout.as_deref(),
+                "auth.lockout",
+                Duration::from_secs(15 * 60),
+            ),
+        }
+    }
+
+    fn users_file(&mut self, path: &std::path::Path, second_factor: bool, users: &mut Vec<User>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // `vigie user add` creates it; an absent file is an empty list.
+                return;
+            }
+            Err(e) => {
+                self.error(
+                    "auth.users_file",
+                    format!("cannot read {}: {e}", path.display()),
+                    "check the path and that the gateway's user may read the file",
+                );
+                return;
+            }
+        };
+        if text.trim().is_empty() {
+            return;
+        }
+        let parsed: Result<Vec<FileUser>, _> = serde_saphyr::from_str(&text);
+        match parsed {
+            Ok(list) => {
+                for (i, u) in list.into_iter().enumerate() {
+                    let at = format!("auth.users_file({})[{i}]", path.display());
+                    if let Some(u) = self.user(u, &at, second_factor) {
+                        users.push(u);
+                    }
+                }
+            }
+            Err(e) => self.error(
+                "auth.users_file",
+                format!("{}: {e}", path.display()),
+                "the file is a YAML list of users with the same keys as auth.users",
+            ),
+        }
+    }
+
+    fn user(&mut self, u: FileUser, at: &str, second_factor: bool) -> Option<User> {
+        let username = self.required(u.username, &format!("{at}.username"), "e.g. dr.martin")?;
+        let at = format!("{at}({username})");
+        let valid_name = !username.is_empty()
+            && username.len() <= 64
+            && username
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+        if !valid_name {
+            self.error(
+                &format!("{at}.username"),
+                format!("`{username}` is not a valid user name"),
+                "use letters, digits and . _ - @ (at most 64)",
+            );
+        }
+        let password_hash = self.required(
+            u.password_hash,
+            &format!("{at}.password_hash"),
+            "create one with `vigie hash-password`",
+        );
+        if let Some(h) = &password_hash
+            && let Err(why) = crate::auth::password::check_phc(h)
+        {
+            self.error(
+                &format!("{at}.password_hash"),
+                why,
+                "create one with `vigie hash-password` (argon2id, m=19456 t=2 p=1 or stronger)",
+            );
+        }
+        let totp_secret = match (u.totp_secret, u.totp_secret_file) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    &format!("{at}.totp_secret"),
+                    "both totp_secret and totp_secret_file are set",
+                    "keep one of them",
+                );
+                None
+            }
+            (Some(s), None) => self.totp(&s, &format!("{at}.totp_secret")),
+            (None, Some(f)) => match std::fs::read_to_string(&f) {
+                Ok(s) => self.totp(&s, &format!("{at}.totp_secret_file")),
+                Err(e) => {
+                    self.error(
+                        &format!("{at}.totp_secret_file"),
+                        format!("cannot read {f}: {e}"),
+                        "check the path and the file's permissions",
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let disabled = u.disabled.unwrap_or(false);
+        if second_factor && totp_secret.is_none() && !disabled {
+            self.error(
+                &format!("{at}.totp_secret"),
+                "this user has no TOTP secret, and the second factor is required",
+                "`vigie user add` creates one; or set totp_secret (base32) or totp_secret_file",
+            );
+        }
+        let roles = u.roles.unwrap_or_default();
+        if roles.is_empty() {
+            self.error(
+                &format!("{at}.roles"),
+                "the user has no role",
+                "e.g. roles: [doctor] or roles: [admin]",
+            );
+        }
+        for r in &roles {
+            if r.is_empty()
+                || r == "*"
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+            {
+                self.error(
+                    &format!("{at}.roles"),
+                    format!("`{r}` is not a role name"),
+                    "use letters, digits, _ and -, e.g. doctor, admin",
+                );
+            }
+        }
+        Some(User {
+            username,
+            password_hash: password_hash?,
+            totp_secret,
+            roles,
+            disabled,
+        })
+    }
+
+    fn totp(&mut self, text: &str, at: &str) -> Option<Secret<Vec<u8>>> {
+        match crate::auth::totp::decode_secret(text) {
+            Ok(bytes) => Some(Secret::new(bytes)),
+            Err(why) => {
+                self.error(
+                    at,
+                    why,
+                    "a base32 secret of at least 16 bytes (26 characters), as `vigie user add` makes",
+                );
+                None
+            }
+        }
+    }
+
+    fn access(&mut self, rules: Vec<FileAccessRule>) -> Vec<AccessRule> {
+        let mut out = Vec::new();
+        for (i, r) in rules.into_iter().enumerate() {
+            let at = format!("access[{i}]");
+            let path = r.path.unwrap_or_else(|| "/".into());
+            if !path.starts_with('/') || path.contains("..") || path.contains('%') {
+                self.error(
+                    &format!("{at}.path"),
+                    format!("`{path}` is not a plain path prefix"),
+                    "write a prefix such as /tools/ (no .., no %-encoding)",
+                );
+                continue;
+            }
+            let methods = match r.methods {
+                None => None,
+                Some(list) => {
+                    let mut ms = Vec::new();
+                    for m in list {
+                        match http::Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
+                            Ok(m) => ms.push(m),
+                            Err(_) => self.error(
+                                &format!("{at}.methods"),
+                                format!("`{m}` is not an HTTP method"),
+                                "e.g. [GET, POST, PUT, DELETE]",
+                            ),
+                        }
+                    }
+                    Some(ms)
+                }
+            };
+            let Some(roles) = r.roles else {
+                self.error(
+                    &format!("{at}.roles"),
+                    "a rule needs `roles`",
+                    "list the roles allowed, [\"*\"] for any signed-in user, or [] for nobody",
+                );
+                continue;
+            };
+            out.push(AccessRule {
+                path: path.to_ascii_lowercase(),
+                methods,
+                roles,
+            });
+        }
+        out
     }
 
     fn host_name(&mut self, name: &str, path: &str) -> Option<String> {
@@ -331,6 +619,7 @@ impl Validator {
                 "e.g. \"/system\" for Orthanc",
             );
         }
+        let credentials = u.credentials.and_then(|c| self.credentials(c));
         let (url, authority) = url?;
         Some(Upstream {
             url,
@@ -340,7 +629,76 @@ impl Validator {
             pool_idle_timeout,
             pool_max_idle: u.pool_max_idle.unwrap_or(128),
             health_path,
+            credentials,
         })
+    }
+
+    fn credentials(&mut self, c: FileCredentials) -> Option<Secret<http::HeaderValue>> {
+        use base64::Engine as _;
+        const AT: &str = "upstream.credentials";
+        let username = self.required(
+            c.username,
+            "upstream.credentials.username",
+            "the user name the viewer expects, e.g. gateway",
+        )?;
+        if username.contains(':') {
+            self.error(
+                "upstream.credentials.username",
+                "a Basic user name cannot contain ':'",
+                "choose another user name",
+            );
+            return None;
+        }
+        let password = match (c.password, c.password_file, c.password_env) {
+            (Some(p), None, None) => p,
+            (None, Some(f), None) => match std::fs::read_to_string(&f) {
+                Ok(p) => p.trim_end_matches(['\r', '\n']).to_owned(),
+                Err(e) => {
+                    self.error(
+                        "upstream.credentials.password_file",
+                        format!("cannot read {f}: {e}"),
+                        "check the path (e.g. a Docker secret under /run/secrets/) and its permissions",
+                    );
+                    return None;
+                }
+            },
+            (None, None, Some(var)) => match std::env::var(&var) {
+                Ok(p) => p,
+                Err(_) => {
+                    self.error(
+                        "upstream.credentials.password_env",
+                        format!("the environment variable {var} is not set"),
+                        "set it in the gateway's environment, or use password_file",
+                    );
+                    return None;
+                }
+            },
+            (None, None, None) => {
+                self.error(
+                    AT,
+                    "no password given",
+                    "set one of password_file (preferred), password_env or password",
+                );
+                return None;
+            }
+            _ => {
+                self.error(
+                    AT,
+                    "more than one of password, password_file and password_env is set",
+                    "keep exactly one",
+                );
+                return None;
+            }
+        };
+        if password.is_empty() {
+            self.error(AT, "the password is empty", "give the viewer's password");
+            return None;
+        }
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let mut value = http::HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+        value.set_sensitive(true);
+        Some(Secret::new(value))
     }
 
     fn upstream_url(&mut self, s: &str) -> Option<(http::Uri, http::uri::Authority)> {
@@ -534,7 +892,16 @@ impl Validator {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    static GOOD_TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let hash = crate::auth::password::hash("Radio-Thorax-2026").unwrap();
+        format!(
+            "{BASE}state_dir: /tmp/vigie-test\nauth:\n  users:\n    - username: dr.martin\n      \
+             password_hash: \"{hash}\"\n      totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n      \
+             roles: [doctor]\n"
+        )
+    });
+
+    const BASE: &str = r#"
 server_name: viewer.example.org
 listen:
   https: "0.0.0.0:8443"
@@ -546,6 +913,11 @@ tls:
 upstream:
   url: "http://127.0.0.1:8042"
 "#;
+
+    #[allow(non_snake_case)]
+    fn GOOD() -> String {
+        GOOD_TEXT.clone()
+    }
 
     fn problems(yaml: &str) -> Vec<Problem> {
         match from_yaml(yaml) {
@@ -561,7 +933,7 @@ upstream:
 
     #[test]
     fn good_config_has_defaults() {
-        let (c, w) = from_yaml(GOOD).unwrap();
+        let (c, w) = from_yaml(&GOOD()).unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.server_name, "viewer.example.org");
         assert_eq!(c.upstream.authority.as_str(), "127.0.0.1:8042");
@@ -572,7 +944,7 @@ upstream:
 
     #[test]
     fn unknown_key_is_an_error_with_its_path() {
-        let p = problems(&GOOD.replace("key_file:", "key_flie:"));
+        let p = problems(&GOOD().replace("key_file:", "key_flie:"));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].path, "tls.key_flie");
         assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
@@ -610,7 +982,7 @@ limits:
 
     #[test]
     fn colliding_listeners_and_self_loop() {
-        let yaml = GOOD
+        let yaml = GOOD()
             .replace("0.0.0.0:8080", "0.0.0.0:8443")
             .replace("127.0.0.1:8042", "127.0.0.1:8443");
         let p = paths(&yaml);
@@ -626,7 +998,7 @@ limits:
             ("https://10.0.0.2", "https"),
             ("10.0.0.2:8042", "scheme"),
         ] {
-            let p = problems(&GOOD.replace("http://127.0.0.1:8042", url));
+            let p = problems(&GOOD().replace("http://127.0.0.1:8042", url));
             assert_eq!(p.len(), 1, "{url}: {p:?}");
             assert_eq!(p[0].path, "upstream.url");
             assert!(p[0].message.contains(want), "{url}: {}", p[0].message);
@@ -636,7 +1008,7 @@ limits:
 
     #[test]
     fn type_errors_and_syntax_errors_name_the_path() {
-        let p = problems(&format!("{GOOD}limits:\n  max_connections: -3\n"));
+        let p = problems(&format!("{}limits:\n  max_connections: -3\n", GOOD()));
         assert_eq!(p[0].path, "limits.max_connections");
         let p = problems("server_name: [unclosed\n");
         assert_eq!(p.len(), 1);
@@ -645,7 +1017,10 @@ limits:
 
     #[test]
     fn warnings_do_not_stop() {
-        let yaml = GOOD.replace("127.0.0.1:9901", "0.0.0.0:9901") + "  pool_idle_timeout: 2s\n";
+        let yaml = GOOD().replace("127.0.0.1:9901", "0.0.0.0:9901").replace(
+            "  url: \"http://127.0.0.1:8042\"\n",
+            "  url: \"http://127.0.0.1:8042\"\n  pool_idle_timeout: 2s\n",
+        );
         let (_, w) = from_yaml(&yaml).unwrap();
         let p: Vec<_> = w.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(p, ["listen.admin", "upstream.pool_idle_timeout"]);

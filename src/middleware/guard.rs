@@ -1,7 +1,9 @@
 //! Refuses requests before anything else looks at them: framing that two HTTP parsers could read
 //! differently (request smuggling), request targets that are not origin-form, protocol switches
-//! to cleartext HTTP/2, oversized bodies, and host names this gateway does not serve (421, so a
-//! browser that coalesced connections retries on its own).
+//! to cleartext HTTP/2, oversized bodies, host names this gateway does not serve (421, so a
+//! browser that coalesced connections retries on its own), ambiguous path spellings (see
+//! `normalize`), and unsafe requests another site makes a browser send (see `auth::csrf`).
+//! The request continues with its path normalised.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -61,10 +63,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // Read for every request, so that a flag never outlives the head it was raised for.
         let conflict = self.layer.conn.activity.take_framing_conflict();
-        match check(&req, &self.layer.config, self.layer.conn.sni_ok, conflict) {
+        let checked = check(&req, &self.layer.config, self.layer.conn.sni_ok, conflict)
+            .and_then(|()| normalize_uri(&mut req));
+        match checked {
             Ok(()) => Either::Left(self.inner.call(req)),
             Err(Refusal { status, reason }) => {
                 let id = req
@@ -73,7 +77,10 @@ where
                     .and_then(|r| r.0.to_str().ok());
                 debug!(id, status = status.as_u16(), reason, "request refused");
                 // After a framing error the rest of the stream cannot be trusted: close it.
-                let close = status != StatusCode::MISDIRECTED_REQUEST;
+                let close = !matches!(
+                    status,
+                    StatusCode::MISDIRECTED_REQUEST | StatusCode::FORBIDDEN
+                );
                 Either::Right(ready(Ok(error_page::response(
                     status,
                     req.version(),
@@ -139,7 +146,40 @@ fn check<B>(
     {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
     }
+    if crate::auth::csrf::is_cross_site(req.method(), h, host) {
+        return refuse(StatusCode::FORBIDDEN, "cross_site");
+    }
     Ok(())
+}
+
+/// Replaces the request path by its normalised form (the query is kept as sent).
+fn normalize_uri<B>(req: &mut Request<B>) -> Result<(), Refusal> {
+    let path = req.uri().path();
+    let normal = match super::normalize::normalize(path) {
+        Ok(n) => n,
+        Err(reason) => {
+            return Err(Refusal {
+                status: StatusCode::BAD_REQUEST,
+                reason,
+            });
+        }
+    };
+    if normal == path {
+        return Ok(());
+    }
+    let pq = match req.uri().query() {
+        Some(q) => format!("{normal}?{q}"),
+        None => normal,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = pq.parse().ok();
+    match http::Uri::from_parts(parts) {
+        Ok(uri) => {
+            *req.uri_mut() = uri;
+            Ok(())
+        }
+        Err(_) => refuse(StatusCode::BAD_REQUEST, "path"),
+    }
 }
 
 fn has_h2c(h: &HeaderMap) -> bool {

@@ -1,7 +1,9 @@
 //! The tower layers every HTTPS request goes through, one file each; `stack.rs` assembles them.
 //! Their futures are concrete types (no boxing per layer), built on [`MapResponse`].
 
+pub mod gate;
 pub mod guard;
+pub mod normalize;
 pub mod request_id;
 pub mod security_headers;
 pub mod trace;

@@ -29,6 +29,10 @@ const SPOOFABLE: [HeaderName; 5] = [
     HeaderName::from_static("x-real-ip"),
 ];
 
+/// Who the gateway signed in, for the upstream (never taken from the client).
+pub static X_VIGIE_USER: HeaderName = HeaderName::from_static("x-vigie-user");
+pub static X_VIGIE_ROLES: HeaderName = HeaderName::from_static("x-vigie-roles");
+
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -115,6 +119,34 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientForwarding, host: &
     headers.insert(X_FORWARDED_FOR.clone(), client.xff.clone());
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
     headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+}
+
+/// Removes the gateway's own cookies (`__Host-vigie*`) from what the upstream receives: the
+/// session token is the gateway's business only.
+pub fn strip_gateway_cookies(headers: &mut HeaderMap) {
+    let ours = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().windows(12).any(|w| w == b"__Host-vigie"));
+    if !ours {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.starts_with("__Host-vigie"))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(mut v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        v.set_sensitive(true);
+        headers.insert(header::COOKIE, v);
+    }
 }
 
 /// HTTP/2 lets clients split `Cookie` into several fields; HTTP/1.1 upstreams expect one
@@ -232,6 +264,16 @@ mod tests {
         );
         assert!(r("/relative").is_none());
         assert!(r("https://elsewhere.org/").is_none());
+    }
+
+    #[test]
+    fn gateway_cookies_never_reach_the_upstream() {
+        let mut h = map(&[("cookie", "a=1; __Host-vigie=tok; __Host-vigie-csrf=n; b=2")]);
+        strip_gateway_cookies(&mut h);
+        assert_eq!(h["cookie"], "a=1; b=2");
+        let mut h = map(&[("cookie", "__Host-vigie=tok")]);
+        strip_gateway_cookies(&mut h);
+        assert!(!h.contains_key("cookie"));
     }
 
     #[test]

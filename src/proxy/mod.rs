@@ -16,6 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tracing::{debug, warn};
 
+use crate::auth::Identity;
 use crate::body::Body;
 use crate::config::Upstream;
 use crate::error_page;
@@ -27,6 +28,8 @@ use crate::server::ConnInfo;
 #[derive(Clone, Debug)]
 pub struct Proxy {
     client: Client<HttpConnector, Body>,
+    /// `Authorization` for the upstream (its own credentials, which browsers never see).
+    credentials: Option<HeaderValue>,
     authority: http::uri::Authority,
     response_timeout: Duration,
     max_request_body: u64,
@@ -50,6 +53,7 @@ impl Proxy {
             .build(connector);
         Proxy {
             client,
+            credentials: upstream.credentials.as_ref().map(|c| c.expose().clone()),
             authority: upstream.authority.clone(),
             response_timeout: upstream.response_timeout,
             max_request_body,
@@ -120,6 +124,16 @@ impl Proxy {
         h.remove(header::EXPECT);
         headers::set_forwarded(&mut h, &conn.forwarded, &host);
         h.insert(header::HOST, host.clone());
+        // The gateway authenticated the client; the upstream learns who it is from us only.
+        h.remove(header::AUTHORIZATION);
+        headers::strip_gateway_cookies(&mut h);
+        if let Some(id) = parts.extensions.get::<Identity>() {
+            h.insert(headers::X_VIGIE_USER.clone(), id.user_header.clone());
+            h.insert(headers::X_VIGIE_ROLES.clone(), id.roles_header.clone());
+        }
+        if let Some(c) = &self.credentials {
+            h.insert(header::AUTHORIZATION, c.clone());
+        }
         if websocket {
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

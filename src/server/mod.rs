@@ -45,6 +45,9 @@ pub struct Shared {
     pub draining: watch::Receiver<bool>,
     /// Client connections allowed at once, across all workers.
     pub connection_permits: Arc<Semaphore>,
+    pub auth: Arc<crate::auth::Auth>,
+    /// The access policy, shared by every connection's gate.
+    pub access: Option<Arc<[crate::config::AccessRule]>>,
 }
 
 /// What the request path knows about the connection a request came on.
@@ -96,6 +99,17 @@ impl Gateway {
                 None
             }
         };
+        let auth = match crate::auth::Auth::open(&config) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                problems.push(Problem::error(
+                    "state_dir",
+                    e.to_string(),
+                    "the gateway needs a private directory it can write (a Docker volume); check the path and its owner",
+                ));
+                None
+            }
+        };
         let https = bind(config.listen.https, "listen.https", &mut problems).await;
         let http = match config.listen.http {
             Some(a) => bind(a, "listen.http", &mut problems).await,
@@ -105,7 +119,9 @@ impl Gateway {
             Some(a) => bind(a, "listen.admin", &mut problems).await,
             None => None,
         };
-        let (Some(certs), Some(https), true) = (certs, https, problems.is_empty()) else {
+        let (Some(certs), Some(https), Some(auth), true) =
+            (certs, https, auth, problems.is_empty())
+        else {
             return Err(ConfigError::Invalid(problems));
         };
         let server_config = tls::server_config(&config.tls, certs.clone())
@@ -119,6 +135,7 @@ impl Gateway {
         );
         let (drain_tx, draining) = watch::channel(false);
         let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
+        let access = config.access.clone().map(Arc::from);
         Ok(Gateway {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
@@ -126,6 +143,8 @@ impl Gateway {
                 proxy,
                 draining,
                 connection_permits,
+                auth,
+                access,
             }),
             certs,
             acceptor: TlsAcceptor::from(server_config),
@@ -505,6 +524,9 @@ async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<Shared>) {
             tick.tick().await;
             false
         };
+        if forced {
+            reload_accounts(&shared);
+        }
         let span = info_span!("certificate_reload", forced);
         let _enter = span.enter();
         match certs.reload(forced) {
@@ -521,6 +543,27 @@ async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<Shared>) {
         shared
             .metrics
             .set_cert_expiry(certs.current().info.not_after);
+    }
+}
+
+/// On SIGHUP: re-reads the configuration's accounts (and `auth.users_file`) and the session
+/// keys. Users removed or disabled lose their sessions at once. An invalid file changes nothing.
+fn reload_accounts(shared: &Shared) {
+    let Some(source) = &shared.config.source else {
+        return;
+    };
+    match Config::load(source) {
+        Ok((fresh, _)) => match shared.auth.set_users(&fresh.auth) {
+            Ok(revoked) => info!(users = fresh.auth.users.len(), revoked, "accounts reloaded"),
+            Err(e) => error!(error = %e, "accounts not reloaded"),
+        },
+        Err(e) => error!(
+            problems = %e,
+            "configuration not reloaded: it has errors; the running accounts are kept"
+        ),
+    }
+    if let Err(e) = shared.auth.reload_keys(&shared.config.state_dir) {
+        error!(error = %e, "session keys not reloaded");
     }
 }
 

@@ -313,10 +313,43 @@ async fn route(
     full(StatusCode::OK, "ok")
 }
 
-/// A gateway configuration for tests (all listeners on 127.0.0.1:0); `extra` is appended.
+/// The account every default test configuration has (roles doctor and admin).
+pub const TEST_USER: &str = "dr.test";
+pub const TEST_PASSWORD: &str = "Radio-Thorax-2026";
+/// RFC 6238's test key ("12345678901234567890"), base32.
+pub const TEST_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+/// An argon2id hash of `TEST_PASSWORD`, computed once per test binary.
+pub fn test_hash() -> &'static str {
+    static HASH: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| vigie::auth::password::hash(TEST_PASSWORD).unwrap());
+    &HASH
+}
+
+/// One `auth.users` entry with `TEST_PASSWORD` and `TEST_TOTP`.
+pub fn user_yaml(name: &str, roles: &str) -> String {
+    format!(
+        "    - username: {name}\n      password_hash: \"{}\"\n      totp_secret: {TEST_TOTP}\n      roles: {roles}\n",
+        test_hash()
+    )
+}
+
+/// A gateway configuration for tests (all listeners on 127.0.0.1:0) with `TEST_USER` as its
+/// only account and no access policy; `extra` is appended.
 pub fn config_yaml(certs: &Certs, upstream: &str, extra: &str) -> String {
+    let auth = format!(
+        "auth:\n  users:\n{}",
+        user_yaml(TEST_USER, "[doctor, admin]")
+    );
+    config_yaml_with_auth(certs, upstream, &auth, extra)
+}
+
+/// As [`config_yaml`], with the `auth:` section (and any `access:`) given whole.
+pub fn config_yaml_with_auth(certs: &Certs, upstream: &str, auth: &str, extra: &str) -> String {
     format!(
         r#"
+state_dir: "{state}"
+{auth}
 server_name: viewer.test
 server_aliases: [localhost]
 listen:
@@ -335,7 +368,70 @@ upstream:
 "#,
         cert = certs.cert.display(),
         key = certs.key.display(),
+        state = certs.dir.path().join("state").display(),
     )
+}
+
+/// Signs in through the real form (GET the page for its CSRF token, POST the fields) and
+/// returns the `Cookie` header value for the session, or the failure page.
+pub async fn sign_in(
+    certs: &Certs,
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    totp_b32: &str,
+) -> Result<String, (u16, String)> {
+    let c = client(certs, addr, true);
+    let base = format!("https://viewer.test:{}", addr.port());
+    let page = c.get(format!("{base}/_vigie/login")).send().await.unwrap();
+    let csrf_cookie = set_cookie(&page, "__Host-vigie-csrf").expect("no CSRF cookie");
+    let html = page.text().await.unwrap();
+    let token = hidden_field(&html, "csrf").expect("no csrf field");
+    let secret = vigie::auth::totp::decode_secret(totp_b32).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = vigie::auth::totp::code_at(&secret, now).unwrap();
+    let res = c
+        .post(format!("{base}/_vigie/login"))
+        .header("cookie", format!("__Host-vigie-csrf={csrf_cookie}"))
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("totp", code.as_str()),
+            ("csrf", token.as_str()),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    match set_cookie(&res, "__Host-vigie") {
+        Some(v) if res.status() == 303 => Ok(format!("__Host-vigie={v}")),
+        _ => {
+            let status = res.status().as_u16();
+            Err((status, res.text().await.unwrap_or_default()))
+        }
+    }
+}
+
+/// The value a response sets for cookie `name`.
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let (k, rest) = v.split_once('=')?;
+            (k == name).then(|| rest.split(';').next().unwrap_or("").to_owned())
+        })
+}
+
+/// The value of a hidden form field in a page.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &html[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
 }
 
 /// The gateway running in this process.
@@ -343,6 +439,9 @@ pub struct Gw {
     pub https: SocketAddr,
     pub http: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// `Cookie` header value of `TEST_USER`'s session (empty when the configuration has no
+    /// such user).
+    pub cookie: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -356,13 +455,25 @@ impl Gw {
         let task = tokio::spawn(gw.serve(async move {
             let _ = rx.await;
         }));
-        Gw {
+        let mut gw = Gw {
             https,
             http,
             admin,
+            cookie: String::new(),
             stop: Some(tx),
             task,
+        };
+        if yaml.contains(&format!("username: {TEST_USER}\n")) {
+            gw.cookie = sign_in(&certs_for(yaml), https, TEST_USER, TEST_PASSWORD, TEST_TOTP)
+                .await
+                .expect("test user cannot sign in");
         }
+        gw
+    }
+
+    /// A client for `TEST_USER`'s session.
+    pub fn client(&self, certs: &Certs, h2: bool) -> reqwest::Client {
+        session_client(certs, self.https, h2, &self.cookie)
     }
 
     /// Asks for a graceful shutdown and waits for it.
@@ -384,8 +495,41 @@ impl Gw {
     }
 }
 
+/// The CA file a configuration's certificate comes from (its folder's `ca.crt`), for helpers
+/// that only see the YAML.
+fn certs_for(yaml: &str) -> Certs {
+    let cert = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cert_file: "))
+        .unwrap()
+        .trim_matches('"');
+    let dir = Path::new(cert).parent().unwrap();
+    Certs {
+        dir: tempfile::tempdir().unwrap(),
+        ca: dir.join("ca.crt"),
+        cert: PathBuf::from(cert),
+        key: dir.join("server.key"),
+    }
+}
+
+/// A client that sends `cookie` with every request.
+pub fn session_client(certs: &Certs, gw: SocketAddr, h2: bool, cookie: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if !cookie.is_empty() {
+        headers.insert("cookie", cookie.parse().unwrap());
+    }
+    client_builder(certs, gw, h2)
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// A reqwest client that trusts the test CA and resolves `viewer.test` to the gateway.
 pub fn client(certs: &Certs, gw: SocketAddr, h2: bool) -> reqwest::Client {
+    client_builder(certs, gw, h2).build().unwrap()
+}
+
+fn client_builder(certs: &Certs, gw: SocketAddr, h2: bool) -> reqwest::ClientBuilder {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
     let b = reqwest::Client::builder()
         .tls_certs_only([ca])
@@ -393,8 +537,7 @@ pub fn client(certs: &Certs, gw: SocketAddr, h2: bool) -> reqwest::Client {
         .resolve("localhost", gw)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60));
-    let b = if h2 { b } else { b.http1_only() };
-    b.build().unwrap()
+    if h2 { b } else { b.http1_only() }
 }
 
 /// A raw TLS connection to the gateway, for requests no well-behaved client would send.
@@ -482,6 +625,8 @@ pub fn rss_kib(pid: u32) -> u64 {
 pub struct GwProcess {
     pub child: tokio::process::Child,
     pub https: SocketAddr,
+    /// `Cookie` header value of `TEST_USER`'s session.
+    pub cookie: String,
     pub lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     pub config: tempfile::NamedTempFile,
 }
@@ -520,12 +665,25 @@ impl GwProcess {
                 break v["https"].as_str().unwrap().parse().unwrap();
             }
         };
+        let cookie = if yaml.contains(&format!("username: {TEST_USER}\n")) {
+            sign_in(&certs_for(yaml), https, TEST_USER, TEST_PASSWORD, TEST_TOTP)
+                .await
+                .expect("test user cannot sign in")
+        } else {
+            String::new()
+        };
         GwProcess {
             child,
             https,
+            cookie,
             lines: rx,
             config,
         }
+    }
+
+    /// A client for `TEST_USER`'s session.
+    pub fn client(&self, certs: &Certs, h2: bool) -> reqwest::Client {
+        session_client(certs, self.https, h2, &self.cookie)
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,399 @@
+//! Sign-in: accounts from the configuration, password + TOTP verification with brute-force
+//! throttling, revocable sessions carried by a signed cookie, and the gateway's own pages.
+//! The per-request check ([`Auth::authenticate`]) does no I/O and takes no lock.
+
+pub mod csrf;
+pub mod keys;
+pub mod pages;
+pub mod password;
+pub mod routes;
+pub mod session;
+pub mod totp;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::config::{AuthSettings, Config, Secret, User};
+use crate::store::{SessionRecord, Store, StoreError};
+use keys::KeyRing;
+use session::{Claims, Tokens};
+
+/// Who is making a request, as established by the session gate. Everything after the gate
+/// reads only this.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: Arc<str>,
+    pub roles: Arc<[String]>,
+    pub session_id: Arc<str>,
+    /// `X-Vigie-User` and `X-Vigie-Roles` for the upstream, built once per account.
+    pub user_header: HeaderValue,
+    pub roles_header: HeaderValue,
+}
+
+/// An account as the request path needs it.
+#[derive(Debug)]
+pub struct Account {
+    pub username: Arc<str>,
+    pub roles: Arc<[String]>,
+    user_header: HeaderValue,
+    roles_header: HeaderValue,
+    password_hash: String,
+    totp_secret: Option<Secret<Vec<u8>>>,
+    pub disabled: bool,
+}
+
+impl From<&User> for Account {
+    fn from(u: &User) -> Account {
+        Account {
+            username: u.username.as_str().into(),
+            roles: u.roles.clone().into(),
+            // User names and roles are validated to header-safe characters.
+            user_header: HeaderValue::from_str(&u.username)
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            roles_header: HeaderValue::from_str(&u.roles.join(","))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+            password_hash: u.password_hash.clone(),
+            totp_secret: u.totp_secret.clone(),
+            disabled: u.disabled,
+        }
+    }
+}
+
+/// Why a request has no identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSession {
+    /// No cookie at all.
+    Missing,
+    /// A cookie that was once valid, but the idle timeout or the absolute lifetime passed.
+    Expired,
+    /// A forged, tampered, revoked or foreign token, or an account that is gone or disabled.
+    Invalid,
+}
+
+/// Outcome of a sign-in attempt. The page shows the same message for every failure.
+#[derive(Debug)]
+pub enum SignIn {
+    Success { cookie: HeaderValue, user: Arc<str> },
+    Failed,
+}
+
+/// Re-issue the cookie (new `act`) at most this often.
+const REFRESH_AFTER: u64 = 60;
+
+/// The sign-in machinery shared by every connection.
+pub struct Auth {
+    settings: ArcSwap<AuthSettings>,
+    accounts: ArcSwap<HashMap<Arc<str>, Arc<Account>>>,
+    tokens: ArcSwap<Tokens>,
+    /// Keys for form (CSRF) tokens: the session keys' newest entry.
+    form_key: ArcSwap<Secret<Vec<u8>>>,
+    store: Arc<Store>,
+    audience: String,
+    /// Bounds concurrent password verifications: each costs 19 MiB and tens of milliseconds.
+    verifications: Semaphore,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("accounts", &self.accounts.load().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Why the sign-in machinery could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+}
+
+impl Auth {
+    /// Opens the state store and the signing keys under `state_dir`, and drops the sessions of
+    /// users who are no longer allowed in.
+    pub fn open(config: &Config) -> Result<Auth, AuthError> {
+        let now = now();
+        let store = Arc::new(Store::open(&config.state_dir, now)?);
+        let ring = KeyRing::load_or_create(&config.state_dir, now)?;
+        let audience = format!("vigie:{}", config.server_name);
+        let auth = Auth {
+            settings: ArcSwap::from_pointee(config.auth.clone()),
+            accounts: ArcSwap::from_pointee(HashMap::new()),
+            tokens: ArcSwap::from_pointee(Tokens::new(&ring, &audience)),
+            form_key: ArcSwap::from_pointee(ring.keys[0].bytes()),
+            store,
+            audience,
+            verifications: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            ),
+        };
+        auth.set_users(&config.auth)?;
+        if !config.auth.second_factor {
+            warn!(
+                setting = "auth.second_factor",
+                "the second factor is OFF: passwords alone protect patient images"
+            );
+        }
+        Ok(auth)
+    }
+
+    /// Replaces the accounts (configuration reload) and revokes, at once and on disk, every
+    /// session whose user is gone or disabled.
+    pub fn set_users(&self, settings: &AuthSettings) -> Result<usize, StoreError> {
+        let accounts: HashMap<Arc<str>, Arc<Account>> = settings
+            .users
+            .iter()
+            .map(|u| {
+                (
+                    Arc::<str>::from(u.username.as_str()),
+                    Arc::new(Account::from(u)),
+                )
+            })
+            .collect();
+        let revoked = self.store.retain_sessions(|_, rec| {
+            accounts.get(rec.user.as_str()).is_some_and(|a| !a.disabled)
+        })?;
+        if revoked > 0 {
+            info!(revoked, "sessions of removed or disabled users revoked");
+        }
+        self.accounts.store(Arc::new(accounts));
+        self.settings.store(Arc::new(settings.clone()));
+        Ok(revoked)
+    }
+
+    /// Reloads the signing keys (after `vigie rotate-keys`).
+    pub fn reload_keys(&self, state_dir: &Path) -> Result<(), keys::KeyError> {
+        let ring = KeyRing::load_or_create(state_dir, now())?;
+        self.tokens
+            .store(Arc::new(Tokens::new(&ring, &self.audience)));
+        self.form_key.store(Arc::new(ring.keys[0].bytes()));
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> Arc<AuthSettings> {
+        self.settings.load_full()
+    }
+
+    pub(crate) fn form_key(&self) -> Arc<Secret<Vec<u8>>> {
+        self.form_key.load_full()
+    }
+
+    /// The identity behind a session cookie, and a refreshed cookie when the activity time is
+    /// more than a minute old. No I/O, no lock.
+    pub fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<(Identity, Option<HeaderValue>), NoSession> {
+        let token = session::cookie_value(headers, session::COOKIE).ok_or(NoSession::Missing)?;
+        let tokens = self.tokens.load();
+        let claims = match tokens.verify(token) {
+            Ok(c) => c,
+            // An expired but otherwise genuine token: say so on the sign-in page.
+            Err(session::Refused::Invalid) if tokens.verify_ignoring_expiry(token) => {
+                return Err(NoSession::Expired);
+            }
+            Err(_) => return Err(NoSession::Invalid),
+        };
+        let now = now();
+        let idle = self.settings.load().idle_timeout.as_secs();
+        if now.saturating_sub(claims.act) > idle {
+            return Err(NoSession::Expired);
+        }
+        let record = self
+            .store
+            .session(&claims.sid, now)
+            .ok_or(NoSession::Invalid)?;
+        if record.user != claims.sub {
+            return Err(NoSession::Invalid);
+        }
+        let accounts = self.accounts.load();
+        let account = accounts
+            .get(claims.sub.as_str())
+            .filter(|a| !a.disabled)
+            .ok_or(NoSession::Invalid)?;
+        let refresh = if now.saturating_sub(claims.act) >= REFRESH_AFTER {
+            let fresh = Claims {
+                act: now,
+                ..claims.clone()
+            };
+            tokens.sign(&fresh).and_then(|t| session::set_cookie(&t))
+        } else {
+            None
+        };
+        Ok((
+            Identity {
+                user: account.username.clone(),
+                roles: account.roles.clone(),
+                session_id: claims.sid.into(),
+                user_header: account.user_header.clone(),
+                roles_header: account.roles_header.clone(),
+            },
+            refresh,
+        ))
+    }
+
+    /// Checks a sign-in attempt: throttling first, then password (always hashed, also for
+    /// unknown users) and TOTP. Takes tens of milliseconds; failures add a growing delay.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        code: &str,
+        client: IpAddr,
+    ) -> Result<SignIn, StoreError> {
+        let settings = self.settings.load_full();
+        let now = now();
+        let user_key = format!("user:{}", username.to_ascii_lowercase());
+        let ip_key = format!("ip:{client}");
+        let store = self.store.clone();
+        let (user_fail, ip_fail) = {
+            let (s, u, i) = (store.clone(), user_key.clone(), ip_key.clone());
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((s.failures(&u)?, s.failures(&i)?))
+            })
+            .await
+            .map_err(|e| StoreError::Db(e.to_string()))??
+        };
+        let locked = user_fail.locked_until > now || ip_fail.locked_until > now;
+
+        let account = self.accounts.load().get(username).cloned();
+        let hash = match &account {
+            Some(a) if !a.disabled => a.password_hash.clone(),
+            _ => password::DUMMY_HASH.clone(),
+        };
+        let password_ok = {
+            let _permit = self.verifications.acquire().await;
+            let pw = password.to_owned();
+            tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        let account = account.filter(|a| !a.disabled);
+        let step = match (&account, settings.second_factor) {
+            (Some(a), true) => a
+                .totp_secret
+                .as_ref()
+                .and_then(|s| totp::matching_step(s.expose(), code, now)),
+            (Some(_), false) => Some(0),
+            (None, _) => None,
+        };
+
+        let success = !locked && password_ok && step.is_some();
+        let success = match (success, &account, settings.second_factor, step) {
+            (true, Some(a), true, Some(step)) => {
+                // The code is consumed only now, so a wrong password cannot burn codes.
+                let (s, u) = (store.clone(), a.username.to_string());
+                tokio::task::spawn_blocking(move || s.consume_totp_step(&u, step))
+                    .await
+                    .map_err(|e| StoreError::Db(e.to_string()))??
+            }
+            (ok, ..) => ok,
+        };
+
+        if let (true, Some(account)) = (success, account) {
+            let sid = new_session_id()?;
+            let rec = SessionRecord {
+                user: account.username.to_string(),
+                created: now,
+                expires: now + settings.absolute_timeout.as_secs(),
+            };
+            let (s, id, r) = (store.clone(), sid.clone(), rec.clone());
+            let (uk, ik) = (user_key, ip_key);
+            tokio::task::spawn_blocking(move || {
+                s.create_session(&id, r)?;
+                s.clear_failures(&uk)?;
+                s.clear_failures(&ik)
+            })
+            .await
+            .map_err(|e| StoreError::Db(e.to_string()))??;
+            let claims = Claims {
+                iss: "vigie".into(),
+                aud: self.audience.clone(),
+                sub: rec.user.clone(),
+                sid,
+                iat: now,
+                nbf: now,
+                exp: rec.expires,
+                act: now,
+            };
+            let cookie = self
+                .tokens
+                .load()
+                .sign(&claims)
+                .and_then(|t| session::set_cookie(&t))
+                .ok_or_else(|| StoreError::Db("cannot sign the session token".into()))?;
+            info!(user = %account.username, %client, "signed in");
+            return Ok(SignIn::Success {
+                cookie,
+                user: account.username.clone(),
+            });
+        }
+
+        let (max, lock) = (settings.max_failures, settings.lockout.as_secs());
+        let (uf, ipf) = {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((
+                    s.record_failure(&user_key, now, max, lock)?,
+                    s.record_failure(&ip_key, now, max, lock)?,
+                ))
+            })
+            .await
+            .map_err(|e| StoreError::Db(e.to_string()))??
+        };
+        let reason = if locked {
+            "locked"
+        } else if !password_ok || step.is_none() {
+            "bad_credentials"
+        } else {
+            "replayed_code"
+        };
+        warn!(%client, reason, failures = uf.count.max(ipf.count), "sign-in refused");
+        if uf.locked_until > now || ipf.locked_until > now {
+            warn!(%client, "sign-in locked out for {} s", lock);
+        }
+        // Growing delay: 0.25 s, 0.5 s, 1 s, 2 s, then 4 s per failure in the series.
+        let n = uf.count.max(ipf.count).clamp(1, 5);
+        tokio::time::sleep(Duration::from_millis(250 << (n - 1))).await;
+        Ok(SignIn::Failed)
+    }
+
+    /// Ends a session at once (and on disk).
+    pub async fn sign_out(&self, session_id: &str) -> Result<(), StoreError> {
+        let (s, sid) = (self.store.clone(), session_id.to_owned());
+        tokio::task::spawn_blocking(move || s.revoke_session(&sid))
+            .await
+            .map_err(|e| StoreError::Db(e.to_string()))??;
+        Ok(())
+    }
+}
+
+/// 128 bits from the system's CSPRNG, base64url.
+fn new_session_id() -> Result<String, StoreError> {
+    use base64::Engine as _;
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Db(format!("no randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}

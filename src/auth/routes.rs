@@ -1,0 +1,338 @@
+//! The gateway's own endpoints under `/_vigie/`: the sign-in form and its submission, sign-out,
+//! and the stylesheet. No session is needed to reach them.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::header::{LOCATION, SET_COOKIE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tracing::error;
+
+use super::pages::{self, Lang, Notice};
+use super::{Auth, NoSession, SignIn, csrf, session};
+use crate::body::Body;
+use crate::error_page;
+
+/// Largest sign-in or sign-out form accepted.
+const MAX_FORM: usize = 8 * 1024;
+
+/// Serves a `/_vigie/...` request.
+pub async fn handle(auth: &Auth, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+    let version = req.version();
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/_vigie/login") => login_page(auth, &req),
+        (&Method::POST, "/_vigie/login") => login_submit(auth, req, client).await,
+        (&Method::GET | &Method::HEAD, "/_vigie/logout") => logout_page(auth, &req),
+        (&Method::POST, "/_vigie/logout") => logout_submit(auth, req).await,
+        (&Method::GET | &Method::HEAD, "/_vigie/assets/vigie.css") => pages::stylesheet(),
+        (_, "/_vigie/login" | "/_vigie/logout") => {
+            error_page::response(StatusCode::METHOD_NOT_ALLOWED, version, false)
+        }
+        _ => error_page::response(StatusCode::NOT_FOUND, version, false),
+    }
+}
+
+/// Query parameters of the sign-in page.
+struct LoginQuery {
+    next: String,
+    lang: Option<String>,
+    expired: bool,
+    signed_out: bool,
+}
+
+fn query(req: &Request<Incoming>) -> LoginQuery {
+    let mut q = LoginQuery {
+        next: "/".into(),
+        lang: None,
+        expired: false,
+        signed_out: false,
+    };
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match &*k {
+            "next" => q.next = safe_next(&v),
+            "lang" => q.lang = Some(v.into_owned()),
+            "expired" => q.expired = true,
+            "signed_out" => q.signed_out = true,
+            _ => {}
+        }
+    }
+    q
+}
+
+fn lang_of(req: &Request<Incoming>, explicit: Option<&str>) -> Lang {
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Lang::pick(explicit, accept)
+}
+
+/// Only same-origin relative paths: anything else (`//host`, `/\host`, schemes, control
+/// characters, our own sign-in page) sends the user to `/`.
+pub fn safe_next(raw: &str) -> String {
+    let ok = raw.starts_with('/')
+        && !raw.starts_with("//")
+        && !raw.starts_with("/\\")
+        && raw.len() <= 2048
+        && !raw.contains('\\')
+        && raw.bytes().all(|b| b.is_ascii_graphic())
+        && !raw.starts_with("/_vigie/")
+        && raw.parse::<http::uri::PathAndQuery>().is_ok();
+    if ok { raw.to_owned() } else { "/".into() }
+}
+
+fn redirect(to: &str) -> Response<Body> {
+    let mut res = Response::new(Body::Empty);
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(LOCATION, v);
+    }
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+fn login_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
+    let q = query(req);
+    if auth.authenticate(req.headers()).is_ok() {
+        return redirect(&q.next);
+    }
+    let lang = lang_of(req, q.lang.as_deref());
+    let notice = if q.expired {
+        Notice::Expired {
+            minutes: auth.settings().idle_timeout.as_secs().div_ceil(60),
+        }
+    } else if q.signed_out {
+        Notice::SignedOut
+    } else {
+        Notice::None
+    };
+    render_login(auth, req, lang, notice, &q.next, "", StatusCode::OK)
+}
+
+/// Renders the form with a CSRF token bound to the browser's nonce cookie (set when absent).
+fn render_login(
+    auth: &Auth,
+    req: &Request<Incoming>,
+    lang: Lang,
+    notice: Notice,
+    next: &str,
+    username: &str,
+    status: StatusCode,
+) -> Response<Body> {
+    let existing = session::cookie_value(req.headers(), csrf::COOKIE)
+        .filter(|n| {
+            n.len() >= 16
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned);
+    let (nonce, fresh) = match existing {
+        Some(n) => (n, false),
+        None => match csrf::new_nonce() {
+            Some(n) => (n, true),
+            None => {
+                return error_page::response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    req.version(),
+                    false,
+                );
+            }
+        },
+    };
+    let token = csrf::token(auth.form_key().expose(), "login", &nonce);
+    let mut res = pages::html(status, pages::login(lang, notice, next, &token, username));
+    if fresh && let Some(c) = csrf::set_cookie(&nonce) {
+        res.headers_mut().append(SET_COOKIE, c);
+    }
+    res
+}
+
+async fn read_form(
+    req: Request<Incoming>,
+) -> Option<(http::request::Parts, Vec<(String, String)>)> {
+    let (parts, body) = req.into_parts();
+    let is_form = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return None;
+    }
+    let bytes: Bytes = Limited::new(body, MAX_FORM)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    let fields = form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Some((parts, fields))
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+async fn login_submit(auth: &Auth, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+    let version = req.version();
+    let headers = req.headers().clone();
+    let uri = req.uri().clone();
+    let Some((_, fields)) = read_form(req).await else {
+        return error_page::response(StatusCode::BAD_REQUEST, version, false);
+    };
+    let next = safe_next(field(&fields, "next"));
+    let lang = Lang::pick(
+        Some(field(&fields, "lang")),
+        headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let username = field(&fields, "username").trim();
+    let nonce = session::cookie_value(&headers, csrf::COOKIE).unwrap_or("");
+    let csrf_ok = !nonce.is_empty()
+        && csrf::verify(
+            auth.form_key().expose(),
+            "login",
+            nonce,
+            field(&fields, "csrf"),
+        );
+    // A request rebuilt only for rendering: the body has been read.
+    let mut for_page = Request::new(());
+    *for_page.headers_mut() = headers;
+    *for_page.uri_mut() = uri;
+    if !csrf_ok {
+        tracing::warn!(%client, reason = "csrf", "sign-in refused");
+        return render_failed(auth, &for_page, lang, &next, username);
+    }
+    match auth
+        .sign_in(
+            username,
+            field(&fields, "password"),
+            field(&fields, "totp"),
+            client,
+        )
+        .await
+    {
+        Ok(SignIn::Success { cookie, .. }) => {
+            let mut res = redirect(&next);
+            res.headers_mut().append(SET_COOKIE, cookie);
+            res
+        }
+        Ok(SignIn::Failed) => render_failed(auth, &for_page, lang, &next, username),
+        Err(e) => {
+            error!(error = %e, "sign-in could not be recorded");
+            error_page::response(StatusCode::SERVICE_UNAVAILABLE, version, false)
+        }
+    }
+}
+
+/// The failure page: the same for every cause, with the user name kept.
+fn render_failed(
+    auth: &Auth,
+    req: &Request<()>,
+    lang: Lang,
+    next: &str,
+    username: &str,
+) -> Response<Body> {
+    let nonce = session::cookie_value(req.headers(), csrf::COOKIE)
+        .map(str::to_owned)
+        .or_else(csrf::new_nonce)
+        .unwrap_or_default();
+    let token = csrf::token(auth.form_key().expose(), "login", &nonce);
+    let mut res = pages::html(
+        StatusCode::UNAUTHORIZED,
+        pages::login(lang, Notice::Failed, next, &token, username),
+    );
+    if session::cookie_value(req.headers(), csrf::COOKIE).is_none()
+        && let Some(c) = csrf::set_cookie(&nonce)
+    {
+        res.headers_mut().append(SET_COOKIE, c);
+    }
+    res
+}
+
+fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
+    let q = query(req);
+    match auth.authenticate(req.headers()) {
+        Ok((id, _)) => {
+            let token = csrf::token(auth.form_key().expose(), "logout", &id.session_id);
+            let lang = lang_of(req, q.lang.as_deref());
+            pages::html(StatusCode::OK, pages::logout(lang, &id.user, &token))
+        }
+        Err(_) => redirect("/_vigie/login"),
+    }
+}
+
+async fn logout_submit(auth: &Auth, req: Request<Incoming>) -> Response<Body> {
+    let version = req.version();
+    let identity = auth.authenticate(req.headers());
+    let Some((_, fields)) = read_form(req).await else {
+        return error_page::response(StatusCode::BAD_REQUEST, version, false);
+    };
+    let (id, _) = match identity {
+        Ok(i) => i,
+        Err(NoSession::Missing | NoSession::Expired | NoSession::Invalid) => {
+            let mut res = redirect("/_vigie/login?signed_out=1");
+            res.headers_mut()
+                .append(SET_COOKIE, session::clear_cookie());
+            return res;
+        }
+    };
+    if !csrf::verify(
+        auth.form_key().expose(),
+        "logout",
+        &id.session_id,
+        field(&fields, "csrf"),
+    ) {
+        return error_page::response(StatusCode::FORBIDDEN, version, false);
+    }
+    if let Err(e) = auth.sign_out(&id.session_id).await {
+        error!(error = %e, "sign-out could not be recorded");
+        return error_page::response(StatusCode::SERVICE_UNAVAILABLE, version, false);
+    }
+    tracing::info!(user = %id.user, "signed out");
+    let mut res = redirect("/_vigie/login?signed_out=1");
+    res.headers_mut()
+        .append(SET_COOKIE, session::clear_cookie());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_same_origin_only() {
+        for ok in [
+            "/",
+            "/app/explorer.html",
+            "/web-viewer/app/viewer.html?series=abc&x=1",
+        ] {
+            assert_eq!(safe_next(ok), ok);
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil",
+            "javascript:alert(1)",
+            "evil.example",
+            "/a\nb",
+            "/_vigie/login",
+            "",
+            "/\u{0}",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+}

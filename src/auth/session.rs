@@ -1,0 +1,257 @@
+//! Session tokens: a JWT (HS256 pinned, key chosen by `kid`) in the `__Host-vigie` cookie
+//! (Secure, HttpOnly, SameSite=Lax, Path=/). The token names the session id, which the store must
+//! still hold, so logout and revocation take effect at once. `act` is the time of the last
+//! activity: the cookie is re-issued with a new `act` at most once a minute, and a token whose
+//! `act` is older than the idle timeout is refused.
+
+use std::collections::HashMap;
+
+use http::HeaderValue;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeyRing;
+
+/// The cookie's name. `__Host-` makes browsers refuse it unless Secure, Path=/ and host-only.
+pub const COOKIE: &str = "__Host-vigie";
+const ISSUER: &str = "vigie";
+/// Tolerated clock difference on `exp` and `nbf`; the tokens are our own, so it stays small.
+const LEEWAY_SECS: u64 = 5;
+
+/// The claims Vigie puts in a session token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// User name.
+    pub sub: String,
+    /// Session id.
+    pub sid: String,
+    pub iat: u64,
+    pub nbf: u64,
+    /// Absolute end of the session.
+    pub exp: u64,
+    /// Last activity.
+    pub act: u64,
+}
+
+/// Signs and verifies session tokens.
+pub struct Tokens {
+    signing: (String, EncodingKey),
+    verifying: HashMap<String, DecodingKey>,
+    validation: Validation,
+    audience: String,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("signing_kid", &self.signing.0)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a token was refused (kept for the debug log; the client only ever sees "sign in").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Malformed,
+    UnknownKey,
+    Invalid,
+}
+
+impl Tokens {
+    /// Tokens for this deployment (`audience` names it, so another gateway's tokens fail).
+    pub fn new(ring: &KeyRing, audience: &str) -> Tokens {
+        let signing = &ring.keys[0];
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Tokens {
+            signing: (
+                signing.kid.clone(),
+                EncodingKey::from_secret(signing.bytes().expose()),
+            ),
+            verifying: ring
+                .keys
+                .iter()
+                .map(|k| (k.kid.clone(), DecodingKey::from_secret(k.bytes().expose())))
+                .collect(),
+            validation,
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// The audience every token must name.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// A signed token for these claims.
+    pub fn sign(&self, claims: &Claims) -> Option<String> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing.0.clone());
+        jsonwebtoken::encode(&header, claims, &self.signing.1).ok()
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, `exp` and `nbf`.
+    pub fn verify(&self, token: &str) -> Result<Claims, Refused> {
+        self.verify_with(token, true)
+    }
+
+    /// Signature, algorithm, issuer and audience valid, whatever `exp` says: a token that was
+    /// ours and has run out (the sign-in page then says the session expired).
+    pub fn verify_ignoring_expiry(&self, token: &str) -> bool {
+        self.verify_with(token, false).is_ok()
+    }
+
+    fn verify_with(&self, token: &str, check_exp: bool) -> Result<Claims, Refused> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refused::Malformed)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(Refused::Invalid);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifying.get(kid))
+            .ok_or(Refused::UnknownKey)?;
+        let result = if check_exp {
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+        } else {
+            let mut relaxed = self.validation.clone();
+            relaxed.validate_exp = false;
+            jsonwebtoken::decode::<Claims>(token, key, &relaxed)
+        };
+        result.map(|d| d.claims).map_err(|_| Refused::Invalid)
+    }
+}
+
+/// The `Set-Cookie` value carrying a token. No Max-Age: the cookie ends with the browser
+/// session, and the token's own `exp` bounds it in any case.
+pub fn set_cookie(token: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax"
+    ))
+    .ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// The `Set-Cookie` value that deletes the session cookie.
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("__Host-vigie=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> (tempfile::TempDir, KeyRing) {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::load_or_create(dir.path(), 0).unwrap();
+        (dir, ring)
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn claims(aud: &str) -> Claims {
+        let n = now();
+        Claims {
+            iss: ISSUER.into(),
+            aud: aud.into(),
+            sub: "dr.martin".into(),
+            sid: "s1".into(),
+            iat: n,
+            nbf: n,
+            exp: n + 3600,
+            act: n,
+        }
+    }
+
+    #[test]
+    fn sign_verify_and_refusals() {
+        let (dir, mut ring) = ring();
+        let tokens = Tokens::new(&ring, "vigie:viewer.test");
+        let t = tokens.sign(&claims("vigie:viewer.test")).unwrap();
+        assert_eq!(tokens.verify(&t).unwrap().sub, "dr.martin");
+        // Wrong audience, expired, not yet valid.
+        let other = tokens.sign(&claims("vigie:elsewhere")).unwrap();
+        assert_eq!(tokens.verify(&other), Err(Refused::Invalid));
+        let mut c = claims("vigie:viewer.test");
+        c.exp = now() - 60;
+        assert_eq!(
+            tokens.verify(&tokens.sign(&c).unwrap()),
+            Err(Refused::Invalid)
+        );
+        let mut c = claims("vigie:viewer.test");
+        c.nbf = now() + 120;
+        assert_eq!(
+            tokens.verify(&tokens.sign(&c).unwrap()),
+            Err(Refused::Invalid)
+        );
+        // Tampered payload.
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let forged = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            serde_json::to_vec(&Claims {
+                sub: "admin".into(),
+                ..claims("vigie:viewer.test")
+            })
+            .unwrap(),
+        );
+        parts[1] = &forged;
+        assert_eq!(tokens.verify(&parts.join(".")), Err(Refused::Invalid));
+        // alg: none.
+        let none_header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"alg":"none","typ":"JWT"}"#,
+        );
+        let none = format!("{none_header}.{}.", t.split('.').nth(1).unwrap());
+        assert!(tokens.verify(&none).is_err());
+        // Rotation: the old key still verifies, a new token uses the new key.
+        ring.rotate(dir.path(), now(), 3600).unwrap();
+        let rotated = Tokens::new(&ring, "vigie:viewer.test");
+        assert!(rotated.verify(&t).is_ok());
+        let t2 = rotated.sign(&claims("vigie:viewer.test")).unwrap();
+        assert_eq!(tokens.verify(&t2), Err(Refused::UnknownKey));
+        // A key the ring does not hold.
+        let (_d, foreign) = super::tests::ring();
+        let foreign = Tokens::new(&foreign, "vigie:viewer.test");
+        let t3 = foreign.sign(&claims("vigie:viewer.test")).unwrap();
+        assert!(rotated.verify(&t3).is_err());
+    }
+
+    #[test]
+    fn cookies() {
+        let mut h = http::HeaderMap::new();
+        h.append("cookie", "a=1; __Host-vigie=tok.en.x; b=2".parse().unwrap());
+        assert_eq!(cookie_value(&h, COOKIE), Some("tok.en.x"));
+        assert_eq!(cookie_value(&h, "c"), None);
+        let c = set_cookie("abc").unwrap();
+        assert_eq!(
+            c,
+            "__Host-vigie=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The session gate: every path outside `/_vigie/` needs a valid session. The gate turns the
+//! session cookie into an [`Identity`] in the request extensions, applies the access policy, and
+//! refreshes the cookie's activity time. Without a session, a browser navigation is sent to the
+//! sign-in page (303, with `next`); anything else (XHR, fetch, DICOMweb clients, WebSocket
+//! handshakes) gets 401.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::Either;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use tower::{Layer, Service};
+use tracing::debug;
+
+use super::{MapResponse, ResponseMapper};
+use crate::auth::{Auth, NoSession, session};
+use crate::body::Body;
+use crate::config::AccessRule;
+use crate::error_page;
+use crate::policy;
+use crate::router::RESERVED_PREFIX;
+
+/// Applies the gate; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct GateLayer {
+    auth: Arc<Auth>,
+    access: Option<Arc<[AccessRule]>>,
+}
+
+impl GateLayer {
+    pub fn new(auth: Arc<Auth>, access: Option<Arc<[AccessRule]>>) -> Self {
+        GateLayer { auth, access }
+    }
+}
+
+impl<S> Layer<S> for GateLayer {
+    type Service = Gate<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Gate {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Gate<S> {
+    inner: S,
+    layer: GateLayer,
+}
+
+type Immediate = Ready<Result<Response<Body>, Infallible>>;
+
+impl<S, B> Service<Request<B>> for Gate<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<MapResponse<S::Future, Refresh>, Immediate>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if req.uri().path().starts_with(RESERVED_PREFIX) {
+            return Either::Left(MapResponse::new(self.inner.call(req), Refresh(None)));
+        }
+        match self.layer.auth.authenticate(req.headers()) {
+            Ok((identity, refresh)) => {
+                let allowed = policy::allows(
+                    self.layer.access.as_deref(),
+                    req.method(),
+                    req.uri().path(),
+                    &identity.roles,
+                );
+                if !allowed {
+                    debug!(user = %identity.user, path = req.uri().path(), "refused by the access policy");
+                    return Either::Right(ready(Ok(error_page::response(
+                        StatusCode::FORBIDDEN,
+                        req.version(),
+                        false,
+                    ))));
+                }
+                req.extensions_mut().insert(identity);
+                Either::Left(MapResponse::new(self.inner.call(req), Refresh(refresh)))
+            }
+            Err(why) => Either::Right(ready(Ok(unauthenticated(&req, why)))),
+        }
+    }
+}
+
+/// A browser loading a page (rather than a script fetching data).
+fn is_navigation<B>(req: &Request<B>) -> bool {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return false;
+    }
+    if req.headers().contains_key(header::UPGRADE) {
+        return false;
+    }
+    match req.headers().get("sec-fetch-mode") {
+        Some(mode) => mode.as_bytes() == b"navigate",
+        None => req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html")),
+    }
+}
+
+fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
+    let mut res = if is_navigation(req) {
+        let next = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let mut location = String::from("/_vigie/login?next=");
+        location.extend(percent_encoding::utf8_percent_encode(
+            next,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+        if why == NoSession::Expired {
+            location.push_str("&expired=1");
+        }
+        let mut res = Response::new(Body::Empty);
+        *res.status_mut() = StatusCode::SEE_OTHER;
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    } else {
+        error_page::response(StatusCode::UNAUTHORIZED, req.version(), false)
+    };
+    if why != NoSession::Missing {
+        res.headers_mut()
+            .append(header::SET_COOKIE, session::clear_cookie());
+    }
+    res
+}
+
+/// Adds the refreshed session cookie to the response, when there is one.
+pub struct Refresh(Option<HeaderValue>);
+
+impl ResponseMapper<Body> for Refresh {
+    type Output = Response<Body>;
+    fn map(self, mut res: Response<Body>) -> Response<Body> {
+        if let Some(cookie) = self.0 {
+            res.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        res
+    }
+}

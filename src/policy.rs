@@ -1,0 +1,92 @@
+//! The access policy: which roles may use which paths and methods. Rules are read in order and
+//! the first that matches decides; when rules exist and none matches, the request is refused.
+//! Without an `access:` section every signed-in user reaches everything (and `vigie check` says
+//! so). Paths are matched after normalisation, case-insensitively, at segment boundaries.
+
+use http::Method;
+
+use crate::config::AccessRule;
+
+/// Whether `roles` may send `method` to `path` (normalised).
+pub fn allows(rules: Option<&[AccessRule]>, method: &Method, path: &str, roles: &[String]) -> bool {
+    let Some(rules) = rules else {
+        return true;
+    };
+    let path = path.to_ascii_lowercase();
+    for rule in rules {
+        if !prefix_matches(&rule.path, &path) {
+            continue;
+        }
+        if let Some(methods) = &rule.methods
+            && !methods.contains(method)
+        {
+            continue;
+        }
+        return rule
+            .roles
+            .iter()
+            .any(|r| r == "*" || roles.iter().any(|have| have == r));
+    }
+    false
+}
+
+/// `/tools/` matches `/tools/` and below; `/tools` matches `/tools` and below, not `/toolsx`.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let bare = prefix.trim_end_matches('/');
+    path == bare || path.starts_with(&format!("{bare}/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(path: &str, methods: Option<&[&str]>, roles: &[&str]) -> AccessRule {
+        AccessRule {
+            path: path.into(),
+            methods: methods.map(|m| m.iter().map(|m| m.parse().unwrap()).collect()),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_default_denies() {
+        let rules = vec![
+            rule("/tools/execute-script", None, &[]),
+            rule("/tools/", None, &["admin"]),
+            rule("/", Some(&["DELETE"]), &["admin"]),
+            rule("/", None, &["doctor", "admin"]),
+        ];
+        let r = Some(rules.as_slice());
+        let doctor = ["doctor".to_string()];
+        let admin = ["admin".to_string()];
+        assert!(allows(r, &Method::GET, "/patients", &doctor));
+        assert!(!allows(r, &Method::DELETE, "/studies/x", &doctor));
+        assert!(allows(r, &Method::DELETE, "/studies/x", &admin));
+        assert!(!allows(r, &Method::GET, "/tools/find", &doctor));
+        assert!(!allows(r, &Method::GET, "/TOOLS/find", &doctor));
+        assert!(allows(r, &Method::POST, "/tools/find", &admin));
+        assert!(!allows(r, &Method::POST, "/tools/execute-script", &admin));
+        assert!(!allows(
+            r,
+            &Method::GET,
+            "/patients",
+            &["nurse".to_string()]
+        ));
+        let partial = vec![rule("/app/", None, &["*"])];
+        assert!(allows(Some(&partial), &Method::GET, "/app/x", &doctor));
+        assert!(!allows(Some(&partial), &Method::GET, "/patients", &doctor));
+        assert!(allows(None, &Method::DELETE, "/anything", &doctor));
+    }
+
+    #[test]
+    fn segment_boundaries() {
+        assert!(prefix_matches("/tools", "/tools"));
+        assert!(prefix_matches("/tools", "/tools/x"));
+        assert!(!prefix_matches("/tools", "/toolsx"));
+        assert!(prefix_matches("/tools/", "/tools"));
+        assert!(prefix_matches("/tools/", "/tools/"));
+    }
+}
