@@ -18,6 +18,7 @@
 //! Beside it: the plain-HTTP redirect listener (`redirect`), the admin listener (`admin`:
 //! health, readiness, `metrics`), certificate reloading, and graceful shutdown.
 
+pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod body;

@@ -38,12 +38,40 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Hash a password (argon2id) for `auth.users[].password_hash`. Reads it at a no-echo
+    /// prompt, or one line from standard input; refuses weak passwords.
+    HashPassword,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Start signing sessions with a new key; the previous keys keep verifying until their
+    /// sessions expire. Send SIGHUP (or restart) to apply.
+    RotateKeys {
+        #[arg(long, short, default_value = "config/vigie.yaml")]
+        config: PathBuf,
+    },
     /// Create a local CA and an ECDSA P-256 server certificate for development.
     DevCert {
         #[arg(long, default_value = "certs/")]
         out: PathBuf,
         #[arg(long, default_value = "localhost")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add an account with a fresh TOTP secret (shown as a QR code for the phone's app). Writes
+    /// to `auth.users_file` when set, otherwise to `auth.users` in the configuration file.
+    Add {
+        name: String,
+        /// Comma-separated roles, e.g. doctor or admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        #[arg(long, short, default_value = "config/vigie.yaml")]
+        config: PathBuf,
     },
 }
 
@@ -58,6 +86,17 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, log_format } => serve(&config, log_format),
         Command::Check { config, offline } => check(&config, offline),
+        Command::HashPassword => report(hash_password()),
+        Command::User {
+            action: UserAction::Add { name, roles, config },
+        } => report(user_add(&config, &name, &roles)),
+        Command::RotateKeys { config } => report(
+            vigie::accounts::rotate_keys(&config)
+                .map(|kid| {
+                    println!("new signing key {kid}; send SIGHUP to the gateway (or restart it) to use it");
+                })
+                .map_err(Into::into),
+        ),
         Command::DevCert { out, name } => match dev_cert(&out, &name) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -66,6 +105,54 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let pw = vigie::accounts::read_new_password()?;
+    let hash = vigie::auth::password::hash(&pw).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
+}
+
+fn user_add(config: &std::path::Path, name: &str, roles: &[String]) -> anyhow::Result<()> {
+    use vigie::accounts::{NewUser, add_user, qr_for_terminal};
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!(
+            "Password for {name} (at least 12 characters, mixing upper case, lower case, digits and symbols)."
+        );
+    }
+    let pw = vigie::accounts::read_new_password()?;
+    let user = NewUser::create(name, roles, &pw)?;
+    let added = add_user(config, &user)?;
+    let uri = user
+        .otpauth_uri()
+        .ok_or_else(|| anyhow::anyhow!("cannot build the authenticator URI"))?;
+    println!(
+        "Added {name} ({}) to {}.",
+        roles.join(", "),
+        added.file.display()
+    );
+    println!();
+    println!(
+        "Scan this code with the phone's authenticator app (FreeOTP, Google Authenticator, …):"
+    );
+    if let Some(qr) = qr_for_terminal(&uri) {
+        println!("{qr}");
+    }
+    println!("or enter it by hand: {uri}");
+    println!();
+    println!("Then send SIGHUP to the gateway (or restart it) so that the account is used.");
+    Ok(())
 }
 
 fn print_problems(problems: &[Problem]) {

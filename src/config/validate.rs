@@ -133,6 +133,7 @@ impl Validator {
         let log = self.log(&f.log);
         let auth = self.auth(f.auth);
         let access = f.access.map(|rules| self.access(rules));
+        self.policy_warnings(access.as_deref(), &auth);
         let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));
         if let (Some(l), Some(u)) = (&listen, &upstream) {
             self.loop_check(l, u);
@@ -381,6 +382,34 @@ impl Validator {
                 );
                 None
             }
+        }
+    }
+
+    /// Names the openings an administrator most likely did not intend.
+    fn policy_warnings(&mut self, access: Option<&[AccessRule]>, auth: &AuthSettings) {
+        let mut roles: Vec<String> = auth
+            .users
+            .iter()
+            .flat_map(|u| u.roles.iter().cloned())
+            .filter(|r| r != "admin")
+            .collect();
+        roles.push("doctor".into());
+        roles.sort();
+        roles.dedup();
+        let post = http::Method::POST;
+        if crate::policy::allows(access, &post, "/tools/execute-script", &roles) {
+            self.warning(
+                "access",
+                "the access policy lets users without the admin role reach /tools/ \
+                 (Orthanc's administration API, including Lua script execution)",
+                "restrict /tools/ to admins and refuse /tools/execute-script to all; start from config/orthanc.example.yaml",
+            );
+        } else if crate::policy::allows(access, &post, "/tools/execute-script", &["admin".into()]) {
+            self.warning(
+                "access",
+                "the access policy lets admins run Lua scripts on the viewer (/tools/execute-script)",
+                "refuse /tools/execute-script to every role, as config/orthanc.example.yaml does",
+            );
         }
     }
 
@@ -897,7 +926,7 @@ mod tests {
         format!(
             "{BASE}state_dir: /tmp/vigie-test\nauth:\n  users:\n    - username: dr.martin\n      \
              password_hash: \"{hash}\"\n      totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n      \
-             roles: [doctor]\n"
+             roles: [doctor]\naccess:\n  - path: /tools/execute-script\n    roles: []\n  - path: /tools/\n    roles: [admin]\n  - path: /\n    roles: [doctor]\n"
         )
     });
 

@@ -334,11 +334,16 @@ pub fn user_yaml(name: &str, roles: &str) -> String {
     )
 }
 
-/// A gateway configuration for tests (all listeners on 127.0.0.1:0) with `TEST_USER` as its
-/// only account and no access policy; `extra` is appended.
+/// The access policy of the default test configuration (Orthanc's preset, shortened).
+pub const TEST_ACCESS: &str = "access:\n  - path: /tools/execute-script\n    roles: []\n  \
+    - path: /tools/\n    roles: [admin]\n  - path: /\n    methods: [DELETE]\n    roles: [admin]\n  \
+    - path: /\n    roles: [doctor, admin]\n";
+
+/// A gateway configuration for tests (all listeners on 127.0.0.1:0) with `TEST_USER` (roles
+/// doctor and admin) as its only account and `TEST_ACCESS`; `extra` is appended.
 pub fn config_yaml(certs: &Certs, upstream: &str, extra: &str) -> String {
     let auth = format!(
-        "auth:\n  users:\n{}",
+        "auth:\n  users:\n{}{TEST_ACCESS}",
         user_yaml(TEST_USER, "[doctor, admin]")
     );
     config_yaml_with_auth(certs, upstream, &auth, extra)
