@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
@@ -218,7 +218,8 @@ impl Auth {
         };
         let now = now();
         let idle = self.settings.load().idle_timeout.as_secs();
-        if now.saturating_sub(claims.act) > idle {
+        // `verify` tolerates a few seconds of clock skew; our own clock needs none.
+        if now.saturating_sub(claims.act) > idle || claims.exp <= now {
             return Err(NoSession::Expired);
         }
         let record = self
@@ -374,9 +375,9 @@ impl Auth {
         if uf.locked_until > now || ipf.locked_until > now {
             warn!(%client, "sign-in locked out for {} s", lock);
         }
-        // Growing delay: 0.25 s, 0.5 s, 1 s, 2 s, then 4 s per failure in the series.
+        // Growing delay: 1, 2, 4, 8, then 16 times auth.failure_delay (0.25 s by default).
         let n = uf.count.max(ipf.count).clamp(1, 5);
-        tokio::time::sleep(Duration::from_millis(250 << (n - 1))).await;
+        tokio::time::sleep(settings.failure_delay * (1 << (n - 1))).await;
         Ok(SignIn::Failed)
     }
 

@@ -37,6 +37,7 @@ pub struct FileAuth {
     pub absolute_timeout: Option<String>,
     pub max_failures: Option<u32>,
     pub lockout: Option<String>,
+    pub failure_delay: Option<String>,
 }
 
 /// One account, in the main file or in `auth.users_file` (a YAML list of these).

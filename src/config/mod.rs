@@ -155,6 +155,9 @@ pub struct AuthSettings {
     /// Failed sign-ins (per account, and per client address) before a lockout.
     pub max_failures: u32,
     pub lockout: Duration,
+    /// Pause before answering a failed sign-in; it doubles with each failure in a series, up
+    /// to 16 times this.
+    pub failure_delay: Duration,
 }
 
 /// One account.

@@ -240,6 +240,11 @@ impl Validator {
                 "auth.lockout",
                 Duration::from_secs(15 * 60),
             ),
+            failure_delay: self.duration(
+                a.failure_delay.as_deref(),
+                "auth.failure_delay",
+                Duration::from_millis(250),
+            ),
         }
     }
 

@@ -55,6 +55,8 @@ pub struct UpstreamStats {
     pub connections: AtomicUsize,
     pub requests: AtomicUsize,
     pub uploaded: AtomicU64,
+    /// Every request line's path and query, in order.
+    pub paths: std::sync::Mutex<Vec<String>>,
 }
 
 /// A real HTTP/1.1 server standing in for Orthanc. Routes:
@@ -168,6 +170,11 @@ async fn route(
 ) -> Response<UpBody> {
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_owned();
+    stats.paths.lock().unwrap().push(
+        req.uri()
+            .path_and_query()
+            .map_or(String::new(), |p| p.to_string()),
+    );
     if path == "/echo" {
         let headers: Vec<(String, String)> = req
             .headers()
