@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit and integration tests (real gateway, real upstream,
-# real TLS clients), then the TLS scanners against a running gateway.
+# real TLS clients), the sign-in flow in a real browser (headless Chromium), then the TLS
+# scanners against a running gateway.
 #   scripts/test.sh            everything
 #   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~70 s scanner run
 set -euo pipefail
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$ROOT"
 
 missing=()
-for tool in cargo python3 openssl testssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in cargo python3 openssl testssl node npm chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]} (on Debian: .ci/run installs them)"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -20,6 +21,8 @@ step "cargo test (unit + integration)"
 # Tests measure memory and timeouts: two threads keep them from starving each other on small CI
 # machines without serialising everything.
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
+step "browser: sign-in and sign-out in headless Chromium"
+scripts/browser-test.sh
 if [[ "${SKIP_TLS_SCAN:-0}" != 1 ]]; then
   step "TLS scanners (sslyze, testssl.sh)"
   scripts/tls-scan.sh

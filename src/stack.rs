@@ -6,6 +6,7 @@ use tower::ServiceBuilder;
 
 use crate::middleware::gate::GateLayer;
 use crate::middleware::guard::GuardLayer;
+use crate::middleware::head::HeadLayer;
 use crate::middleware::request_id::RequestIdLayer;
 use crate::middleware::security_headers::SecurityHeadersLayer;
 use crate::middleware::trace::TraceLayer;
@@ -38,6 +39,8 @@ pub fn build(
         ))
         // Security headers on every response, including the gateway's own error pages.
         .layer(SecurityHeadersLayer)
+        // HEAD answers without a body, whoever built the response (HTTP/2 needs it).
+        .layer(HeadLayer)
         // Refusals (smuggling, wrong host, oversized body, ambiguous paths, cross-site) before
         // anything reads the path; the path continues normalised.
         .layer(GuardLayer::new(shared.config.clone(), conn.clone()))

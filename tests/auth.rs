@@ -290,7 +290,7 @@ async fn idle_and_absolute_expiry() {
     assert_eq!(nav.status(), 303);
     assert_eq!(
         nav.headers()["location"],
-        "/_vigie/login?next=%2Fapp%2Fpage%2Ehtml&expired=1"
+        "/_vigie/login?next=/app/page.html&expired=1"
     );
     let page = client(&certs, gw.https, true)
         .get(gw.url("/_vigie/login?next=%2Fapp%2Fpage.html&expired=1"))
@@ -716,7 +716,7 @@ async fn no_session_means_sign_in_for_pages_and_401_for_the_rest() {
         assert_eq!(res.status(), 303);
         assert_eq!(
             res.headers()["location"],
-            "/_vigie/login?next=%2Fapp%2Fexplorer%2Ehtml%3Fa%3D1"
+            "/_vigie/login?next=/app/explorer.html%3Fa%3D1"
         );
     }
     // Scripts, DICOMweb clients, other methods.
@@ -882,5 +882,41 @@ async fn the_sign_in_page_is_bilingual_strict_and_self_contained() {
         .await
         .unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    gw.shutdown().await;
+}
+
+/// hyper's HTTP/2 server would send a HEAD answer's body (a protocol error for the client).
+#[tokio::test]
+async fn head_requests_get_headers_only_over_both_protocols() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    for h2 in [false, true] {
+        let anon = client(&certs, gw.https, h2);
+        for (path, status) in [
+            ("/_vigie/login", 200),
+            ("/_vigie/assets/vigie.css", 200),
+            ("/_vigie/nope", 404),
+            ("/patients", 401),
+        ] {
+            let res = anon.head(gw.url(path)).send().await.unwrap();
+            assert_eq!(res.status(), status, "HEAD {path} h2={h2}");
+            let len: u64 = res.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(len > 0, "{path}");
+            assert!(res.bytes().await.unwrap().is_empty(), "{path}");
+        }
+        let res = gw
+            .client(&certs, h2)
+            .head(gw.url("/bytes/1000"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-length"], "1000");
+    }
     gw.shutdown().await;
 }

@@ -151,7 +151,7 @@ fn shell(lang: Lang, title: &str, main: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"robots\" content=\"noindex\">\
+<meta name=\"robots\" content=\"noindex\"><link rel=\"icon\" href=\"data:,\">\
 <title>{title} · Vigie</title><link rel=\"stylesheet\" href=\"/_vigie/assets/vigie.css\"></head>\
 <body><main class=\"card\">\
 <header><div class=\"brand\" aria-hidden=\"true\">V</div><div><p class=\"name\">Vigie</p>\

@@ -94,6 +94,14 @@ where
     }
 }
 
+/// What `next` must escape inside a query string; `/`, `.`, `-`, `_` and `~` stay readable.
+const NEXT_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A browser loading a page (rather than a script fetching data).
 fn is_navigation<B>(req: &Request<B>) -> bool {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -116,10 +124,7 @@ fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
     let mut res = if is_navigation(req) {
         let next = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let mut location = String::from("/_vigie/login?next=");
-        location.extend(percent_encoding::utf8_percent_encode(
-            next,
-            percent_encoding::NON_ALPHANUMERIC,
-        ));
+        location.extend(percent_encoding::utf8_percent_encode(next, NEXT_ENCODE));
         if why == NoSession::Expired {
             location.push_str("&expired=1");
         }
