@@ -160,9 +160,12 @@ int main(int argc, char **argv) {
     memcpy(&addr, res->ai_addr, res->ai_addrlen);
     addrlen = res->ai_addrlen;
     freeaddrinfo(res);
+    /* HSLOAD_COOKIE: a Cookie header value sent with every request (Vigie's session). */
+    const char *cookie = getenv("HSLOAD_COOKIE");
     snprintf(request, sizeof request,
              "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: hsload\r\nAccept: */*\r\n"
-             "Connection: close\r\n\r\n", path, host, port);
+             "%s%s%sConnection: close\r\n\r\n", path, host, port,
+             cookie ? "Cookie: " : "", cookie ? cookie : "", cookie ? "\r\n" : "");
 
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) return 2;

@@ -5,6 +5,8 @@
 #   download 20 clients each fetch a 200 MiB random file (h2load, HTTP/1.1 then HTTP/2),
 #            with the proxy's peak RSS (VmRSS sampled at 10 Hz) and CPU seconds
 #   handshake new TLS connections/s, each a full handshake + one small GET (bench/hsload.c)
+# Vigie runs with sign-in on: the script signs in once (bench/signin.py) and every request to
+# every target carries that session cookie, so Vigie checks a session on each request.
 # Then Vigie once more with its access log on. Prints ratios and PASS/FAIL per target, appends
 # the raw numbers to results/bench/results.jsonl and the table to results/bench/<run>.txt.
 # Exit status: 0 ok, 1 some measurement had >1 % failed requests, a sha256 mismatch or a crash,
@@ -136,12 +138,16 @@ start_nginx() { # name conf -> sets NGINX_PID (the master, recorded in PIDS)
   PIDS+=("$NGINX_PID")
 }
 
-start_vigie() { # access_log level -> VIGIE_PID; logs to $RUN/vigie-<access_log>.log
+BENCH_PASSWORD="Bench-Radio-2026"
+BENCH_TOTP="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+start_vigie() { # access_log level -> VIGIE_PID, VIGIE_COOKIE; logs to $RUN/vigie-<access_log>.log
   local access=$1 level=$2
+  # A fresh state directory each start: a second sign-in with the same TOTP code would be a replay.
   render "$BENCH/vigie.yaml.in" "$RUN/vigie-$access.yaml" \
     "VIGIE_PORT=$VIGIE_PORT" "ADMIN_PORT=$ADMIN_PORT" "UP_PORT=$UP_PORT" \
     "CERT=$RUN/certs/server.crt" "KEY=$RUN/certs/server.key" \
-    "ACCESS_LOG=$access" "LOG_LEVEL=$level"
+    "ACCESS_LOG=$access" "LOG_LEVEL=$level" "STATE=$RUN/state-$access" \
+    "HASH=$BENCH_HASH" "TOTP=$BENCH_TOTP"
   "$VIGIE" serve --config "$RUN/vigie-$access.yaml" >"$RUN/vigie-$access.log" 2>&1 &
   VIGIE_PID=$!
   PIDS+=("$VIGIE_PID")
@@ -151,7 +157,9 @@ start_vigie() { # access_log level -> VIGIE_PID; logs to $RUN/vigie-<access_log>
     kill -0 "$VIGIE_PID" 2>/dev/null || { cat "$RUN/vigie-$access.log" >&2; die "vigie exited"; }
     sleep 0.1
   done
-  wait_200 "https://localhost:$VIGIE_PORT/small.json" --cacert "$RUN/certs/ca.crt"
+  VIGIE_COOKIE=$(python3 "$BENCH/signin.py" localhost "$VIGIE_PORT" bench "$BENCH_PASSWORD" "$BENCH_TOTP") \
+    || die "cannot sign in to vigie"
+  wait_200 "https://localhost:$VIGIE_PORT/small.json" --cacert "$RUN/certs/ca.crt" -H "Cookie: $VIGIE_COOKIE"
 }
 
 # ---- server-side sampling: RSS (VmRSS sum over master + workers) and CPU ticks --------------
@@ -238,6 +246,7 @@ BIG_PATH="/$(basename "$BIG")"
 
 "$VIGIE" dev-cert --out "$RUN/certs" --name localhost >/dev/null || die "vigie dev-cert failed"
 cc -O2 -pthread -o "$RUN/hsload" "$BENCH/hsload.c" -lssl -lcrypto || die "cannot build bench/hsload.c"
+BENCH_HASH=$(echo "$BENCH_PASSWORD" | "$VIGIE" hash-password) || die "vigie hash-password failed"
 mkdir -p "$RUN/upstream-tmp" "$RUN/nginx-proxy-tmp"
 
 render "$BENCH/nginx-upstream.conf.in" "$RUN/upstream.conf" "RUN=$RUN" "DATA=$DATA" \
@@ -260,11 +269,15 @@ DIRECT_H2C="http://127.0.0.1:$UP_H2C_PORT"
 NGINX_URL="https://localhost:$NGINX_PORT"
 VIGIE_URL="https://localhost:$VIGIE_PORT"
 
+# Every request to every target carries the same session cookie: Vigie checks it, the others
+# ignore it (same header bytes to parse for all).
+COOKIE=(-H "Cookie: $VIGIE_COOKIE")
+
 # Every target answers 200 on both paths, h2 is negotiated, and the big body is intact.
 for u in "$DIRECT_H1" "$DIRECT_H2C" "$NGINX_URL" "$VIGIE_URL"; do
-  extra=(); want="200 2"   # status and HTTP version
-  if [[ "$u" == https://* ]]; then extra=("${CA[@]}"); fi
-  if [[ "$u" == "$DIRECT_H2C" ]]; then extra=(--http2-prior-knowledge); fi
+  extra=("${COOKIE[@]}"); want="200 2"   # status and HTTP version
+  if [[ "$u" == https://* ]]; then extra+=("${CA[@]}"); fi
+  if [[ "$u" == "$DIRECT_H2C" ]]; then extra+=(--http2-prior-knowledge); fi
   if [[ "$u" == "$DIRECT_H1" ]]; then want="200 1.1"; fi
   code=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' "${extra[@]}" "$u/small.json")
   log "check $u/small.json -> $code"
@@ -272,8 +285,8 @@ for u in "$DIRECT_H1" "$DIRECT_H2C" "$NGINX_URL" "$VIGIE_URL"; do
 done
 sha_check direct "$DIRECT_H1$BIG_PATH"
 sha_check nginx "$NGINX_URL$BIG_PATH" "${CA[@]}"
-sha_check vigie "$VIGIE_URL$BIG_PATH" "${CA[@]}"
-sha_check vigie-h2 "$VIGIE_URL$BIG_PATH" "${CA[@]}" --http2
+sha_check vigie "$VIGIE_URL$BIG_PATH" "${CA[@]}" "${COOKIE[@]}"
+sha_check vigie-h2 "$VIGIE_URL$BIG_PATH" "${CA[@]}" "${COOKIE[@]}" --http2
 
 # Versions and settings, as the first lines of the run's raw data.
 META=$(python3 - "$RUN_ID" "$DURATION" "$CONNS" "$THREADS" "$BIG_CLIENTS" "$BIG_MIB" "$HS_CONNS" \
@@ -292,18 +305,18 @@ log "run $RUN_ID: DURATION=${DURATION}s CONNS=$CONNS THREADS=$THREADS; $META"
 
 # ---- warm-up (pools, caches; not recorded) --------------------------------------------------
 for u in "$DIRECT_H1" "$NGINX_URL" "$VIGIE_URL"; do
-  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" "$u/small.json" >/dev/null || die "wrk warm-up failed on $u"
+  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" "${COOKIE[@]}" "$u/small.json" >/dev/null || die "wrk warm-up failed on $u"
 done
 
 # ---- small response, keep-alive --------------------------------------------------------------
-WRK=(wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --timeout 10s -s "$BENCH/wrk-report.lua")
+WRK=(wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --timeout 10s -s "$BENCH/wrk-report.lua" "${COOKIE[@]}")
 log "small h1: wrk ${DURATION}s, $CONNS connections"
 measure small_h1 direct wrk "$UP_PID"  "${WRK[@]}" "$DIRECT_H1/small.json"
 measure small_h1 nginx  wrk "$NGX_PID" "${WRK[@]}" "$NGINX_URL/small.json"
 measure small_h1 vigie  wrk "$VIGIE_PID" "${WRK[@]}" "$VIGIE_URL/small.json"
 
 log "small h2: h2load ${DURATION}s, $CONNS connections, 1 stream each"
-H2=(h2load -D "$DURATION" -c "$CONNS" -t "$THREADS" -m 1)
+H2=(h2load -D "$DURATION" -c "$CONNS" -t "$THREADS" -m 1 "${COOKIE[@]}")
 for t in direct nginx vigie; do
   case $t in
     direct) url="$DIRECT_H2C"; pid=$UP_PID ;;
@@ -319,7 +332,7 @@ REPORT_EXTRA=()
 # ---- 20 concurrent clients x 200 MiB --------------------------------------------------------
 # Fixed work (each client fetches the file once); MB/s = body bytes / h2load's elapsed time.
 CONNS_USED=$BIG_CLIENTS
-BIGLOAD=(h2load -n "$BIG_CLIENTS" -c "$BIG_CLIENTS" -t "$THREADS")
+BIGLOAD=(h2load -n "$BIG_CLIENTS" -c "$BIG_CLIENTS" -t "$THREADS" "${COOKIE[@]}")
 log "download: $BIG_CLIENTS clients x $BIG_MIB MiB, HTTP/1.1 then HTTP/2"
 measure download_h1 direct h2load "$UP_PID"    "${BIGLOAD[@]}" --h1 "$DIRECT_H1$BIG_PATH"
 measure download_h1 nginx  h2load "$NGX_PID"   "${BIGLOAD[@]}" --h1 "$NGINX_URL$BIG_PATH"
@@ -334,6 +347,7 @@ measure download_h2 vigie  h2load "$VIGIE_PID" "${BIGLOAD[@]}" "$VIGIE_URL$BIG_P
 # they must be 0). wrk and h2load resume sessions when they reconnect, so they cannot be used.
 CONNS_USED=$HS_CONNS
 log "handshakes: hsload ${DURATION}s, $HS_CONNS concurrent new connections"
+export HSLOAD_COOKIE="$VIGIE_COOKIE"
 measure handshake nginx hsload "$NGX_PID"   "$RUN/hsload" localhost "$NGINX_PORT" /small.json "$DURATION" "$HS_CONNS"
 measure handshake vigie hsload "$VIGIE_PID" "$RUN/hsload" localhost "$VIGIE_PORT" /small.json "$DURATION" "$HS_CONNS"
 CONNS_USED=$CONNS
@@ -348,7 +362,11 @@ if [[ "$ACCESS_LOG_RUN" == 1 ]]; then
   log "Vigie again with log.access_log: true (level info, JSON lines to a file)"
   stop_pid "$VIGIE_PID"
   start_vigie true info
-  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" "$VIGIE_URL/small.json" >/dev/null || die "wrk warm-up failed"
+  # The new process has a new session: the same commands with its cookie.
+  COOKIE=(-H "Cookie: $VIGIE_COOKIE")
+  WRK=("${WRK[@]:0:${#WRK[@]}-2}" "${COOKIE[@]}")
+  H2=("${H2[@]:0:${#H2[@]}-2}" "${COOKIE[@]}")
+  wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" "${COOKIE[@]}" "$VIGIE_URL/small.json" >/dev/null || die "wrk warm-up failed"
   measure small_h1 vigie+log wrk "$VIGIE_PID" "${WRK[@]}" "$VIGIE_URL/small.json"
   REPORT_EXTRA=("h2log=$RUN/h2-log.log")
   measure small_h2 vigie+log h2load "$VIGIE_PID" "${H2[@]}" --log-file="$RUN/h2-log.log" "$VIGIE_URL/small.json"

@@ -308,6 +308,43 @@ async fn idle_and_absolute_expiry() {
     assert_eq!(xhr.status(), 401);
     gw.shutdown().await;
 
+    // Activity refreshes the idle clock: a client that takes the re-issued cookie stays in
+    // past the idle timeout; the cookie it started with does not.
+    let certs = Certs::new();
+    let gw = Gw::start(&yaml_with(
+        &certs,
+        &up,
+        &[(TEST_USER, "[doctor]")],
+        "  idle_timeout: 2s\n  absolute_timeout: 1h\n",
+    ))
+    .await;
+    let first = gw.cookie.clone();
+    let mut cookie = first.clone();
+    let mut refreshed = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(4500) {
+        let res = session_client(&certs, gw.https, true, &cookie)
+            .get(gw.url("/x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "active session lost at {:?}",
+            started.elapsed()
+        );
+        if let Some(v) = set_cookie(&res, "__Host-vigie") {
+            cookie = format!("__Host-vigie={v}");
+            refreshed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(refreshed >= 2, "cookie re-issued {refreshed} times");
+    let stale = session_client(&certs, gw.https, true, &first);
+    assert_eq!(stale.get(gw.url("/x")).send().await.unwrap().status(), 401);
+    gw.shutdown().await;
+
     // Absolute: activity every second does not extend the session past its lifetime.
     let certs = Certs::new();
     let gw = Gw::start(&yaml_with(

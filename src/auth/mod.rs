@@ -13,7 +13,8 @@ pub mod totp;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -85,8 +86,10 @@ pub enum SignIn {
     Failed,
 }
 
-/// Re-issue the cookie (new `act`) at most this often.
-const REFRESH_AFTER: u64 = 60;
+/// Re-issue the cookie (new `act`) at most once a minute, and at least twice per idle period.
+fn refresh_after(idle: u64) -> u64 {
+    (idle / 2).clamp(1, 60)
+}
 
 /// The sign-in machinery shared by every connection.
 pub struct Auth {
@@ -99,6 +102,49 @@ pub struct Auth {
     audience: String,
     /// Bounds concurrent password verifications: each costs 19 MiB and tens of milliseconds.
     verifications: Semaphore,
+    /// Bumped when the keys change, so per-connection caches of verified tokens start over.
+    key_generation: AtomicU64,
+}
+
+/// The last token a connection presented, as verified, and the refreshed cookie already signed
+/// for it. One per connection: the lock is only ever contended by one connection's HTTP/2
+/// streams.
+#[derive(Debug, Default)]
+pub struct TokenCache(Mutex<Option<CachedToken>>);
+
+#[derive(Debug)]
+struct CachedToken {
+    token: Box<str>,
+    generation: u64,
+    claims: Arc<Claims>,
+    /// The cookie with a fresh activity time, and when it was signed.
+    refresh: Option<(HeaderValue, u64)>,
+}
+
+type Hit = (Arc<Claims>, Option<(HeaderValue, u64)>);
+
+impl TokenCache {
+    fn lookup(&self, token: &str, generation: u64) -> Option<Hit> {
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let c = guard.as_ref()?;
+        (c.generation == generation && &*c.token == token)
+            .then(|| (c.claims.clone(), c.refresh.clone()))
+    }
+
+    fn store(&self, token: &str, generation: u64, claims: Arc<Claims>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(CachedToken {
+            token: token.into(),
+            generation,
+            claims,
+            refresh: None,
+        });
+    }
+
+    fn store_refresh(&self, refresh: (HeaderValue, u64)) {
+        if let Some(c) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            c.refresh = Some(refresh);
+        }
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -144,6 +190,7 @@ impl Auth {
             verifications: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
+            key_generation: AtomicU64::new(0),
         };
         auth.set_users(&config.auth)?;
         if !config.auth.second_factor {
@@ -185,6 +232,7 @@ impl Auth {
         self.tokens
             .store(Arc::new(Tokens::new(&ring, &self.audience)));
         self.form_key.store(Arc::new(ring.keys[0].bytes()));
+        self.key_generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -201,20 +249,41 @@ impl Auth {
     }
 
     /// The identity behind a session cookie, and a refreshed cookie when the activity time is
-    /// more than a minute old. No I/O, no lock.
+    /// more than a minute old. No I/O, no shared lock.
     pub fn authenticate(
         &self,
         headers: &http::HeaderMap,
     ) -> Result<(Identity, Option<HeaderValue>), NoSession> {
+        self.authenticate_cached(headers, &TokenCache::default())
+    }
+
+    /// [`Auth::authenticate`] with a per-connection cache: a connection sends the same token
+    /// with each request, so its signature is checked once, and a refreshed cookie is signed
+    /// once a minute rather than for every request of a client that ignores it. Everything that
+    /// can change (expiry, idle time, revocation, the account) is still checked every time.
+    pub fn authenticate_cached(
+        &self,
+        headers: &http::HeaderMap,
+        cache: &TokenCache,
+    ) -> Result<(Identity, Option<HeaderValue>), NoSession> {
         let token = session::cookie_value(headers, session::COOKIE).ok_or(NoSession::Missing)?;
-        let tokens = self.tokens.load();
-        let claims = match tokens.verify(token) {
-            Ok(c) => c,
-            // An expired but otherwise genuine token: say so on the sign-in page.
-            Err(session::Refused::Invalid) if tokens.verify_ignoring_expiry(token) => {
-                return Err(NoSession::Expired);
+        let generation = self.key_generation.load(Ordering::Acquire);
+        let cached = cache.lookup(token, generation);
+        let (claims, mut refresh) = match cached {
+            Some(hit) => hit,
+            None => {
+                let tokens = self.tokens.load();
+                let claims = match tokens.verify(token) {
+                    Ok(c) => Arc::new(c),
+                    // An expired but otherwise genuine token: say so on the sign-in page.
+                    Err(session::Refused::Invalid) if tokens.verify_ignoring_expiry(token) => {
+                        return Err(NoSession::Expired);
+                    }
+                    Err(_) => return Err(NoSession::Invalid),
+                };
+                cache.store(token, generation, claims.clone());
+                (claims, None)
             }
-            Err(_) => return Err(NoSession::Invalid),
         };
         let now = now();
         let idle = self.settings.load().idle_timeout.as_secs();
@@ -234,24 +303,36 @@ impl Auth {
             .get(claims.sub.as_str())
             .filter(|a| !a.disabled)
             .ok_or(NoSession::Invalid)?;
-        let refresh = if now.saturating_sub(claims.act) >= REFRESH_AFTER {
+        let refresh_after = refresh_after(idle);
+        if now.saturating_sub(claims.act) < refresh_after {
+            refresh = None;
+        } else if refresh
+            .as_ref()
+            .is_none_or(|(_, at)| now.saturating_sub(*at) >= refresh_after)
+        {
             let fresh = Claims {
                 act: now,
-                ..claims.clone()
+                ..Claims::clone(&claims)
             };
-            tokens.sign(&fresh).and_then(|t| session::set_cookie(&t))
-        } else {
-            None
-        };
+            refresh = self
+                .tokens
+                .load()
+                .sign(&fresh)
+                .and_then(|t| session::set_cookie(&t))
+                .map(|c| (c, now));
+            if let Some(r) = &refresh {
+                cache.store_refresh(r.clone());
+            }
+        }
         Ok((
             Identity {
                 user: account.username.clone(),
                 roles: account.roles.clone(),
-                session_id: claims.sid.into(),
+                session_id: claims.sid.as_str().into(),
                 user_header: account.user_header.clone(),
                 roles_header: account.roles_header.clone(),
             },
-            refresh,
+            refresh.map(|(c, _)| c),
         ))
     }
 

@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 use tracing::debug;
 
 use super::{MapResponse, ResponseMapper};
-use crate::auth::{Auth, NoSession, session};
+use crate::auth::{Auth, NoSession, TokenCache, session};
 use crate::body::Body;
 use crate::config::AccessRule;
 use crate::error_page;
@@ -28,11 +28,17 @@ use crate::router::RESERVED_PREFIX;
 pub struct GateLayer {
     auth: Arc<Auth>,
     access: Option<Arc<[AccessRule]>>,
+    /// This connection's last verified token (the layer is built once per connection).
+    cache: Arc<TokenCache>,
 }
 
 impl GateLayer {
     pub fn new(auth: Arc<Auth>, access: Option<Arc<[AccessRule]>>) -> Self {
-        GateLayer { auth, access }
+        GateLayer {
+            auth,
+            access,
+            cache: Arc::default(),
+        }
     }
 }
 
@@ -70,7 +76,11 @@ where
         if req.uri().path().starts_with(RESERVED_PREFIX) {
             return Either::Left(MapResponse::new(self.inner.call(req), Refresh(None)));
         }
-        match self.layer.auth.authenticate(req.headers()) {
+        match self
+            .layer
+            .auth
+            .authenticate_cached(req.headers(), &self.layer.cache)
+        {
             Ok((identity, refresh)) => {
                 let allowed = policy::allows(
                     self.layer.access.as_deref(),
