@@ -117,7 +117,9 @@ struct CachedToken {
     token: Box<str>,
     generation: u64,
     claims: Arc<Claims>,
-    /// The cookie with a fresh activity time, and when it was signed.
+    /// The cookie with a fresh activity time, and when it was signed. It is sent once on the
+    /// connection; a browser takes it at once, a client that ignores it gets the next one
+    /// after another interval.
     refresh: Option<(HeaderValue, u64)>,
 }
 
@@ -323,6 +325,9 @@ impl Auth {
             if let Some(r) = &refresh {
                 cache.store_refresh(r.clone());
             }
+        } else {
+            // Already sent on this connection within the interval.
+            refresh = None;
         }
         Ok((
             Identity {
