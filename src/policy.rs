@@ -12,9 +12,8 @@ pub fn allows(rules: Option<&[AccessRule]>, method: &Method, path: &str, roles: 
     let Some(rules) = rules else {
         return true;
     };
-    let path = path.to_ascii_lowercase();
     for rule in rules {
-        if !prefix_matches(&rule.path, &path) {
+        if !prefix_matches(&rule.path, path) {
             continue;
         }
         if let Some(methods) = &rule.methods
@@ -31,12 +30,18 @@ pub fn allows(rules: Option<&[AccessRule]>, method: &Method, path: &str, roles: 
 }
 
 /// `/tools/` matches `/tools/` and below; `/tools` matches `/tools` and below, not `/toolsx`.
+/// `prefix` is lower case (validation made it so); `path` is compared ignoring case, without
+/// allocating (this runs for every request).
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return true;
     }
-    let bare = prefix.trim_end_matches('/');
-    path == bare || path.starts_with(&format!("{bare}/"))
+    let bare = prefix.trim_end_matches('/').as_bytes();
+    let path = path.as_bytes();
+    if path.len() < bare.len() || !path[..bare.len()].eq_ignore_ascii_case(bare) {
+        return false;
+    }
+    path.len() == bare.len() || path[bare.len()] == b'/'
 }
 
 #[cfg(test)]

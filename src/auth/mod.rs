@@ -117,27 +117,29 @@ struct CachedToken {
     token: Box<str>,
     generation: u64,
     claims: Arc<Claims>,
+    session_id: Arc<str>,
     /// The cookie with a fresh activity time, and when it was signed. It is sent once on the
     /// connection; a browser takes it at once, a client that ignores it gets the next one
     /// after another interval.
     refresh: Option<(HeaderValue, u64)>,
 }
 
-type Hit = (Arc<Claims>, Option<(HeaderValue, u64)>);
+type Hit = (Arc<Claims>, Arc<str>, Option<(HeaderValue, u64)>);
 
 impl TokenCache {
     fn lookup(&self, token: &str, generation: u64) -> Option<Hit> {
         let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let c = guard.as_ref()?;
         (c.generation == generation && &*c.token == token)
-            .then(|| (c.claims.clone(), c.refresh.clone()))
+            .then(|| (c.claims.clone(), c.session_id.clone(), c.refresh.clone()))
     }
 
-    fn store(&self, token: &str, generation: u64, claims: Arc<Claims>) {
+    fn store(&self, token: &str, generation: u64, claims: Arc<Claims>, session_id: Arc<str>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(CachedToken {
             token: token.into(),
             generation,
             claims,
+            session_id,
             refresh: None,
         });
     }
@@ -271,7 +273,7 @@ impl Auth {
         let token = session::cookie_value(headers, session::COOKIE).ok_or(NoSession::Missing)?;
         let generation = self.key_generation.load(Ordering::Acquire);
         let cached = cache.lookup(token, generation);
-        let (claims, mut refresh) = match cached {
+        let (claims, session_id, mut refresh) = match cached {
             Some(hit) => hit,
             None => {
                 let tokens = self.tokens.load();
@@ -283,8 +285,9 @@ impl Auth {
                     }
                     Err(_) => return Err(NoSession::Invalid),
                 };
-                cache.store(token, generation, claims.clone());
-                (claims, None)
+                let session_id: Arc<str> = claims.sid.as_str().into();
+                cache.store(token, generation, claims.clone(), session_id.clone());
+                (claims, session_id, None)
             }
         };
         let now = now();
@@ -333,7 +336,7 @@ impl Auth {
             Identity {
                 user: account.username.clone(),
                 roles: account.roles.clone(),
-                session_id: claims.sid.as_str().into(),
+                session_id,
                 user_header: account.user_header.clone(),
                 roles_header: account.roles_header.clone(),
             },
