@@ -160,6 +160,10 @@ async fn logs_never_contain_credentials_cookies_or_queries() {
         all.contains("\"path\":\"/echo\""),
         "no access log line:\n{all}"
     );
+    assert!(
+        all.contains("\"user\":\"dr.test\""),
+        "the access log does not name the signed-in user:\n{all}"
+    );
     for secret in [
         "SECRETQUERY",
         "SECRETCOOKIE",

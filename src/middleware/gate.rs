@@ -74,7 +74,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if req.uri().path().starts_with(RESERVED_PREFIX) {
-            return Either::Left(MapResponse::new(self.inner.call(req), Refresh(None)));
+            return Either::Left(MapResponse::new(self.inner.call(req), Refresh(None, None)));
         }
         match self
             .layer
@@ -96,8 +96,12 @@ where
                         false,
                     ))));
                 }
+                let user = identity.user.clone();
                 req.extensions_mut().insert(identity);
-                Either::Left(MapResponse::new(self.inner.call(req), Refresh(refresh)))
+                Either::Left(MapResponse::new(
+                    self.inner.call(req),
+                    Refresh(refresh, Some(user)),
+                ))
             }
             Err(why) => Either::Right(ready(Ok(unauthenticated(&req, why)))),
         }
@@ -156,14 +160,21 @@ fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
     res
 }
 
-/// Adds the refreshed session cookie to the response, when there is one.
-pub struct Refresh(Option<HeaderValue>);
+/// The signed-in user a response was served to, for the access log (which sits above the gate).
+#[derive(Debug, Clone)]
+pub struct ServedTo(pub Arc<str>);
+
+/// Adds the refreshed session cookie to the response, when there is one, and names the user.
+pub struct Refresh(Option<HeaderValue>, Option<Arc<str>>);
 
 impl ResponseMapper<Body> for Refresh {
     type Output = Response<Body>;
     fn map(self, mut res: Response<Body>) -> Response<Body> {
         if let Some(cookie) = self.0 {
             res.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        if let Some(user) = self.1 {
+            res.extensions_mut().insert(ServedTo(user));
         }
         res
     }

@@ -1,5 +1,6 @@
 //! One span per request (id, method, path without query) and one access-log event when the
-//! response body ends (id, method, path, status, latency, bytes, whether it completed). The same
+//! response body ends (id, signed-in user, method, path, status, latency, bytes, whether it
+//! completed). The same
 //! moment feeds the metrics and tells the connection that the request is over, which restarts its
 //! idle clock. Query strings are never logged: viewers put tokens and patient identifiers there.
 //!
@@ -21,6 +22,7 @@ use tower::{Layer, Service};
 use tracing::instrument::Instrumented;
 use tracing::{Instrument, debug_span, info};
 
+use super::gate::ServedTo;
 use super::request_id::RequestId;
 use super::{MapResponse, ResponseMapper};
 use crate::body::{Body, BoxError};
@@ -85,6 +87,7 @@ where
         );
         let record = l.access_log.then(|| AccessRecord {
             id,
+            user: None,
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
@@ -105,6 +108,7 @@ where
 /// What the access log says about a request (only kept when the access log is on).
 struct AccessRecord {
     id: Option<http::HeaderValue>,
+    user: Option<std::sync::Arc<str>>,
     method: http::Method,
     uri: http::Uri,
     version: http::Version,
@@ -125,6 +129,9 @@ impl ResponseMapper<Body> for Completion {
     type Output = Response<Logged>;
     fn map(mut self, res: Response<Body>) -> Response<Logged> {
         self.status = res.status();
+        if let Some(r) = self.record.as_mut() {
+            r.user = res.extensions().get::<ServedTo>().map(|u| u.0.clone());
+        }
         if self.status == StatusCode::SWITCHING_PROTOCOLS {
             self.activity.upgraded();
         }
@@ -143,6 +150,7 @@ impl Drop for Completion {
         if let Some(r) = &self.record {
             info!(
                 id = r.id.as_ref().and_then(|v| v.to_str().ok()),
+                user = r.user.as_deref(),
                 method = r.method.as_str(),
                 path = r.uri.path(),
                 version = ?r.version,
