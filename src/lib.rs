@@ -24,6 +24,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error_page;
+pub mod exposure;
 pub mod metrics;
 pub mod middleware;
 pub mod policy;

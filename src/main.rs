@@ -35,8 +35,26 @@ enum Command {
         #[arg(long, short, default_value = "config/vigie.yaml")]
         config: PathBuf,
         /// Skip the connection test to the upstream (e.g. when linting in CI).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "exposure")]
         offline: bool,
+        /// Inspect the running deployment from the inside: certificate, TLS versions, where the
+        /// viewer is and whether it answers without credentials, second factor, access policy,
+        /// the viewer's ports on this machine's network addresses. Exit status: 0 nothing
+        /// serious, 1 high or critical findings, 3 warnings only.
+        #[arg(long)]
+        exposure: bool,
+        /// Language of the exposure report (default: from LANG).
+        #[arg(long, value_enum, requires = "exposure")]
+        lang: Option<CliLang>,
+        /// Print the exposure findings as JSON.
+        #[arg(long, requires = "exposure")]
+        json: bool,
+    },
+    /// Ask the running gateway whether it is ready (GET /readyz on `listen.admin`); for
+    /// container health checks. Exit status 0 ready, 1 not.
+    Health {
+        #[arg(long, short, default_value = "config/vigie.yaml")]
+        config: PathBuf,
     },
     /// Hash a password (argon2id) for `auth.users[].password_hash`. Reads it at a no-echo
     /// prompt, or one line from standard input; refuses weak passwords.
@@ -76,6 +94,12 @@ enum UserAction {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum CliLang {
+    Fr,
+    En,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum CliLogFormat {
     Json,
     Text,
@@ -85,7 +109,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, log_format } => serve(&config, log_format),
-        Command::Check { config, offline } => check(&config, offline),
+        Command::Check {
+            config,
+            exposure: true,
+            lang,
+            json,
+            ..
+        } => exposure(&config, lang, json),
+        Command::Check { config, offline, .. } => check(&config, offline),
+        Command::Health { config } => health(&config),
         Command::HashPassword => report(hash_password()),
         Command::User {
             action: UserAction::Add { name, roles, config },
@@ -201,6 +233,79 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
     } else {
         println!("{}: OK", path.display());
         ExitCode::SUCCESS
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn exposure(path: &std::path::Path, lang: Option<CliLang>, json: bool) -> ExitCode {
+    use vigie::exposure::{Lang, Options};
+    let (config, _) = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let lang = match lang {
+        Some(CliLang::Fr) => Lang::Fr,
+        Some(CliLang::En) => Lang::En,
+        None => Lang::from_env(),
+    };
+    let opts = Options {
+        lang,
+        ..Options::default()
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let findings = rt.block_on(vigie::exposure::inspect(&config, &opts));
+    if json {
+        match serde_json::to_string_pretty(&findings) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let title = match lang {
+            Lang::Fr => "Vigie : vérification de l'exposition de",
+            Lang::En => "Vigie: exposure check of",
+        };
+        println!("{title} {} ({})\n", config.server_name, path.display());
+        print!("{}", vigie::exposure::render(&findings, lang));
+    }
+    ExitCode::from(vigie::exposure::exit_code(&findings))
+}
+
+fn health(path: &std::path::Path) -> ExitCode {
+    let (config, _) = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(vigie::exposure::health(
+        &config,
+        std::time::Duration::from_secs(5),
+    )) {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("unhealthy: {why}");
+            ExitCode::FAILURE
+        }
     }
 }
 

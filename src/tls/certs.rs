@@ -116,6 +116,14 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// Reads the leaf of a chain received from a server (as `vigie check --exposure` does).
+pub fn describe(chain: &[CertificateDer<'_>]) -> Option<CertInfo> {
+    if chain.is_empty() {
+        return None;
+    }
+    inspect(chain, Path::new("(served chain)")).ok()
+}
+
 fn inspect(chain: &[CertificateDer<'_>], path: &Path) -> Result<CertInfo, TlsError> {
     let bad = |reason: String| TlsError::BadCertificate {
         path: PathBuf::from(path),

@@ -13,7 +13,7 @@ use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ServerSessionMemoryCache;
 
-pub use certs::{CertInfo, LoadedCert, load};
+pub use certs::{CertInfo, LoadedCert, describe, load};
 pub use store::CertStore;
 
 use crate::config::{TlsMinVersion, TlsSettings};

@@ -76,6 +76,20 @@ impl Upstream {
     }
 
     pub async fn start_at(addr: SocketAddr, idle_close: Option<Duration>) -> Upstream {
+        Upstream::start_with(addr, idle_close, None).await
+    }
+
+    /// Like Orthanc with `"AuthenticationEnabled": true`: every request without this exact
+    /// `Authorization` header value gets 401.
+    pub async fn start_protected(addr: SocketAddr, authorization: &str) -> Upstream {
+        Upstream::start_with(addr, None, Some(Arc::from(authorization))).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        idle_close: Option<Duration>,
+        require: Option<Arc<str>>,
+    ) -> Upstream {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_reuseaddr(true).unwrap();
         socket.bind(addr).unwrap();
@@ -83,7 +97,13 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(UpstreamStats::default());
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(listener, stats.clone(), idle_close, addr));
+        tasks.spawn(accept_loop(
+            listener,
+            stats.clone(),
+            idle_close,
+            addr,
+            require,
+        ));
         Upstream { addr, stats, tasks }
     }
 
@@ -102,6 +122,7 @@ async fn accept_loop(
     stats: Arc<UpstreamStats>,
     idle_close: Option<Duration>,
     me: SocketAddr,
+    require: Option<Arc<str>>,
 ) {
     let mut conns = JoinSet::new();
     loop {
@@ -110,13 +131,24 @@ async fn accept_loop(
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
         let stats = stats.clone();
+        let require = require.clone();
         conns.spawn(async move {
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new());
             b.header_read_timeout(idle_close);
-            let svc = hyper::service::service_fn(move |req| {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let stats = stats.clone();
-                async move { Ok::<_, Infallible>(route(req, stats, me).await) }
+                let allowed = require.as_deref().is_none_or(|want| {
+                    req.headers()
+                        .get("authorization")
+                        .is_some_and(|v| v.as_bytes() == want.as_bytes())
+                });
+                async move {
+                    if !allowed {
+                        return Ok::<_, Infallible>(full(StatusCode::UNAUTHORIZED, "unauthorized"));
+                    }
+                    Ok::<_, Infallible>(route(req, stats, me).await)
+                }
             });
             let _ = b
                 .serve_connection(TokioIo::new(tcp), svc)

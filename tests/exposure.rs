@@ -1,0 +1,292 @@
+//! `vigie check --exposure` and `vigie health`, through the real binary against a running gateway
+//! and real upstream servers: a careful deployment has nothing serious to report, and the
+//! mistakes of the two CNIL cases of December 2020 (a viewer on a public address, a viewer that
+//! answers without credentials, reachable on the machine's network address, no second factor)
+//! are each flagged with what to change.
+
+mod common;
+
+use std::process::Command;
+
+use base64::Engine as _;
+use common::*;
+use serde_json::Value;
+
+const ORTHANC_PASSWORD: &str = "only-vigie-knows-this-1";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A configuration with fixed local ports (the check has to find the running gateway).
+fn fixed_ports(yaml: &str) -> (String, u16) {
+    let admin = free_port();
+    let yaml = yaml
+        .replacen(
+            "https: \"127.0.0.1:0\"",
+            &format!("https: \"127.0.0.1:{}\"", free_port()),
+            1,
+        )
+        .replacen(
+            "http: \"127.0.0.1:0\"",
+            &format!("http: \"127.0.0.1:{}\"", free_port()),
+            1,
+        )
+        .replacen(
+            "admin: \"127.0.0.1:0\"",
+            &format!("admin: \"127.0.0.1:{admin}\""),
+            1,
+        );
+    (yaml, admin)
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn vigie(args: &[&str], config: &std::path::Path) -> Out {
+    let out = Command::new(vigie_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the exposure check off the test's runtime (it connects to servers this runtime serves).
+async fn exposure_json(config: &std::path::Path) -> (i32, Vec<Value>) {
+    let config = config.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        vigie(&["check", "--exposure", "--json", "--lang", "en"], &config)
+    })
+    .await
+    .unwrap();
+    let findings: Vec<Value> = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", out.stdout, out.stderr));
+    (out.code, findings)
+}
+
+fn levels(findings: &[Value], check: &str) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f["check"] == check)
+        .map(|f| f["level"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn find<'a>(findings: &'a [Value], check: &str, level: &str) -> Option<&'a Value> {
+    findings
+        .iter()
+        .find(|f| f["check"] == check && f["level"] == level)
+}
+
+fn dump(findings: &[Value]) -> String {
+    serde_json::to_string_pretty(findings).unwrap()
+}
+
+#[tokio::test]
+async fn a_careful_deployment_has_nothing_serious_and_is_healthy() {
+    let certs = Certs::new();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("gateway:{ORTHANC_PASSWORD}"))
+    );
+    let up = Upstream::start_protected("127.0.0.1:0".parse().unwrap(), &auth).await;
+    let secret = certs.dir.path().join("orthanc_password");
+    std::fs::write(&secret, format!("{ORTHANC_PASSWORD}\n")).unwrap();
+    let extra = format!(
+        "  health_path: /system\n  credentials:\n    username: gateway\n    password_file: \"{}\"\n",
+        secret.display()
+    );
+    // The access policy shipped for Orthanc, as an administrator would copy it.
+    let preset = std::fs::read_to_string("config/orthanc.example.yaml").unwrap();
+    let access = &preset[preset.find("\naccess:").expect("access: in the preset") + 1..];
+    let auth = format!(
+        "auth:\n  users:\n{}{access}",
+        user_yaml(TEST_USER, "[doctor, admin]")
+    );
+    let (yaml, _) = fixed_ports(&config_yaml_with_auth(&certs, &up.url(), &auth, &extra));
+    let gw = GwProcess::start(&yaml).await;
+    let (code, findings) = exposure_json(gw.config.path()).await;
+    let all = dump(&findings);
+    for f in &findings {
+        let level = f["level"].as_str().unwrap();
+        assert!(level != "high" && level != "critical", "{all}");
+        assert!(!f["message"].as_str().unwrap().is_empty(), "{all}");
+        if level != "ok" && level != "info" {
+            assert!(!f["fix"].as_str().unwrap().is_empty(), "no fix: {all}");
+        }
+    }
+    let tls = find(&findings, "tls", "ok").expect(&all)["message"]
+        .as_str()
+        .unwrap();
+    assert!(tls.contains("TLS 1.3") && tls.contains("TLS 1.2"), "{tls}");
+    assert!(find(&findings, "certificate", "ok").is_some(), "{all}");
+    // A test authority, not a public one: trusted only where it is installed.
+    assert!(find(&findings, "certificate", "warning").is_some(), "{all}");
+    assert_eq!(levels(&findings, "upstream_address"), ["ok"], "{all}");
+    assert_eq!(levels(&findings, "upstream_credentials"), ["ok"], "{all}");
+    assert_eq!(levels(&findings, "second_factor"), ["ok"], "{all}");
+    assert_eq!(levels(&findings, "policy"), ["ok"], "{all}");
+    let ports = levels(&findings, "viewer_ports");
+    assert!(ports == ["ok"] || ports == ["info"], "{all}");
+    assert_eq!(code, 3, "warnings only: {all}");
+    let path = gw.config.path().to_owned();
+    let health = tokio::task::spawn_blocking(move || vigie(&["health"], &path))
+        .await
+        .unwrap();
+    assert_eq!(health.code, 0, "{}{}", health.stdout, health.stderr);
+    assert_eq!(health.stdout.trim(), "ready");
+}
+
+#[tokio::test]
+async fn a_viewer_without_credentials_exposed_on_the_network_and_no_second_factor_are_flagged() {
+    let certs = Certs::new();
+    // Like Orthanc 1.10, which always binds every address, without "AuthenticationEnabled".
+    let up = Upstream::start_at("0.0.0.0:0".parse().unwrap(), None).await;
+    let url = format!("http://127.0.0.1:{}", up.addr.port());
+    let auth = format!(
+        "auth:\n  second_factor: off\n  users:\n{}{TEST_ACCESS}",
+        user_yaml(TEST_USER, "[doctor, admin]")
+    );
+    let (yaml, _) = fixed_ports(&config_yaml_with_auth(&certs, &url, &auth, ""));
+    let gw = GwProcess::start(&yaml).await;
+    let (code, findings) = exposure_json(gw.config.path()).await;
+    let all = dump(&findings);
+    assert_eq!(code, 1, "{all}");
+    let open = find(&findings, "upstream_credentials", "high").expect(&all);
+    assert!(
+        open["message"]
+            .as_str()
+            .unwrap()
+            .contains("without credentials"),
+        "{all}"
+    );
+    assert!(
+        open["fix"]
+            .as_str()
+            .unwrap()
+            .contains("AuthenticationEnabled")
+    );
+    assert!(find(&findings, "second_factor", "high").is_some(), "{all}");
+    // The viewer's port answers on this machine's network address (when it has one).
+    let has_network = if_addrs::get_if_addrs().unwrap().iter().any(|i| {
+        !i.is_loopback()
+            && !matches!(i.ip(), std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+    });
+    if has_network {
+        let exposed: Vec<&Value> = findings
+            .iter()
+            .filter(|f| f["check"] == "viewer_ports")
+            .collect();
+        assert!(
+            exposed
+                .iter()
+                .any(|f| (f["level"] == "high" || f["level"] == "critical")
+                    && f["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("Port {}", up.addr.port()))),
+            "{all}"
+        );
+    }
+    // The same report in French, as text.
+    let path = gw.config.path().to_owned();
+    let fr =
+        tokio::task::spawn_blocking(move || vigie(&["check", "--exposure", "--lang", "fr"], &path))
+            .await
+            .unwrap();
+    assert_eq!(fr.code, 1);
+    assert!(fr.stdout.contains("[GRAVE"), "{}", fr.stdout);
+    assert!(
+        fr.stdout
+            .contains("Le visualiseur répond sans identifiants"),
+        "{}",
+        fr.stdout
+    );
+    assert!(fr.stdout.contains("Bilan :"), "{}", fr.stdout);
+}
+
+#[tokio::test]
+async fn a_viewer_on_a_public_address_and_a_stopped_gateway_are_flagged() {
+    let certs = Certs::new();
+    // TEST-NET-3: a public (globally routed) range reserved for documentation.
+    let (yaml, admin) = fixed_ports(&config_yaml(&certs, "http://203.0.113.10:8042", ""));
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let (code, findings) = exposure_json(file.path()).await;
+    let all = dump(&findings);
+    assert_eq!(code, 1, "{all}");
+    let public = find(&findings, "upstream_address", "critical").expect(&all);
+    assert!(
+        public["message"].as_str().unwrap().contains("203.0.113.10"),
+        "{all}"
+    );
+    assert!(find(&findings, "gateway", "high").is_some(), "{all}");
+    // The certificate is still judged, from the files.
+    assert!(find(&findings, "certificate", "ok").is_some(), "{all}");
+    let out = vigie(&["health"], file.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!("127.0.0.1:{admin}")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn health_needs_the_admin_listener() {
+    let certs = Certs::new();
+    let yaml =
+        config_yaml(&certs, "http://127.0.0.1:9", "").replacen("  admin: \"127.0.0.1:0\"\n", "", 1);
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let out = vigie(&["health"], file.path());
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("listen.admin"), "{}", out.stderr);
+}
+
+#[test]
+fn a_policy_that_leaves_orthanc_open_is_flagged() {
+    let certs = Certs::new();
+    let auth = format!(
+        "auth:\n  users:\n{}{}access:\n  - path: /\n    roles: [doctor, admin]\n",
+        user_yaml(TEST_USER, "[admin]"),
+        user_yaml("dr.other", "[doctor]")
+    );
+    let yaml = config_yaml_with_auth(&certs, "http://127.0.0.1:9", &auth, "");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let out = vigie(
+        &["check", "--exposure", "--json", "--lang", "en"],
+        file.path(),
+    );
+    let findings: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let all = dump(&findings);
+    let script = find(&findings, "policy", "critical").expect(&all);
+    assert!(
+        script["message"]
+            .as_str()
+            .unwrap()
+            .contains("/tools/execute-script"),
+        "{all}"
+    );
+    let admin = find(&findings, "policy", "high").expect(&all)["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        admin.contains("DELETE /studies") && admin.contains("doctor"),
+        "{admin}"
+    );
+}
