@@ -939,6 +939,12 @@ const DANGEROUS: &[(&str, &str, &str, &str)] = &[
         "send images to another server",
     ),
     (
+        "POST",
+        "/studies/x/modify",
+        "modifier des examens (peut supprimer les originaux)",
+        "modify studies (can delete the originals)",
+    ),
+    (
         "DELETE",
         "/studies/x",
         "supprimer des examens",

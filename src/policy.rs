@@ -30,13 +30,23 @@ pub fn allows(rules: Option<&[AccessRule]>, method: &Method, path: &str, roles: 
 }
 
 /// `/tools/` matches `/tools/` and below; `/tools` matches `/tools` and below, not `/toolsx`.
-/// `prefix` is lower case (validation made it so); `path` is compared ignoring case, without
-/// allocating (this runs for every request).
+/// A `*` segment matches exactly one non-empty segment: `/studies/*/modify` matches
+/// `/studies/1b2c/modify`. `prefix` is lower case (validation made it so); `path` is compared
+/// ignoring case, without allocating (this runs for every request).
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return true;
     }
-    let bare = prefix.trim_end_matches('/').as_bytes();
+    let bare = prefix.trim_end_matches('/');
+    if memchr::memchr(b'*', bare.as_bytes()).is_some() {
+        let mut segments = path.split('/');
+        return bare.split('/').all(|want| match segments.next() {
+            Some(got) if want == "*" => !got.is_empty(),
+            Some(got) => got.eq_ignore_ascii_case(want),
+            None => false,
+        });
+    }
+    let bare = bare.as_bytes();
     let path = path.as_bytes();
     if path.len() < bare.len() || !path[..bare.len()].eq_ignore_ascii_case(bare) {
         return false;
@@ -93,5 +103,22 @@ mod tests {
         assert!(!prefix_matches("/tools", "/toolsx"));
         assert!(prefix_matches("/tools/", "/tools"));
         assert!(prefix_matches("/tools/", "/tools/"));
+    }
+
+    #[test]
+    fn star_segments_match_one_segment() {
+        assert!(prefix_matches("/studies/*/modify", "/studies/1b2c/modify"));
+        assert!(prefix_matches("/studies/*/modify", "/Studies/1b2c/MODIFY"));
+        assert!(prefix_matches("/*/*/modify", "/series/ab/modify"));
+        assert!(prefix_matches(
+            "/studies/*/modify/",
+            "/studies/x/modify/more"
+        ));
+        assert!(!prefix_matches("/studies/*/modify", "/studies/x/modifyx"));
+        assert!(!prefix_matches("/studies/*/modify", "/studies/modify"));
+        assert!(!prefix_matches("/studies/*/modify", "/studies//modify"));
+        assert!(!prefix_matches("/studies/*/modify", "/studies/x/y/modify"));
+        assert!(!prefix_matches("/studies/*", "/studies"));
+        assert!(prefix_matches("/studies/*", "/studies/x"));
     }
 }

@@ -735,6 +735,116 @@ async fn the_access_policy_applies_per_role() {
     gw.shutdown().await;
 }
 
+/// Orthanc runs the method named by `X-HTTP-Method-Override` (on any request) or `?_method=`
+/// (on a GET) instead of the one on the wire; the policy and the cross-site check judge the
+/// wire. So such requests, and methods the policy cannot name, never reach the upstream.
+#[tokio::test]
+async fn method_faking_and_unknown_methods_are_refused() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&yaml_with(&certs, &up, &[(TEST_USER, "[doctor]")], "")).await;
+    let cases = [
+        (
+            "GET /studies/x",
+            "X-HTTP-Method-Override: DELETE\r\n",
+            "400",
+        ),
+        ("POST /studies/x", "X-HTTP-Method: DELETE\r\n", "400"),
+        ("GET /patients", "x-method-override: PUT\r\n", "400"),
+        ("GET /studies/x?_method=delete", "", "400"),
+        ("GET /studies/x?a=1&_METHOD=DELETE", "", "400"),
+        ("GET /studies/x?%5Fmethod=delete", "", "400"),
+        ("GET /studies/x?_m%65thod=delete", "", "400"),
+        ("delete /studies/x", "", "501"),
+        ("Delete /studies/x", "", "501"),
+        ("PROPFIND /webdav/", "", "501"),
+        ("GET /studies/x?my_method=1&methods=2", "", "200"),
+    ];
+    for (line, extra, want) in cases {
+        let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+        let req = format!(
+            "{line} HTTP/1.1\r\nHost: viewer.test\r\nCookie: {}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n",
+            gw.cookie
+        );
+        let (text, _) = raw_exchange(&mut tls, req.as_bytes(), Duration::from_secs(3)).await;
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {want}")),
+            "{line} {extra}: {}",
+            text.lines().next().unwrap_or("")
+        );
+    }
+    // Over HTTP/2 too.
+    let res = gw
+        .client(&certs, true)
+        .get(gw.url("/studies/x"))
+        .header("x-http-method-override", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    let seen = up.stats.paths.lock().unwrap().clone();
+    assert_eq!(seen, ["/studies/x?my_method=1&methods=2"]);
+    gw.shutdown().await;
+}
+
+/// The shipped Orthanc preset: searching is open to doctors (the Explorer's Lookup page), while
+/// what can delete originals (modify, anonymize, split, merge) is for admins.
+#[tokio::test]
+async fn the_orthanc_preset_keeps_originals_for_admins() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let yaml = yaml_with(
+        &certs,
+        &up,
+        &[(TEST_USER, "[doctor]"), ("dr.admin", "[admin]")],
+        "",
+    )
+    .replace(TEST_ACCESS, &orthanc_preset());
+    let gw = Gw::start(&yaml).await;
+    let doctor = gw.client(&certs, false);
+    let admin = session_client(
+        &certs,
+        gw.https,
+        false,
+        &sign_in(&certs, gw.https, "dr.admin", TEST_PASSWORD, TEST_TOTP)
+            .await
+            .unwrap(),
+    );
+    let status = |c: &reqwest::Client, m: reqwest::Method, p: &str| {
+        let req = c.request(m, gw.url(p));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    use reqwest::Method as M;
+    for (m, path, doctor_gets, admin_gets) in [
+        (M::POST, "/tools/find", 200, 200),
+        (M::POST, "/tools/lookup", 200, 200),
+        (M::GET, "/tools/now", 403, 200),
+        (M::POST, "/tools/execute-script", 403, 403),
+        (M::POST, "/studies/1a2b/modify", 403, 200),
+        (M::POST, "/Patients/1a2b/anonymize", 403, 200),
+        (M::POST, "/instances/1a2b/modify", 403, 200),
+        (M::POST, "/studies/1a2b/split", 403, 200),
+        (M::POST, "/studies/1a2b/merge", 403, 200),
+        (M::GET, "/studies/1a2b", 200, 200),
+        (M::POST, "/modalities/pacs/store", 403, 200),
+        (M::DELETE, "/studies/1a2b", 403, 200),
+        (M::GET, "/app/explorer.html", 200, 200),
+    ] {
+        assert_eq!(
+            status(&doctor, m.clone(), path).await,
+            doctor_gets,
+            "doctor {m} {path}"
+        );
+        assert_eq!(
+            status(&admin, m.clone(), path).await,
+            admin_gets,
+            "admin {m} {path}"
+        );
+    }
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn no_session_means_sign_in_for_pages_and_401_for_the_rest() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -110,8 +110,7 @@ async fn a_careful_deployment_has_nothing_serious_and_is_healthy() {
         secret.display()
     );
     // The access policy shipped for Orthanc, as an administrator would copy it.
-    let preset = std::fs::read_to_string("config/orthanc.example.yaml").unwrap();
-    let access = &preset[preset.find("\naccess:").expect("access: in the preset") + 1..];
+    let access = orthanc_preset();
     let auth = format!(
         "auth:\n  users:\n{}{access}",
         user_yaml(TEST_USER, "[doctor, admin]")

@@ -423,11 +423,12 @@ impl Validator {
         for (i, r) in rules.into_iter().enumerate() {
             let at = format!("access[{i}]");
             let path = r.path.unwrap_or_else(|| "/".into());
-            if !path.starts_with('/') || path.contains("..") || path.contains('%') {
+            let partial_star = path.split('/').any(|seg| seg.contains('*') && seg != "*");
+            if !path.starts_with('/') || path.contains("..") || path.contains('%') || partial_star {
                 self.error(
                     &format!("{at}.path"),
                     format!("`{path}` is not a plain path prefix"),
-                    "write a prefix such as /tools/ (no .., no %-encoding)",
+                    "write a prefix such as /tools/, with * for one whole segment as in /studies/*/modify (no .., no %-encoding)",
                 );
                 continue;
             }

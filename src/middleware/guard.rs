@@ -110,6 +110,17 @@ fn check<B>(
     if req.method() == Method::CONNECT || req.method() == Method::TRACE {
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "method");
     }
+    // The access policy judges the method on the wire: anything else (lower-case spellings,
+    // WebDAV and other extension methods) could mean something different to the upstream.
+    if !is_standard(req.method()) {
+        return refuse(StatusCode::NOT_IMPLEMENTED, "method");
+    }
+    // Orthanc runs the method named by these headers, or by `?_method=` on a GET, instead of
+    // the one on the wire: a GET link would then DELETE past the policy and the cross-site
+    // check.
+    if fakes_method(req) {
+        return refuse(StatusCode::BAD_REQUEST, "method_override");
+    }
     let h1 = req.version() < Version::HTTP_2;
     let uri = req.uri();
     // HTTP/1 targets must be origin-form ("/path?query"); absolute-form is for forward proxies
@@ -180,6 +191,41 @@ fn normalize_uri<B>(req: &mut Request<B>) -> Result<(), Refusal> {
         }
         Err(_) => refuse(StatusCode::BAD_REQUEST, "path"),
     }
+}
+
+fn is_standard(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+            | Method::OPTIONS
+    )
+}
+
+/// Whether the request asks the upstream to run another method than its own: the
+/// `X-HTTP-Method-Override` family of headers, or a `_method` query parameter (in any case or
+/// percent-encoding).
+fn fakes_method<B>(req: &Request<B>) -> bool {
+    const HEADERS: [&str; 3] = [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ];
+    if HEADERS.iter().any(|h| req.headers().contains_key(*h)) {
+        return true;
+    }
+    let Some(q) = req.uri().query() else {
+        return false;
+    };
+    // Cheap test first: most queries have neither an escape nor the word.
+    let b = q.as_bytes();
+    let maybe = memchr::memchr(b'%', b).is_some()
+        || b.windows(7).any(|w| w.eq_ignore_ascii_case(b"_method"));
+    maybe && form_urlencoded::parse(b).any(|(k, _)| k.trim().eq_ignore_ascii_case("_method"))
 }
 
 fn has_h2c(h: &HeaderMap) -> bool {

@@ -378,6 +378,19 @@ pub const TEST_ACCESS: &str = "access:\n  - path: /tools/execute-script\n    rol
     - path: /tools/\n    roles: [admin]\n  - path: /\n    methods: [DELETE]\n    roles: [admin]\n  \
     - path: /\n    roles: [doctor, admin]\n";
 
+/// The `access:` section of the shipped Orthanc preset (`config/orthanc.example.yaml`), as an
+/// administrator would copy it.
+pub fn orthanc_preset() -> String {
+    let preset = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/orthanc.example.yaml"),
+    )
+    .unwrap();
+    let at = preset
+        .find("\naccess:")
+        .expect("access: in the Orthanc preset");
+    preset[at + 1..].to_string()
+}
+
 /// A gateway configuration for tests (all listeners on 127.0.0.1:0) with `TEST_USER` (roles
 /// doctor and admin) as its only account and `TEST_ACCESS`; `extra` is appended.
 pub fn config_yaml(certs: &Certs, upstream: &str, extra: &str) -> String {
