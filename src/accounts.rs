@@ -18,19 +18,19 @@ pub enum AccountError {
     Weak(String),
     #[error("the two passwords differ")]
     Mismatch,
+    // The cause is part of the message, not a chained source: `{:#}` would print it twice.
     #[error("cannot read the password: {0}")]
-    Input(#[source] std::io::Error),
+    Input(std::io::Error),
     #[error("`{0}` is not a valid user name: use letters, digits and . _ - @ (at most 64)")]
     BadName(String),
     #[error("`{0}` is not a role name: use letters, digits, _ and -")]
     BadRole(String),
     #[error("the user `{0}` already exists")]
     Exists(String),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the file would no longer be valid after the change, nothing was written:\n{0}")]
     WouldBreak(String),
@@ -165,7 +165,7 @@ pub fn add_user(config_path: &Path, user: &NewUser) -> Result<Added, AccountErro
     }
     let old = std::fs::read_to_string(config_path).map_err(|source| AccountError::Write {
         path: config_path.to_owned(),
-        source,
+        cause: source,
     })?;
     let new = insert_inline(&old, user);
     write_checked(config_path, &old, &new, |text| {
@@ -249,7 +249,7 @@ fn write_checked(
 ) -> Result<(), AccountError> {
     let err = |source| AccountError::Write {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;

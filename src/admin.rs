@@ -40,6 +40,13 @@ async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
                 .probe(&shared.config.upstream.health_path)
                 .await
             {
+                Ok(status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "upstream refuses the gateway ({}): check upstream.credentials\n",
+                        status.as_u16()
+                    ),
+                ),
                 Ok(status) if !status.is_server_error() => text(StatusCode::OK, "ready\n"),
                 Ok(status) => text(
                     StatusCode::SERVICE_UNAVAILABLE,

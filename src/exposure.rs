@@ -1082,10 +1082,15 @@ async fn viewer_ports(config: &Config, opts: &Options, r: &mut Report) {
     {
         ports.remove(&own.port());
     }
+    // Inside a container, this machine's addresses are the container's own: a viewer port
+    // published by mistake (`ports: 8042:8042`) shows on the Docker host, which is the
+    // container's default gateway.
+    let docker_host = in_container().then(default_gateway).flatten();
     let addrs: Vec<IpAddr> = match if_addrs::get_if_addrs() {
         Ok(list) => list
             .into_iter()
             .map(|i| i.ip())
+            .chain(docker_host.map(IpAddr::V4))
             .filter(|ip| !ip.is_loopback() && !is_v6_link_local(ip))
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -1168,6 +1173,13 @@ async fn viewer_ports(config: &Config, opts: &Options, r: &mut Report) {
         } else {
             Level::High
         };
+        let ip = match docker_host {
+            Some(h) if IpAddr::V4(h) == ip => match r.lang {
+                Lang::Fr => format!("{ip} (l'hôte Docker)"),
+                Lang::En => format!("{ip} (the Docker host)"),
+            },
+            _ => ip.to_string(),
+        };
         r.add(
             level,
             "viewer_ports",
@@ -1181,6 +1193,29 @@ async fn viewer_ports(config: &Config, opts: &Options, r: &mut Report) {
             ),
         );
     }
+}
+
+fn in_container() -> bool {
+    std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+}
+
+/// The IPv4 default gateway, from `/proc/net/route` (Linux).
+fn default_gateway() -> Option<Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    parse_default_gateway(&table)
+}
+
+fn parse_default_gateway(table: &str) -> Option<Ipv4Addr> {
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 3 || f[1] != "00000000" {
+            return None;
+        }
+        // Hexadecimal, in the kernel's (little-endian) byte order.
+        let g = u32::from_str_radix(f[2], 16).ok()?;
+        (g != 0).then(|| Ipv4Addr::from(g.to_le_bytes()))
+    })
 }
 
 fn is_v6_link_local(ip: &IpAddr) -> bool {
@@ -1279,6 +1314,18 @@ mod tests {
         ] {
             assert_eq!(c(public), Reach::Public, "{public}");
         }
+    }
+
+    #[test]
+    fn the_default_gateway_is_read_from_the_route_table() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                     eth0\t0012A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n\
+                     eth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\n";
+        assert_eq!(
+            parse_default_gateway(table),
+            Some(Ipv4Addr::new(172, 18, 0, 1))
+        );
+        assert_eq!(parse_default_gateway("Iface\tDestination\n"), None);
     }
 
     #[test]

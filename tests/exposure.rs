@@ -289,3 +289,38 @@ fn a_policy_that_leaves_orthanc_open_is_flagged() {
         "{admin}"
     );
 }
+
+#[tokio::test]
+async fn health_reports_an_upstream_that_refuses_the_gateways_credentials() {
+    let certs = Certs::new();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("gateway:{ORTHANC_PASSWORD}"))
+    );
+    let up = Upstream::start_protected("127.0.0.1:0".parse().unwrap(), &auth).await;
+    let secret = certs.dir.path().join("orthanc_password");
+    std::fs::write(&secret, "not-the-right-password\n").unwrap();
+    let extra = format!(
+        "  credentials:\n    username: gateway\n    password_file: \"{}\"\n",
+        secret.display()
+    );
+    let (yaml, _) = fixed_ports(&config_yaml(&certs, &up.url(), &extra));
+    let gw = GwProcess::start(&yaml).await;
+    let path = gw.config.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || vigie(&["health"], &path))
+        .await
+        .unwrap();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("401"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("upstream.credentials"),
+        "{}",
+        out.stderr
+    );
+    let (_, findings) = exposure_json(gw.config.path()).await;
+    assert!(
+        find(&findings, "upstream_credentials", "high").is_some(),
+        "{}",
+        dump(&findings)
+    );
+}

@@ -61,13 +61,15 @@ impl Proxy {
         }
     }
 
-    /// Sends a request that the gateway itself makes (health checks), with the response timeout.
+    /// Sends a request that the gateway itself makes (health checks), with the response timeout
+    /// and the upstream credentials, so that a wrong password shows as a 401.
     pub async fn probe(&self, path: &str) -> Result<StatusCode, UpstreamError> {
         let uri = self.upstream_uri(path.parse().map_err(|_| UpstreamError::Other)?)?;
-        let req = Request::get(uri)
-            .header(header::HOST, self.authority.as_str())
-            .body(Body::Empty)
-            .map_err(|_| UpstreamError::Other)?;
+        let mut req = Request::get(uri).header(header::HOST, self.authority.as_str());
+        if let Some(c) = &self.credentials {
+            req = req.header(header::AUTHORIZATION, c.clone());
+        }
+        let req = req.body(Body::Empty).map_err(|_| UpstreamError::Other)?;
         match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
             Ok(Ok(res)) => Ok(res.status()),
             Ok(Err(e)) => Err(classify(&e)),

@@ -27,6 +27,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create the state file {path} with mode 0600: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open the state database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -83,6 +89,10 @@ impl Store {
     pub fn open(dir: &Path, now: u64) -> Result<Store, StoreError> {
         create_private_dir(dir)?;
         let path = dir.join("state.redb");
+        private_file(&path).map_err(|source| StoreError::File {
+            path: path.clone(),
+            source,
+        })?;
         let db = Database::create(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source: Box::new(source),
@@ -278,6 +288,22 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates `path` with mode 0600 when it does not exist, and tightens it when it does: sessions
+/// and lockouts are nobody else's business on the machine.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    drop(opts.open(path)?);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +339,14 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o700);
+            let file = dir.path().join("state.redb");
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            drop(s);
+            let _s = Store::open(dir.path(), 200).unwrap();
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "a loose mode is tightened");
         }
     }
 
