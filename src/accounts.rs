@@ -297,18 +297,24 @@ pub fn qr_for_terminal(data: &str) -> Option<String> {
 }
 
 /// Puts a new session-signing key in front; older keys keep verifying for the session lifetime.
-pub fn rotate_keys(config_path: &Path) -> Result<String, AccountError> {
+/// Starts signing with a new key. With `end_all_sessions`, the older keys are dropped too, so
+/// that every existing session stops verifying once the gateway reloads the keys.
+pub fn rotate_keys(config_path: &Path, end_all_sessions: bool) -> Result<String, AccountError> {
     let (config, _) = Config::load(config_path)?;
     let now = crate::auth::now();
     crate::store::create_private_dir(&config.state_dir)
         .map_err(|e| AccountError::Other(e.to_string()))?;
     let mut ring = KeyRing::load_or_create(&config.state_dir, now)
         .map_err(|e| AccountError::Other(e.to_string()))?;
-    ring.rotate(
-        &config.state_dir,
-        now,
-        config.auth.absolute_timeout.as_secs() + 3600,
-    )
+    if end_all_sessions {
+        ring.replace_all(&config.state_dir, now)
+    } else {
+        ring.rotate(
+            &config.state_dir,
+            now,
+            config.auth.absolute_timeout.as_secs() + 3600,
+        )
+    }
     .map_err(|e| AccountError::Other(e.to_string()))?;
     Ok(ring.keys[0].kid.clone())
 }

@@ -69,6 +69,10 @@ enum Command {
     RotateKeys {
         #[arg(long, short, default_value = "config/vigie.yaml")]
         config: PathBuf,
+        /// Also drop the previous keys: after SIGHUP every session ends and everybody signs in
+        /// again (for a suspected breach).
+        #[arg(long)]
+        end_all_sessions: bool,
     },
     /// Create a local CA and an ECDSA P-256 server certificate for development.
     DevCert {
@@ -122,10 +126,16 @@ fn main() -> ExitCode {
         Command::User {
             action: UserAction::Add { name, roles, config },
         } => report(user_add(&config, &name, &roles)),
-        Command::RotateKeys { config } => report(
-            vigie::accounts::rotate_keys(&config)
+        Command::RotateKeys {
+            config,
+            end_all_sessions,
+        } => report(
+            vigie::accounts::rotate_keys(&config, end_all_sessions)
                 .map(|kid| {
                     println!("new signing key {kid}; send SIGHUP to the gateway (or restart it) to use it");
+                    if end_all_sessions {
+                        println!("the previous keys are gone: after SIGHUP every session ends");
+                    }
                 })
                 .map_err(Into::into),
         ),

@@ -611,6 +611,55 @@ async fn key_rotation_keeps_old_sessions_and_signs_with_the_new_key() {
     assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
 }
 
+/// For a suspected breach: `rotate-keys --end-all-sessions` then SIGHUP signs everybody out,
+/// including on connections that already had their token verified.
+#[tokio::test]
+async fn rotate_keys_can_end_every_session() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let yaml = yaml_with(
+        &certs,
+        &up,
+        &[(TEST_USER, "[doctor]"), ("dr.b", "[doctor]")],
+        "",
+    );
+    let mut gw = GwProcess::start(&yaml).await;
+    let url = format!("https://viewer.test:{}/x", gw.https.port());
+    // One kept-alive connection whose token is already verified and cached.
+    let client = gw.client(&certs, true);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let out = std::process::Command::new(vigie_bin())
+        .args(["rotate-keys", "--end-all-sessions", "--config"])
+        .arg(gw.config.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gw.signal("HUP");
+    gw.wait_log("accounts reloaded", Duration::from_secs(5))
+        .await;
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(
+        gw.client(&certs, false)
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // Signing in again works, with the new key (another account: TEST_USER's code of this
+    // 30 s window is spent).
+    let fresh = sign_in(&certs, gw.https, "dr.b", TEST_PASSWORD, TEST_TOTP)
+        .await
+        .unwrap();
+    let c = session_client(&certs, gw.https, true, &fresh);
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+}
+
 #[tokio::test]
 async fn next_is_never_an_open_redirect() {
     let certs = Certs::new();

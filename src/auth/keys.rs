@@ -128,6 +128,13 @@ impl KeyRing {
         self.save(state_dir)
     }
 
+    /// Replaces every key by a new one: once the gateway reloads the ring, no existing session
+    /// verifies any more (everybody signs in again). For a suspected breach. Saves the ring.
+    pub fn replace_all(&mut self, state_dir: &Path, now: u64) -> Result<(), KeyError> {
+        self.keys = vec![Key::generate(now)?];
+        self.save(state_dir)
+    }
+
     fn save(&self, state_dir: &Path) -> Result<(), KeyError> {
         let path = state_dir.join(FILE);
         let err = |source| KeyError::Write {
