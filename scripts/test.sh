@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit and integration tests (real gateway, real upstream,
-# real TLS clients), the sign-in flow in a real browser (headless Chromium), then the TLS
-# scanners against a running gateway.
-#   scripts/test.sh            everything
+# real TLS clients), the sign-in flow in a real browser (headless Chromium), the end-to-end
+# suite against a real Orthanc (scripts/e2e.sh), the container setup without a Docker engine
+# (scripts/docker-check.sh), then the TLS scanners against a running gateway.
+#   scripts/test.sh                   everything
 #   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~70 s scanner run
+#   SKIP_E2E=1 scripts/test.sh        without the real-Orthanc suite (~25 s, installs Orthanc)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -23,6 +25,12 @@ step "cargo test (unit + integration)"
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
 step "browser: sign-in and sign-out in headless Chromium"
 scripts/browser-test.sh
+if [[ "${SKIP_E2E:-0}" != 1 ]]; then
+  step "end to end: Orthanc (Explorer, Web Viewer, DICOMweb) behind the gateway, in headless Chromium; exposure check"
+  scripts/e2e.sh
+fi
+step "container setup (hadolint, compose rules, the binary run as the image runs it)"
+scripts/docker-check.sh
 if [[ "${SKIP_TLS_SCAN:-0}" != 1 ]]; then
   step "TLS scanners (sslyze, testssl.sh)"
   scripts/tls-scan.sh

@@ -16,18 +16,19 @@
 // pages), VIGIE_E2E_KEEP=1 (keep the temporary folder).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { base32Decode, selfCheck, totpAt, wrongCode } from './totp.mjs';
+import { anyFailed, check, deadline, eq, finish } from './checks.mjs';
+import { CHROMIUM, chromiumArgs } from './chromium.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 const VIGIE = path.resolve(process.env.VIGIE_BIN || path.join(HERE, '../../target/debug/vigie'));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.VIGIE_E2E_SCREENSHOTS || path.join(ROOT, 'docs');
 const EXTRA_SHOTS = process.env.VIGIE_E2E_EXTRA_SHOTS || '';
 const USER = 'dr.martin';
@@ -37,62 +38,6 @@ const TOTP_SECRET = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
 const PAGE = '/some/page.html?x=1';
 const DEADLINE_MS = 60_000;
 
-// ---- checks -------------------------------------------------------------------------------
-
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail = '') {
-  if (ok) {
-    passed++;
-    console.log(`PASS ${name}`);
-  } else {
-    failed++;
-    console.log(`FAIL ${name}${detail ? ` (${detail})` : ''}`);
-  }
-  return ok;
-}
-function eq(name, got, want) {
-  return check(name, got === want, `got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-}
-
-// ---- TOTP (RFC 6238: HMAC-SHA-1, 6 digits, 30 s) ------------------------------------------
-
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const c of text.replace(/[\s=]/g, '').toUpperCase()) {
-    const i = alphabet.indexOf(c);
-    if (i < 0) throw new Error(`not base32: ${c}`);
-    value = (value << 5) | i;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function hotp(key, counter) {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(counter));
-  const mac = createHmac('sha1', key).update(msg).digest();
-  const off = mac[mac.length - 1] & 0x0f;
-  const bin = mac.readUInt32BE(off) & 0x7fffffff;
-  return String(bin % 1_000_000).padStart(6, '0');
-}
-
-const totpAt = (key, unixSeconds) => hotp(key, Math.floor(unixSeconds / 30));
-
-/** A code that matches no step the server could accept now (it allows one step either side). */
-function wrongCode(key, unixSeconds) {
-  const near = new Set([-2, -1, 0, 1, 2].map((d) => totpAt(key, unixSeconds + d * 30)));
-  let n = (Number(totpAt(key, unixSeconds)) + 500_000) % 1_000_000;
-  while (near.has(String(n).padStart(6, '0'))) n = (n + 1) % 1_000_000;
-  return String(n).padStart(6, '0');
-}
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -188,7 +133,7 @@ async function main() {
 
   const key = base32Decode(TOTP_SECRET);
   // Self-check against RFC 6238 appendix B (T = 59 s -> 94287082, 6 digits: 287082).
-  if (totpAt(Buffer.from('12345678901234567890'), 59) !== '287082') throw new Error('TOTP self-check failed');
+  selfCheck();
 
   const tmp = mkdtempSync(path.join(tmpdir(), 'vigie-e2e-'));
   const res = live;
@@ -199,7 +144,7 @@ async function main() {
     if (res.context) await res.context.close().catch(() => {});
     if (res.gateway) await stopGateway(res.gateway.child);
     if (res.upstream) await new Promise((r) => res.upstream.server.close(r)).catch(() => {});
-    if (failed && res.gateway) {
+    if (anyFailed() && res.gateway) {
       console.log('--- vigie log (last 30 lines) ---');
       for (const l of res.gateway.logs.slice(-30)) console.log(l);
     }
@@ -260,15 +205,7 @@ access:
   res.context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
+    args: chromiumArgs(),
     ignoreHTTPSErrors: true,
     locale: 'fr-FR',
     viewport: { width: 1280, height: 860 },
@@ -451,14 +388,11 @@ access:
 
 // What is running, for the watchdog (the normal path cleans up in main's finally).
 const live = { tmp: null, upstream: null, gateway: null, context: null };
-const watchdog = setTimeout(() => {
-  console.log(`FAIL the test did not finish within ${DEADLINE_MS / 1000} s`);
+deadline(DEADLINE_MS, () => {
   live.gateway?.child.kill('SIGKILL');
   if (live.tmp && process.env.VIGIE_E2E_KEEP !== '1') rmSync(live.tmp, { recursive: true, force: true });
   // playwright-core kills the browsers it launched when the process exits.
-  process.exit(1);
-}, DEADLINE_MS);
-watchdog.unref();
+});
 
 const started = Date.now();
 try {
@@ -467,5 +401,4 @@ try {
   check('the test ran to its end', false, e?.stack || String(e));
 }
 console.log(`# ${((Date.now() - started) / 1000).toFixed(1)} s`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed || !passed ? 1 : 0;
+finish();

@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# End-to-end test against a real Orthanc: Orthanc 1.10 (Web Viewer + DICOMweb plugins) on
+# loopback with its own credentials, loaded with real DICOM files (pydicom's CT_small and
+# MR_small, plus a synthetic 24-slice CT series), a real `vigie serve` in front of it with the
+# Orthanc access preset and two accounts (doctor, admin), and Debian's Chromium driven by
+# playwright-core (tests/e2e/viewer.mjs). Then `vigie check --exposure` on this deployment (nothing
+# serious) and on the CNIL cases recreated: an Orthanc without credentials listening on every
+# address with a password-only sign-in, and a viewer on a public address (each flagged).
+# One PASS/FAIL line per check; exit 1 on any failure.
+# Rewrites the screenshots docs/explorer.png and docs/viewer.png (VIGIE_E2E_SCREENSHOTS=off: none).
+#   scripts/e2e.sh
+#   VIGIE_BIN=target/release/vigie scripts/e2e.sh
+#   VIGIE_E2E_KEEP=1 scripts/e2e.sh        keep the temporary folder (configs, logs, Orthanc DB)
+# What it lacks it installs (as root): Debian packages orthanc, orthanc-dicomweb,
+# orthanc-webviewer, chromium (and gcc, node/npm, python3-venv when missing), playwright-core
+# from npm (tests/e2e), pydicom from PyPI into target/py-venv. Everything it starts listens on
+# 127.0.0.1 only, on ports picked at run time, with its state in a temporary folder.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+started=$SECONDS
+
+E2E="$ROOT/tests/e2e"
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+ORTHANC_BIN="${ORTHANC_BIN:-/usr/sbin/Orthanc}"
+ORTHANC_PLUGINS=/usr/share/orthanc/plugins
+VENV="$ROOT/target/py-venv"
+SHIM_SRC="$E2E/loopback-bind.c"
+SHIM="$ROOT/target/e2e/loopback-bind.so"
+export VIGIE_E2E_SCREENSHOTS="${VIGIE_E2E_SCREENSHOTS:-$ROOT/docs}"
+
+# ---- 1. what the machine lacks ---------------------------------------------------------------
+
+# Debian packages, only those missing. A temporary policy-rc.d (exit 101) keeps the orthanc
+# package's own service from starting on 0.0.0.0:8042 during the install.
+apt_install() {
+  local created_policy=0 log_file
+  if ((EUID != 0)); then
+    die "missing: $*. Install them as root (apt-get install -y $*) or run this script as root"
+  fi
+  command -v apt-get >/dev/null || die "missing: $* and no apt-get here: install them with this system's package manager"
+  if ! { [[ -x /usr/sbin/policy-rc.d ]] && grep -q 'exit 101' /usr/sbin/policy-rc.d; }; then
+    [[ -e /usr/sbin/policy-rc.d ]] &&
+      die "/usr/sbin/policy-rc.d exists and does not refuse service starts; install '$*' by hand (services must not autostart)"
+    printf '#!/bin/sh\n# temporary, from vigie scripts/e2e.sh: no service starts during apt-get install\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  log_file="$(mktemp)"
+  log "apt-get install $*"
+  local ok=1
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >"$log_file" 2>&1 || ok=0
+  ((created_policy)) && rm -f /usr/sbin/policy-rc.d
+  if ((!ok)); then
+    tail -20 "$log_file" >&2
+    rm -f "$log_file"
+    die "apt-get install $* failed (output above): check the network and /etc/apt/sources.list, then run again"
+  fi
+  rm -f "$log_file"
+}
+
+need=()
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+if command -v dpkg >/dev/null; then
+  for p in orthanc orthanc-dicomweb orthanc-webviewer curl iproute2; do have_pkg "$p" || need+=("$p"); done
+  [[ -x "$CHROMIUM" ]] || have_pkg chromium || need+=(chromium)
+  command -v gcc >/dev/null || need+=(gcc)
+  [[ -f /usr/include/dlfcn.h ]] || need+=(libc6-dev)
+  # node/npm and python3 may come from elsewhere (NodeSource, pyenv): only ask apt when missing.
+  command -v node >/dev/null || need+=(nodejs)
+  command -v npm >/dev/null || need+=(npm)
+  command -v python3 >/dev/null || need+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+fi
+((${#need[@]} == 0)) || apt_install "${need[@]}"
+
+for f in "$ORTHANC_BIN" "$ORTHANC_PLUGINS/libOrthancWebViewer.so" "$ORTHANC_PLUGINS/libOrthancDicomWeb.so"; do
+  [[ -e "$f" ]] || die "$f is missing: apt-get install orthanc orthanc-dicomweb orthanc-webviewer (or set ORTHANC_BIN)"
+done
+[[ -x "$CHROMIUM" ]] || die "no Chromium at $CHROMIUM: apt-get install chromium (Debian's package; 'npx playwright install' is not used), or set CHROMIUM"
+for tool in curl ss ip gcc node npm python3; do
+  command -v "$tool" >/dev/null || die "$tool is missing: apt-get install curl iproute2 gcc nodejs npm python3"
+done
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+((node_major >= 20)) || die "node $(node --version) is too old: playwright-core needs node 20 or later (NodeSource or Debian 13)"
+
+if [[ ! -d "$E2E/node_modules/playwright-core" ]]; then
+  log "installing playwright-core into tests/e2e/node_modules"
+  (cd "$E2E" && npm ci --silent --no-audit --no-fund) || die "npm ci failed in tests/e2e: check the network or the npm registry setting (npm config get registry)"
+fi
+
+if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import pydicom' 2>/dev/null; }; then
+  log "installing pydicom into $VENV"
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || die "python3 -m venv $VENV failed: apt-get install python3-venv"
+  "$VENV/bin/pip" install -q 'pydicom>=3,<4' || die "pip install pydicom failed: check the network or pip's index (pip config list)"
+fi
+
+mkdir -p "$(dirname "$SHIM")"
+if [[ ! -f "$SHIM" || "$SHIM_SRC" -nt "$SHIM" ]]; then
+  gcc -shared -fPIC -O2 -Wall -o "$SHIM" "$SHIM_SRC" -ldl || die "cannot build $SHIM from $SHIM_SRC: apt-get install gcc libc6-dev"
+fi
+
+export VIGIE_BIN="${VIGIE_BIN:-$ROOT/target/debug/vigie}"
+if [[ ! -x "$VIGIE_BIN" ]]; then
+  [[ "$VIGIE_BIN" == "$ROOT/target/debug/vigie" ]] || die "VIGIE_BIN=$VIGIE_BIN is not an executable"
+  log "building the debug binary (cargo build)"
+  cargo build --locked --quiet || die "cargo build failed: fix the build, or point VIGIE_BIN at a built vigie"
+fi
+
+# ---- 2. a temporary folder, and whatever runs is stopped on exit ----------------------------
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/vigie-e2e.XXXXXX")"
+chmod 700 "$WORK"
+PIDS=()
+cleanup() {
+  local pid i
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for i in {1..50}; do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  if [[ "${VIGIE_E2E_KEEP:-0}" == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Shows the end of the logs, for a failure.
+show_logs() {
+  local f
+  for f in "$WORK/vigie.log" "$WORK/orthanc/orthanc.log"; do
+    [[ -s "$f" ]] || continue
+    printf -- '--- %s (last 25 lines) ---\n' "${f#"$WORK"/}" >&2
+    tail -25 "$f" >&2
+  done
+}
+
+# ---- 3. Orthanc -------------------------------------------------------------------------------
+
+ORTHANC_USER=vigie
+ORTHANC_PORT="$(free_port)"
+mkdir -p "$WORK/orthanc/db" "$WORK/orthanc/webviewer-cache"
+PASSWORD_FILE="$WORK/orthanc/password"
+(
+  umask 077
+  # 144 random bits, letters and digits only (safe inside JSON and curl's config).
+  head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$PASSWORD_FILE"
+  sed -e "s#@WORK@#$WORK#g" -e "s#@HTTP_PORT@#$ORTHANC_PORT#g" -e "s#@USER@#$ORTHANC_USER#g" \
+    -e "s#@PASSWORD@#$(cat "$PASSWORD_FILE")#g" "$E2E/orthanc.json.in" >"$WORK/orthanc/orthanc.json"
+  # curl reads the credentials from a file: they never appear in a command line.
+  printf 'user = "%s:%s"\n' "$ORTHANC_USER" "$(cat "$PASSWORD_FILE")" >"$WORK/orthanc/curl.conf"
+)
+ORTHANC_URL="http://127.0.0.1:$ORTHANC_PORT"
+ocurl() { curl -sS --max-time 30 -K "$WORK/orthanc/curl.conf" "$@"; }
+
+LD_PRELOAD="$SHIM" "$ORTHANC_BIN" --logfile="$WORK/orthanc/orthanc.log" "$WORK/orthanc/orthanc.json" \
+  >"$WORK/orthanc/stdout.log" 2>&1 &
+ORTHANC_PID=$!
+PIDS+=("$ORTHANC_PID")
+for ((i = 0; i < 600; i++)); do
+  kill -0 "$ORTHANC_PID" 2>/dev/null || { cat "$WORK/orthanc/stdout.log" >&2; show_logs; die "Orthanc exited at start (log above): is $ORTHANC_BIN the Debian 1.10 package, are the plugins in $ORTHANC_PLUGINS?"; }
+  [[ "$(ocurl -o /dev/null -w '%{http_code}' --max-time 2 "$ORTHANC_URL/system" 2>/dev/null)" == 200 ]] && break
+  sleep 0.1
+done
+((i < 600)) || { show_logs; die "Orthanc did not answer on $ORTHANC_URL/system within 60 s (log above)"; }
+log "Orthanc $(ocurl "$ORTHANC_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])') on $ORTHANC_URL (pid $ORTHANC_PID)"
+
+# ---- 4. DICOM files ---------------------------------------------------------------------------
+
+SAMPLES="$WORK/dicom"
+"$VENV/bin/python" "$E2E/make-samples.py" "$SAMPLES" >/dev/null ||
+  die "tests/e2e/make-samples.py failed: reinstall pydicom ($VENV/bin/pip install --force-reinstall 'pydicom>=3,<4')"
+n=0
+for f in "$SAMPLES"/*.dcm; do
+  answer="$(ocurl -f -H 'Content-Type: application/dicom' --data-binary @"$f" "$ORTHANC_URL/instances")" ||
+    { show_logs; die "uploading $(basename "$f") to Orthanc failed (log above)"; }
+  printf '%s\n' "$answer" >"$f.upload.json"
+  grep -q '"Status" *: *"Success"' "$f.upload.json" ||
+    die "Orthanc did not store $(basename "$f"): $(tr -d '\n' <"$f.upload.json")"
+  n=$((n + 1))
+done
+stable=0
+for ((i = 0; i < 100; i++)); do
+  ocurl "$ORTHANC_URL/series?expand" | python3 -c 'import json, sys; sys.exit(0 if all(s["IsStable"] for s in json.load(sys.stdin)) else 1)' &&
+    { stable=1; break; }
+  sleep 0.2
+done
+((stable)) || die "Orthanc did not mark the uploaded series stable within 20 s (StableAge is 2 s in tests/e2e/orthanc.json.in)"
+log "loaded $n DICOM instances"
+
+# ---- 5. Vigie ---------------------------------------------------------------------------------
+
+HOST=viewer.test
+GW_PORT="$(free_port)"
+ADMIN_PORT="$(free_port)"
+"$VIGIE_BIN" dev-cert --out "$WORK/certs" --name "$HOST" >/dev/null || die "vigie dev-cert failed"
+DOCTOR_USER=dr.martin DOCTOR_PASSWORD='Radio-Thorax-2026'
+ADMIN_USER=admin.durand ADMIN_PASSWORD='Console-Admin-2026!'
+totp_secret() { python3 -c 'import base64, os; print(base64.b32encode(os.urandom(20)).decode())'; } # 160 bits
+# Prints the argon2id hash of $1 (vigie hash-password reads one line from standard input).
+hash_password() {
+  local out
+  out="$(printf '%s\n' "$1" | "$VIGIE_BIN" hash-password 2>&1)" ||
+    die "vigie hash-password refused the test password: $out"
+  grep -m1 '^[$]argon2id[$]' <<<"$out" || die "vigie hash-password printed no argon2id hash: $out"
+}
+DOCTOR_TOTP="$(totp_secret)" ADMIN_TOTP="$(totp_secret)"
+DOCTOR_HASH="$(hash_password "$DOCTOR_PASSWORD")" || exit 1
+ADMIN_HASH="$(hash_password "$ADMIN_PASSWORD")" || exit 1
+
+CONFIG="$WORK/vigie.yaml"
+{
+  cat <<YAML
+# Generated by scripts/e2e.sh.
+state_dir: "$WORK/state"
+server_name: $HOST
+listen:
+  https: "127.0.0.1:$GW_PORT"
+  admin: "127.0.0.1:$ADMIN_PORT"
+tls:
+  cert_file: "$WORK/certs/server.crt"
+  key_file: "$WORK/certs/server.key"
+upstream:
+  url: "$ORTHANC_URL"
+  health_path: /system
+  credentials:
+    username: $ORTHANC_USER
+    password_file: "$PASSWORD_FILE"
+auth:
+  users:
+    - username: $DOCTOR_USER
+      password_hash: "$DOCTOR_HASH"
+      totp_secret: $DOCTOR_TOTP
+      roles: [doctor]
+    - username: $ADMIN_USER
+      password_hash: "$ADMIN_HASH"
+      totp_secret: $ADMIN_TOTP
+      roles: [admin]
+log:
+  level: info
+YAML
+  # The access policy exactly as the Orthanc preset has it.
+  sed -n '/^access:/,$p' "$ROOT/config/orthanc.example.yaml"
+} >"$CONFIG"
+chmod 600 "$CONFIG"
+grep -q '^access:' "$CONFIG" || die "no access: section found in config/orthanc.example.yaml"
+
+check_rc=0
+"$VIGIE_BIN" check --config "$CONFIG" >"$WORK/check.txt" 2>&1 || check_rc=$?
+if ((check_rc == 1 || check_rc > 3)); then
+  cat "$WORK/check.txt" >&2
+  die "vigie check refused the generated configuration $CONFIG (above): fix scripts/e2e.sh's template or config/orthanc.example.yaml"
+fi
+((check_rc == 3)) && { log "vigie check warnings:"; cat "$WORK/check.txt" >&2; }
+
+"$VIGIE_BIN" serve --config "$CONFIG" --log-format json >"$WORK/vigie.log" 2>&1 &
+VIGIE_PID=$!
+PIDS+=("$VIGIE_PID")
+wait_port "$GW_PORT" 30 || { show_logs; die "vigie serve did not listen on 127.0.0.1:$GW_PORT within 30 s (log above)"; }
+ready=0
+for ((i = 0; i < 100; i++)); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz")" == 200 ]] && { ready=1; break; }
+  sleep 0.2
+done
+((ready)) || { show_logs; die "Vigie's /readyz did not turn 200 within 20 s: Vigie cannot reach Orthanc with its credentials (log above)"; }
+log "Vigie on https://$HOST:$GW_PORT (pid $VIGIE_PID), ready after $((SECONDS - started)) s of setup"
+
+# ---- 6. the browser test ----------------------------------------------------------------------
+
+export VIGIE_E2E_RUN="$WORK/run.json"
+WORK="$WORK" HOST="$HOST" GW_PORT="$GW_PORT" ADMIN_PORT="$ADMIN_PORT" ORTHANC_PORT="$ORTHANC_PORT" \
+  ORTHANC_PID="$ORTHANC_PID" ORTHANC_USER="$ORTHANC_USER" PASSWORD_FILE="$PASSWORD_FILE" SAMPLES="$SAMPLES" \
+  DOCTOR_USER="$DOCTOR_USER" DOCTOR_PASSWORD="$DOCTOR_PASSWORD" DOCTOR_TOTP="$DOCTOR_TOTP" \
+  ADMIN_USER="$ADMIN_USER" ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_TOTP="$ADMIN_TOTP" \
+  python3 - <<'PY' || die "cannot write $VIGIE_E2E_RUN"
+import json, os
+e = os.environ
+run = {
+    "gateway": {"host": e["HOST"], "port": int(e["GW_PORT"]), "adminPort": int(e["ADMIN_PORT"]),
+                "caFile": f'{e["WORK"]}/certs/ca.crt', "certFile": f'{e["WORK"]}/certs/server.crt'},
+    "orthanc": {"port": int(e["ORTHANC_PORT"]), "pid": int(e["ORTHANC_PID"]), "user": e["ORTHANC_USER"],
+                "passwordFile": e["PASSWORD_FILE"]},
+    "accounts": {
+        "doctor": {"username": e["DOCTOR_USER"], "password": e["DOCTOR_PASSWORD"], "totp": e["DOCTOR_TOTP"]},
+        "admin": {"username": e["ADMIN_USER"], "password": e["ADMIN_PASSWORD"], "totp": e["ADMIN_TOTP"]},
+    },
+    "samples": e["SAMPLES"],
+    "profile": f'{e["WORK"]}/chromium-profile',
+}
+with open(e["VIGIE_E2E_RUN"], "w") as f:
+    json.dump(run, f, indent=1)
+PY
+chmod 600 "$VIGIE_E2E_RUN"
+
+export CHROMIUM
+rc=0
+timeout --kill-after=10 300 node "$E2E/viewer.mjs" || rc=$?
+if ((rc == 124 || rc == 137)); then
+  echo "FAIL the browser test was stopped after 300 s (Chromium hung?): run again; if it persists, run with VIGIE_E2E_KEEP=1 and read the logs"
+fi
+
+# ---- 7. vigie check --exposure: this deployment, then the CNIL cases recreated ---------------
+
+# expose NAME CONFIG WANT_EXIT CHECKS...: runs the exposure check on CONFIG and prints one line
+# per expectation. CHECKS are "check=level[|level]" (a finding of that check at one of those
+# levels must exist), "check!=level[|level]" (none may), or "port:N" (a high or critical
+# viewer_ports finding names port N).
+expose() {
+  local name="$1" config="$2" want="$3" code=0
+  shift 3
+  "$VIGIE_BIN" check --exposure --json --lang en --config "$config" >"$WORK/exposure-$name.json" 2>"$WORK/exposure-$name.err" || code=$?
+  python3 - "$name" "$WORK/exposure-$name.json" "$code" "$want" "$@" <<'PY' || rc=1
+import json, sys
+name, path, code, want, *checks = sys.argv[1:]
+failed = 0
+def line(ok, text):
+    global failed
+    failed += not ok
+    print(f"{'PASS' if ok else 'FAIL'} exposure/{name}: {text}")
+try:
+    findings = json.load(open(path))
+except Exception as e:
+    line(False, f"no JSON report ({e})")
+    sys.exit(1)
+line(code in want.split("|"), f"exit status {code} (want {want})")
+for c in checks:
+    if c.startswith("port:"):
+        port = c[5:]
+        hit = [f for f in findings if f["check"] == "viewer_ports" and f["level"] in ("high", "critical")
+               and f"Port {port} " in f["message"]]
+        line(bool(hit), f"Orthanc's port {port} reachable on a network address is flagged"
+             + (f": {hit[0]['message']}" if hit else ""))
+        continue
+    neg = "!=" in c
+    check, levels = c.split("!=" if neg else "=")
+    levels = levels.split("|")
+    hit = [f for f in findings if f["check"] == check and f["level"] in levels]
+    if neg:
+        line(not hit, f"no {check} finding at {'/'.join(levels)}"
+             + (f" (got: {hit[0]['message']})" if hit else ""))
+    else:
+        line(bool(hit), f"{check} is {'/'.join(levels)}"
+             + (f": {hit[0]['message']}" if hit else f" (report: {[(f['check'], f['level']) for f in findings]})"))
+sys.exit(1 if failed else 0)
+PY
+}
+
+# This deployment: nothing high or critical (the dev certificate is only a warning).
+expose careful "$CONFIG" "0|3" upstream_address=ok upstream_credentials=ok second_factor=ok \
+  policy=ok "viewer_ports=ok|info" tls=ok "certificate!=high|critical" "gateway!=high|critical"
+
+# CNIL case 1: an Orthanc with no credentials, listening on every address (no loopback shim,
+# remote access on), and a password alone at sign-in.
+CARELESS_PORT="$(free_port)"
+mkdir -p "$WORK/careless/orthanc/db" "$WORK/careless/orthanc/webviewer-cache"
+sed -e "s#@WORK@#$WORK/careless#g" -e "s#@HTTP_PORT@#$CARELESS_PORT#g" -e "s#@USER@#nobody#g" \
+  -e "s#@PASSWORD@#unused#g" -e 's#"AuthenticationEnabled" : true#"AuthenticationEnabled" : false#' \
+  -e 's#"RemoteAccessAllowed" : false#"RemoteAccessAllowed" : true#' \
+  "$E2E/orthanc.json.in" >"$WORK/careless/orthanc.json"
+"$ORTHANC_BIN" --logfile="$WORK/careless/orthanc.log" "$WORK/careless/orthanc.json" >/dev/null 2>&1 &
+PIDS+=("$!")
+for ((i = 0; i < 300; i++)); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$CARELESS_PORT/system")" == 200 ]] && break
+  sleep 0.1
+done
+((i < 300)) || { echo "FAIL exposure/cnil: the careless Orthanc did not start"; rc=1; }
+sed -e "s#^  url: .*#  url: \"http://127.0.0.1:$CARELESS_PORT\"#" \
+  -e '/^  credentials:/,/^    password_file:/d' -e 's#^auth:#auth:\n  second_factor: off#' \
+  "$CONFIG" >"$WORK/careless.yaml"
+careless=(upstream_credentials=high second_factor=high)
+# The port check needs an address besides loopback (containers and CI machines have one).
+if ip -o addr show scope global | grep -q .; then careless+=("port:$CARELESS_PORT"); fi
+expose cnil-open-orthanc "$WORK/careless.yaml" 1 "${careless[@]}"
+
+# CNIL case 2: the viewer on a public address (203.0.113.10 is a documentation range, globally
+# routable in form; nothing answers there).
+sed -e 's#^  url: .*#  url: "http://203.0.113.10:8042"#' "$CONFIG" >"$WORK/public.yaml"
+expose cnil-public-viewer "$WORK/public.yaml" 1 upstream_address=critical
+
+kill -0 "$VIGIE_PID" 2>/dev/null || { echo "FAIL vigie serve is no longer running (crash?): see its log below"; rc=1; }
+kill -0 "$ORTHANC_PID" 2>/dev/null || { echo "FAIL Orthanc is no longer running: see its log below"; rc=1; }
+if ((rc != 0)); then
+  show_logs
+  log "end-to-end test FAILED after $((SECONDS - started)) s (VIGIE_E2E_KEEP=1 keeps the configs, logs and database)"
+  exit 1
+fi
+log "end-to-end test passed in $((SECONDS - started)) s"

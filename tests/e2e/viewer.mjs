@@ -1,0 +1,783 @@
+// End-to-end test of Vigie in front of a real Orthanc (Explorer, Web Viewer, DICOMweb), with
+// Debian's Chromium driven by playwright-core. scripts/e2e.sh starts Orthanc (loopback only,
+// HTTP Basic credentials that only Vigie has), loads real DICOM files, starts `vigie serve` with
+// the Orthanc access preset and two accounts, then runs this file, which checks:
+//   a. without a session, every Orthanc URL is sent to sign-in (browser navigation: 303 to
+//      /_vigie/login?next=...) or refused (XHR, fetch, DICOMweb client: 401);
+//   b. the doctor signs in (password + TOTP); Orthanc Explorer lists the loaded patients;
+//   c. the Web Viewer draws a non-blank image of the synthetic CT (canvas pixels are read);
+//   d. DICOMweb QIDO and WADO-RS answer through the gateway, and their absolute URLs name the
+//      gateway (https://viewer.test:<port>/), never Orthanc's loopback address;
+//   e. downloads (file, ZIP archive, WADO-URI) and uploads (REST, STOW-RS) go through; the
+//      session is refused on an unsafe request from another site;
+//   f. the access policy: the doctor cannot delete (not even through Orthanc's method faking:
+//      X-HTTP-Method-Override, or ?_method=delete behind a link on another site), nor reach
+//      /tools/; nobody runs Lua;
+//   g. Orthanc itself listens on loopback only and answers nobody without its credentials;
+//   h. signing out closes the viewer again;
+//   i. the admin reaches /tools/now and may delete, but still cannot run Lua.
+// One line per check (PASS/FAIL), then "N passed, N failed"; exit 1 on any failure.
+//
+// Input: VIGIE_E2E_RUN, the JSON file e2e.sh writes (addresses, accounts, sample manifest).
+// Environment: CHROMIUM (default /usr/bin/chromium), VIGIE_E2E_SCREENSHOTS (folder for
+// explorer.png and viewer.png, default docs/ of the repository; "off" for none).
+
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { base32Decode, selfCheck, totpAt } from './totp.mjs';
+import { check, deadline, eq, finish } from './checks.mjs';
+import { CHROMIUM, chromiumArgs } from './chromium.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const SHOTS = process.env.VIGIE_E2E_SCREENSHOTS || path.join(ROOT, 'docs');
+const DEADLINE_MS = 240_000;
+const LAUNCH_TIMEOUT_MS = 60_000;
+const RENDER_TIMEOUT_MS = 30_000;
+const VIEWPORT = { width: 1280, height: 800 };
+// Vigie's own refusal page (src/error_page.rs): tells a gateway refusal from an Orthanc one.
+const GATEWAY_403 = 'Access to this resource is refused.';
+const BLANK = '/__e2e__/blank.html';
+
+const note = (text) => console.log(`# ${text}`);
+const short = (s, n = 200) => {
+  const t = String(s ?? '').replace(/\s+/g, ' ');
+  return t.length > n ? `${t.slice(0, n)}…` : t;
+};
+
+// ---- the run's description (written by scripts/e2e.sh) --------------------------------------
+
+function loadRun() {
+  const file = process.env.VIGIE_E2E_RUN;
+  if (!file || !existsSync(file)) {
+    throw new Error('VIGIE_E2E_RUN is not set or missing: run this test through scripts/e2e.sh, which starts Orthanc and Vigie first');
+  }
+  const run = JSON.parse(readFileSync(file, 'utf8'));
+  const manifest = JSON.parse(readFileSync(path.join(run.samples, 'manifest.json'), 'utf8'));
+  // Orthanc's answer to each upload (POST /instances): its identifiers for the file's
+  // instance, series, study and patient.
+  for (const m of manifest) {
+    const up = JSON.parse(readFileSync(path.join(run.samples, `${m.file}.upload.json`), 'utf8'));
+    Object.assign(m, { instance: up.ID, series: up.ParentSeries, study: up.ParentStudy, patient: up.ParentPatient });
+  }
+  run.manifest = manifest;
+  run.extra = JSON.parse(readFileSync(path.join(run.samples, 'extra', 'manifest.json'), 'utf8'));
+  run.orthancPassword = readFileSync(run.orthanc.passwordFile, 'utf8').trim();
+  return run;
+}
+
+// ---- HTTP clients -------------------------------------------------------------------------
+
+/** A request to the gateway from Node, as a script or DICOMweb client would send it. TLS is
+ *  verified against the development CA for the public name (no certificate check disabled). */
+function gatewayRequest(run, method, target, headers = {}, body) {
+  const { port, host, ca } = run.gateway;
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: host,
+        ca,
+        method,
+        path: target,
+        agent: false,
+        timeout: 15_000,
+        headers: { host: `${host}:${port}`, 'user-agent': 'vigie-e2e', ...headers },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from the gateway within 15 s for ${method} ${target}`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A request straight to Orthanc's own port (bypassing the gateway). */
+function orthancRequest(run, method, target, { auth = true, body } = {}) {
+  const headers = {};
+  if (auth) headers.authorization = `Basic ${Buffer.from(`${run.orthanc.user}:${run.orthancPassword}`).toString('base64')}`;
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: run.orthanc.port, method, path: target, headers, agent: false, timeout: 15_000 },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from Orthanc within 15 s for ${method} ${target}`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** fetch() inside the page: the browser's own request, with its cookies and Sec-Fetch headers.
+ *  A binary request body goes in `bodyBase64`. The answer's body comes back as a latin1 string
+ *  (bytes preserved). Redirects are not followed. */
+function pageFetch(page, url, init = {}) {
+  return page.evaluate(
+    async ([url, { bodyBase64, ...init }]) => {
+      if (bodyBase64) init.body = Uint8Array.from(atob(bodyBase64), (c) => c.charCodeAt(0));
+      const r = await fetch(url, { credentials: 'same-origin', redirect: 'manual', ...init });
+      const bytes = new Uint8Array(await r.arrayBuffer());
+      let body = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) body += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return { status: r.status, type: r.type, contentType: r.headers.get('content-type') ?? '', body };
+    },
+    [url, init],
+  );
+}
+
+/** Can a TCP connection be opened to address:port? Resolves 'connected', or the error code. */
+function tcpConnect(address, port, timeoutMs = 3_000) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: address, port, timeout: timeoutMs });
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve('ETIMEDOUT');
+    });
+    s.once('error', (e) => resolve(e.code || String(e)));
+  });
+}
+
+/** The TLS handshake for the public name verifies against the development CA. */
+function tlsVerifies(run) {
+  return new Promise((resolve) => {
+    const s = tls.connect(
+      { host: '127.0.0.1', port: run.gateway.port, servername: run.gateway.host, ca: run.gateway.ca, ALPNProtocols: ['h2', 'http/1.1'] },
+      () => {
+        const out = { authorized: s.authorized, error: s.authorizationError, alpn: s.alpnProtocol, version: s.getProtocol() };
+        s.end();
+        resolve(out);
+      },
+    );
+    s.once('error', (e) => resolve({ authorized: false, error: e.message }));
+  });
+}
+
+// ---- browser helpers ----------------------------------------------------------------------
+
+/** Fills the sign-in form of the current page and submits it; resolves with the POST's answer
+ *  once the browser has left the sign-in page. */
+async function signIn(page, account) {
+  const key = base32Decode(account.totp);
+  await page.fill('#username', account.username);
+  await page.fill('#password', account.password);
+  await page.fill('#totp', totpAt(key, Date.now() / 1000));
+  const [res] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === '/_vigie/login' && r.request().method() === 'POST'),
+    page.click('form button[type="submit"]'),
+  ]);
+  if (res.status() === 303) await page.waitForURL((u) => u.pathname !== '/_vigie/login');
+  return res;
+}
+
+/** Records a page's failed requests (network errors and answers >= 400), minus favicon.ico. */
+function watchFailures(page) {
+  const bad = [];
+  const onResponse = (r) => {
+    if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) bad.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+  };
+  const onFailed = (r) => {
+    if (!r.url().endsWith('/favicon.ico')) bad.push(`${r.failure()?.errorText} ${r.method()} ${r.url()}`);
+  };
+  page.on('response', onResponse);
+  page.on('requestfailed', onFailed);
+  return {
+    bad,
+    stop() {
+      page.off('response', onResponse);
+      page.off('requestfailed', onFailed);
+    },
+  };
+}
+
+/** Reads the Web Viewer's cornerstone canvas: size, lit pixels and distinct colours. */
+function canvasStats(page) {
+  return page.evaluate(() => {
+    const c = document.querySelector('#dicomImage canvas');
+    if (!c || !c.width || !c.height) return null;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let lit = 0;
+    const colours = new Set();
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i] + d[i + 1] + d[i + 2] > 48) lit++;
+      colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+    }
+    return { width: c.width, height: c.height, total: d.length / 4, lit, colours: colours.size };
+  });
+}
+
+const renderedEnough = (s) => !!s && s.lit >= s.total * 0.02 && s.colours >= 32;
+
+/** The number of files in a ZIP archive (given as a latin1 string): its central directory's
+ *  "end" record says how many entries it holds. */
+function zipEntries(body) {
+  const end = body.lastIndexOf('PK\x05\x06');
+  if (end < 0 || end + 12 > body.length) return -1;
+  return body.charCodeAt(end + 10) | (body.charCodeAt(end + 11) << 8);
+}
+
+/** Every absolute http(s) URL in a text. */
+const absoluteUrls = (text) => [...String(text).matchAll(/https?:\/\/[^"\s\\]+/g)].map((m) => m[0]);
+
+// ---- the test -----------------------------------------------------------------------------
+
+async function main() {
+  selfCheck();
+  const run = loadRun();
+  live.run = run;
+  const { gateway } = run;
+  gateway.ca = readFileSync(gateway.caFile);
+  const origin = `https://${gateway.host}:${gateway.port}`;
+  const synth = run.manifest.filter((m) => m.synthetic);
+  const first = synth[0];
+  const ct = run.manifest.find((m) => m.file === 'CT_small.dcm');
+  const mr = run.manifest.find((m) => m.file === 'MR_small.dcm');
+  const studies = [...new Set(run.manifest.map((m) => m.studyUid))];
+  const patients = [...new Map(run.manifest.map((m) => [m.patientId, m.patientName])).values()];
+  const viewerPath = `/web-viewer/app/viewer.html?series=${first.series}`;
+  note(`gateway ${origin} (127.0.0.1), Orthanc http://127.0.0.1:${run.orthanc.port} (pid ${run.orthanc.pid}), Chromium ${CHROMIUM}`);
+  note(`${run.manifest.length} instances: ${patients.length} patients, ${studies.length} studies; synthetic series ${first.series} (${synth.length} slices)`);
+
+  const hs = await tlsVerifies(run);
+  check(`tls: the certificate for ${gateway.host} verifies against the development CA`, hs.authorized, `${hs.error}`);
+  note(`TLS ${hs.version}, ALPN ${hs.alpn}`);
+
+  // ---- Chromium ----
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM=/path/to/chromium)`);
+  // Chromium trusts the gateway's own key (its SPKI pin), so no certificate error is ignored;
+  // the public name resolves to loopback.
+  const spki = createHash('sha256')
+    .update(new X509Certificate(readFileSync(gateway.certFile)).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
+  const t0 = Date.now();
+  const launch = chromium.launchPersistentContext(run.profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: chromiumArgs([
+      `--host-resolver-rules=MAP ${gateway.host} 127.0.0.1`,
+      `--ignore-certificate-errors-spki-list=${spki}`,
+    ]),
+    locale: 'en-GB',
+    viewport: VIEWPORT,
+    timeout: LAUNCH_TIMEOUT_MS,
+  });
+  live.context = await launch.catch((e) => {
+    throw new Error(
+      `Chromium (${CHROMIUM}) did not start within ${LAUNCH_TIMEOUT_MS / 1000} s: ${short(e.message, 400)}. ` +
+        `Check it alone: ${CHROMIUM} --headless --no-sandbox --disable-gpu --dump-dom about:blank; on a busy machine, run again.`,
+    );
+  });
+  const context = live.context;
+  note(`Chromium ${context.browser()?.version() ?? ''} started in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  context.setDefaultTimeout(20_000);
+  context.setDefaultNavigationTimeout(30_000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const foreign = [];
+  context.on('request', (r) => {
+    const u = new URL(r.url());
+    // attacker.test is a page the browser itself serves (section f), never fetched from anywhere.
+    if (u.origin !== origin && u.origin !== 'https://attacker.test' && !['data:', 'blob:'].includes(u.protocol)) foreign.push(r.url());
+  });
+  const pathOf = () => new URL(page.url()).pathname;
+  // A blank page on the gateway's origin, served by the browser itself (the request never
+  // leaves it): the gateway's own pages forbid fetch() through their CSP, so the checks that
+  // use the browser's fetch() run from here.
+  await context.route(origin + BLANK, (r) => r.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>e2e</title>' }));
+  const toBlank = () => page.goto(origin + BLANK);
+
+  // ---- a. without a session ----
+  console.log('# a. without a session');
+  const guarded = [
+    '/app/explorer.html',
+    '/patients',
+    '/dicom-web/studies',
+    viewerPath,
+    `/instances/${ct.instance}/preview`,
+  ];
+  for (const target of guarded) {
+    const res = await page.goto(origin + target);
+    const hop = res?.request().redirectedFrom();
+    const hopRes = hop && (await hop.response());
+    const landed = new URL(page.url());
+    check(
+      `a: browser navigation to ${target} -> 303 to /_vigie/login?next=<that URL>`,
+      hopRes?.status() === 303 && landed.pathname === '/_vigie/login' && landed.searchParams.get('next') === target && res?.status() === 200,
+      `first answer ${hopRes?.status() ?? res?.status()}, landed on ${page.url()}`,
+    );
+  }
+  // The browser's own fetch(), as the viewers' XHRs send it.
+  await toBlank();
+  for (const target of guarded) {
+    const r = await pageFetch(page, target, { headers: { accept: 'application/json' } });
+    eq(`a: browser fetch() of ${target} -> 401`, r.status, 401);
+  }
+  for (const target of guarded) {
+    const r = await gatewayRequest(run, 'GET', target, {
+      accept: target.startsWith('/dicom-web/') ? 'application/dicom+json' : 'application/json, */*',
+      'x-requested-with': 'XMLHttpRequest',
+    });
+    check(`a: XHR-like request from Node to ${target} -> 401, no Orthanc data`,
+      r.status === 401 && !r.body.includes(ct.instance) && !r.body.includes('MainDicomTags'), `got ${r.status}: ${short(r.body)}`);
+  }
+  {
+    const basic = Buffer.from(`${run.orthanc.user}:${run.orthancPassword}`).toString('base64');
+    const r = await gatewayRequest(run, 'GET', '/patients', { accept: 'application/json', authorization: `Basic ${basic}` });
+    eq("a: Orthanc's own credentials do not open the gateway (/patients -> 401)", r.status, 401);
+  }
+  {
+    const r = await gatewayRequest(run, 'DELETE', `/studies/${ct.study}`, { accept: 'application/json' });
+    eq('a: DELETE without a session -> 401', r.status, 401);
+  }
+
+  // ---- b. the doctor signs in; Orthanc Explorer ----
+  console.log('# b. doctor: sign-in and Orthanc Explorer');
+  await page.goto(`${origin}/app/explorer.html`);
+  eq('b: the Explorer asks for sign-in first', pathOf(), '/_vigie/login');
+  const doctorRes = await signIn(page, run.accounts.doctor);
+  eq('b: doctor signs in with password + TOTP (303)', doctorRes.status(), 303);
+  eq('b: ... and lands on /app/explorer.html', pathOf(), '/app/explorer.html');
+  {
+    const res = await page.goto(`${origin}/`);
+    const h = res?.headers() ?? {};
+    eq("b: / follows Orthanc's redirect to the Explorer on the gateway's origin", page.url(), `${origin}/app/explorer.html`);
+    check(
+      'b: proxied answers carry HSTS and Cache-Control no-store, and no Orthanc Server header',
+      /max-age=\d+/.test(h['strict-transport-security'] ?? '') && /no-store/.test(h['cache-control'] ?? '') && !/orthanc/i.test(h.server ?? ''),
+      `strict-transport-security: ${h['strict-transport-security']}; cache-control: ${h['cache-control']}; server: ${h.server}`,
+    );
+  }
+  {
+    await toBlank();
+    const watch = watchFailures(page);
+    await page.goto(`${origin}/app/explorer.html#find-patients`);
+    let listed = '';
+    try {
+      await page.waitForFunction((n) => document.querySelectorAll('#all-patients li').length >= n, patients.length, { timeout: 20_000 });
+      listed = await page.textContent('#all-patients');
+    } catch (e) {
+      listed = (await page.textContent('body').catch(() => '')) ?? '';
+    }
+    const norm = (s) => s.replace(/\^/g, ' ').replace(/\s+/g, ' ').toLowerCase();
+    for (const name of patients) {
+      check(`b: Orthanc Explorer lists the patient "${name}"`, norm(listed).includes(norm(name)), short(listed, 300));
+    }
+    await page.waitForTimeout(300);
+    watch.stop();
+    check('b: every Explorer request succeeded through the gateway', watch.bad.length === 0, watch.bad.join(', '));
+    if (SHOTS !== 'off') {
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(SHOTS, 'explorer.png') });
+      note(`screenshot ${path.join(SHOTS, 'explorer.png')}`);
+    }
+  }
+
+  // ---- c. the Web Viewer ----
+  console.log('# c. doctor: Orthanc Web Viewer');
+  {
+    const slicesServed = new Set();
+    const onSlice = (r) => {
+      const p = new URL(r.url()).pathname;
+      if (p.startsWith('/web-viewer/instances/') && r.status() === 200) slicesServed.add(p);
+    };
+    page.on('response', onSlice);
+    const watch = watchFailures(page);
+    const seriesAnswer = page.waitForResponse((r) => new URL(r.url()).pathname === `/web-viewer/series/${first.series}`, { timeout: 30_000 }).catch(() => null);
+    const imageAnswer = page.waitForResponse((r) => new URL(r.url()).pathname.startsWith('/web-viewer/instances/'), { timeout: 30_000 }).catch(() => null);
+    const res = await page.goto(origin + viewerPath);
+    eq('c: the viewer page loads (200)', res?.status(), 200);
+    const sres = await seriesAnswer;
+    let slices = [];
+    try {
+      const walk = (v) => (Array.isArray(v) ? v.flatMap(walk) : v && typeof v === 'object' ? Object.values(v).flatMap(walk) : [v]);
+      slices = walk(await sres.json()).filter((s) => typeof s === 'string' && /^[0-9a-f-]+_\d+$/.test(s));
+    } catch {}
+    check(`c: /web-viewer/series/<id> lists the ${synth.length} slices`, sres?.status() === 200 && slices.length === synth.length,
+      `status ${sres?.status()}, ${slices.length} slices`);
+    const ires = await imageAnswer;
+    check('c: the first slice (/web-viewer/instances/...) is served', ires?.status() === 200, `status ${ires?.status()}`);
+    let stats = null;
+    const until = Date.now() + RENDER_TIMEOUT_MS;
+    while (Date.now() < until) {
+      stats = await canvasStats(page).catch(() => null);
+      if (renderedEnough(stats)) break;
+      await page.waitForTimeout(250);
+    }
+    check(
+      'c: the viewer draws a non-blank image (canvas pixels read back)',
+      renderedEnough(stats),
+      stats ? `${stats.width}x${stats.height}, ${stats.lit} lit of ${stats.total}, ${stats.colours} colours` : 'no #dicomImage canvas',
+    );
+    if (stats) note(`canvas ${stats.width}x${stats.height}: ${((100 * stats.lit) / stats.total).toFixed(1)} % lit, ${stats.colours} colours`);
+    await page.waitForTimeout(500);
+    watch.stop();
+    check('c: every Web Viewer request succeeded through the gateway', watch.bad.length === 0, watch.bad.join(', '));
+    if (SHOTS !== 'off') {
+      await page.screenshot({ path: path.join(SHOTS, 'viewer.png') });
+      note(`screenshot ${path.join(SHOTS, 'viewer.png')}`);
+    }
+    // Scroll through the stack with the mouse wheel, as a doctor does: one synchronous XHR per slice.
+    const box = await page.locator('#dicomImage').boundingBox();
+    if (box) {
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      for (const dy of [120, -120]) {
+        for (let i = 0; i < synth.length + 2 && slicesServed.size < synth.length; i++) {
+          await page.mouse.wheel(0, dy);
+          await page.waitForTimeout(40);
+        }
+      }
+      const until2 = Date.now() + 10_000;
+      while (slicesServed.size < synth.length && Date.now() < until2) await page.waitForTimeout(200);
+    }
+    page.off('response', onSlice);
+    eq(`c: scrolling with the mouse wheel loads every slice (${synth.length} /web-viewer/instances/... answers)`, slicesServed.size, synth.length);
+    const after = await canvasStats(page).catch(() => null);
+    check('c: ... and the image is still drawn after scrolling', renderedEnough(after), JSON.stringify(after));
+    const preview = await pageFetch(page, `/instances/${ct.instance}/preview`, { headers: { accept: 'image/png' } });
+    check('c: /instances/<id>/preview is a PNG', preview.status === 200 && preview.body.startsWith('\x89PNG'),
+      `status ${preview.status}, ${preview.contentType}`);
+  }
+
+  // ---- d. DICOMweb ----
+  console.log('# d. doctor: DICOMweb through the gateway');
+  {
+    const qido = await pageFetch(page, '/dicom-web/studies', { headers: { accept: 'application/dicom+json' } });
+    let list = [];
+    try {
+      list = JSON.parse(qido.body);
+    } catch {}
+    const found = list.map((s) => s['0020000D']?.Value?.[0]);
+    check('d: QIDO /dicom-web/studies -> 200 application/dicom+json', qido.status === 200 && /application\/dicom\+json/.test(qido.contentType),
+      `${qido.status} ${qido.contentType}`);
+    check(`d: QIDO lists the ${studies.length} loaded StudyInstanceUIDs`, studies.every((u) => found.includes(u)), `found ${found.join(', ')}`);
+    const retrieve = list.map((s) => s['00081190']?.Value?.[0]);
+    check(
+      `d: QIDO RetrieveURL (0008,1190) is ${origin}/dicom-web/studies/<uid>`,
+      retrieve.length > 0 && retrieve.every((u, i) => u === `${origin}/dicom-web/studies/${found[i]}`),
+      retrieve.join(', '),
+    );
+
+    const base = `/dicom-web/studies/${first.studyUid}/series/${first.seriesUid}`;
+    const seriesQ = await pageFetch(page, `/dicom-web/studies/${first.studyUid}/series`, { headers: { accept: 'application/dicom+json' } });
+    const instQ = await pageFetch(page, `${base}/instances`, { headers: { accept: 'application/dicom+json' } });
+    const meta = await pageFetch(page, `${base}/metadata`, { headers: { accept: 'application/dicom+json' } });
+    let metaList = [];
+    try {
+      metaList = JSON.parse(meta.body);
+    } catch {}
+    check(`d: WADO-RS ${base}/metadata -> ${synth.length} instances`, meta.status === 200 && metaList.length === synth.length,
+      `${meta.status}, ${metaList.length} items`);
+    const wado = await pageFetch(page, `${base}/instances/${first.sopUid}`, {
+      headers: { accept: 'multipart/related; type="application/dicom"' },
+    });
+    check(
+      'd: WADO-RS instance -> 200 multipart/related with the DICOM file',
+      wado.status === 200 && /^multipart\/related/.test(wado.contentType) && wado.body.includes('DICM') && wado.body.includes(first.sopUid),
+      `${wado.status} ${wado.contentType}, ${wado.body.length} bytes`,
+    );
+    const frame = await pageFetch(page, `${base}/instances/${first.sopUid}/frames/1`, {
+      headers: { accept: 'multipart/related; type="application/octet-stream"' },
+    });
+    check('d: WADO-RS frames/1 -> 200 multipart/related', frame.status === 200 && /^multipart\/related/.test(frame.contentType),
+      `${frame.status} ${frame.contentType}`);
+    const answers = [qido.body, seriesQ.body, instQ.body, meta.body];
+    const urls = answers.flatMap(absoluteUrls).filter((u) => !u.startsWith('http://dicom.nema.org'));
+    const wrong = urls.filter((u) => !u.startsWith(`${origin}/`));
+    check(`d: every absolute URL in QIDO/WADO answers starts with ${origin}/ (${urls.length} seen)`, urls.length > 0 && wrong.length === 0,
+      [...new Set(wrong)].slice(0, 5).join(', '));
+    const leaks = answers.filter((b) => b.includes(`127.0.0.1:${run.orthanc.port}`) || b.includes(`localhost:${run.orthanc.port}`));
+    eq("d: no DICOMweb answer mentions Orthanc's loopback address", leaks.length, 0);
+  }
+
+  // ---- e. downloads and uploads ----
+  const uploaded = { rest: null, stow: null }; // Orthanc ids of the studies uploaded here
+  console.log('# e. doctor: downloads and uploads through the gateway');
+  {
+    const original = readFileSync(path.join(run.samples, ct.file));
+    const file = await pageFetch(page, `/instances/${ct.instance}/file`);
+    check(
+      'e: /instances/<id>/file -> the DICOM file, byte for byte',
+      file.status === 200 && Buffer.from(file.body, 'latin1').equals(original),
+      `${file.status} ${file.contentType}, ${file.body.length} bytes, want ${original.length}`,
+    );
+    const zip = await pageFetch(page, `/studies/${first.study}/archive`);
+    check(
+      `e: /studies/<id>/archive -> a ZIP of the ${synth.length}-slice study`,
+      zip.status === 200 && zip.body.startsWith('PK\x03\x04') && zipEntries(zip.body) === synth.length,
+      `${zip.status} ${zip.contentType}, ${zip.body.length} bytes, ${zipEntries(zip.body)} entries`,
+    );
+    const wadoUri = await pageFetch(
+      page,
+      `/wado?requestType=WADO&studyUID=${ct.studyUid}&seriesUID=${ct.seriesUid}&objectUID=${ct.sopUid}&contentType=application/dicom`,
+    );
+    check('e: WADO-URI /wado?requestType=WADO&... -> the DICOM file', wadoUri.status === 200 && wadoUri.body.slice(128, 132) === 'DICM',
+      `${wadoUri.status} ${wadoUri.contentType}`);
+
+    const [rest, stow] = run.extra;
+    const restBytes = readFileSync(path.join(run.samples, 'extra', rest.file));
+    const up = await pageFetch(page, '/instances', {
+      method: 'POST',
+      headers: { 'content-type': 'application/dicom' },
+      bodyBase64: restBytes.toString('base64'),
+    });
+    let upJson = {};
+    try {
+      upJson = JSON.parse(up.body);
+    } catch {}
+    check('e: the doctor uploads a DICOM file (POST /instances -> Success)', up.status === 200 && upJson.Status === 'Success',
+      `${up.status}: ${short(up.body)}`);
+    uploaded.rest = upJson.ParentStudy;
+    const stored = upJson.ID ? await orthancRequest(run, 'GET', `/instances/${upJson.ID}`) : { status: 0 };
+    eq('e: ... and Orthanc has it', stored.status, 200);
+
+    const boundary = `vigie-e2e-${Date.now()}`;
+    const stowBody = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`),
+      readFileSync(path.join(run.samples, 'extra', stow.file)),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const st = await pageFetch(page, '/dicom-web/studies', {
+      method: 'POST',
+      headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`, accept: 'application/dicom+json' },
+      bodyBase64: stowBody.toString('base64'),
+    });
+    let stJson = {};
+    try {
+      stJson = JSON.parse(st.body);
+    } catch {}
+    const refUrl = stJson['00081199']?.Value?.[0]?.['00081190']?.Value?.[0] ?? '';
+    check('e: STOW-RS (POST /dicom-web/studies, multipart/related) stores the instance', st.status === 200 && refUrl.endsWith(stow.sopUid),
+      `${st.status}: ${short(st.body)}`);
+    check(`e: ... and its RetrieveURL starts with ${origin}/`, refUrl.startsWith(`${origin}/`), refUrl);
+    const lookup = await orthancRequest(run, 'POST', '/tools/lookup', { body: stow.studyUid });
+    try {
+      uploaded.stow = JSON.parse(lookup.body).find((r) => r.Type === 'Study')?.ID;
+    } catch {}
+
+    // Orthanc closes idle keep-alive connections after 1 s; the gateway must never hand a
+    // request to a connection Orthanc is closing. Requests spaced around that second:
+    const gaps = [300, 600, 900, 1000, 1100, 1300, 2000];
+    const spaced = [];
+    for (const gap of gaps) {
+      await page.waitForTimeout(gap);
+      spaced.push((await pageFetch(page, '/system')).status);
+    }
+    check(`e: requests spaced ${gaps.join('/')} ms apart (around Orthanc's 1 s keep-alive close) all succeed`,
+      spaced.every((st) => st === 200), spaced.join(' '));
+
+    // The same session from a plain client: accepted from this site, refused from another.
+    const cookie = (await context.cookies(origin)).filter((c) => c.name.startsWith('__Host-vigie')).map((c) => `${c.name}=${c.value}`).join('; ');
+    const same = await gatewayRequest(run, 'GET', '/patients', { cookie, accept: 'application/json' });
+    eq("e: the doctor's session cookie works from a plain client (GET /patients -> 200)", same.status, 200);
+    const cross = await gatewayRequest(run, 'POST', '/instances', {
+      cookie,
+      origin: 'https://attacker.example',
+      'sec-fetch-site': 'cross-site',
+      'content-type': 'application/dicom',
+    }, restBytes);
+    eq('e: ... but a POST from another site with it is refused (403)', cross.status, 403);
+  }
+
+  // ---- f. the access policy for the doctor ----
+  console.log('# f. doctor: access policy');
+  {
+    const del = await pageFetch(page, `/studies/${ct.study}`, { method: 'DELETE' });
+    check('f: the doctor cannot DELETE a study (403 from the gateway)', del.status === 403 && del.body.includes(GATEWAY_403), `${del.status}: ${short(del.body)}`);
+    const still = await orthancRequest(run, 'GET', `/studies/${ct.study}`);
+    eq('f: ... and the study is still in Orthanc', still.status, 200);
+    const now = await pageFetch(page, '/tools/now');
+    check('f: the doctor cannot reach /tools/now (403)', now.status === 403 && now.body.includes(GATEWAY_403), `${now.status}: ${short(now.body)}`);
+    const nav = await page.goto(`${origin}/tools/now`);
+    eq('f: ... nor by navigating to it (403)', nav?.status(), 403);
+    await toBlank();
+    const lua = await pageFetch(page, '/tools/execute-script', { method: 'POST', body: 'print(42)', headers: { 'content-type': 'text/plain' } });
+    check('f: the doctor cannot POST /tools/execute-script (403)', lua.status === 403 && lua.body.includes(GATEWAY_403), `${lua.status}: ${short(lua.body)}`);
+    // Orthanc fakes methods: "X-HTTP-Method-Override: DELETE" on any request, or "?_method=delete"
+    // on a GET, and runs a DELETE (HttpServer.cpp). The gateway judges the method on the wire.
+    if (uploaded.rest) {
+      const r = await pageFetch(page, `/studies/${uploaded.rest}`, { headers: { 'x-http-method-override': 'DELETE' } });
+      const still = await orthancRequest(run, 'GET', `/studies/${uploaded.rest}`);
+      check('f: the doctor cannot delete with GET + X-HTTP-Method-Override: DELETE (study still in Orthanc)', still.status === 200,
+        `gateway answered ${r.status}: ${short(r.body, 80)}; Orthanc now answers ${still.status} for the study`);
+    } else {
+      check('f: the doctor cannot delete with GET + X-HTTP-Method-Override: DELETE', false, 'no uploaded study to try it on (see e:)');
+    }
+    if (uploaded.stow) {
+      // A link on another site: a top-level GET navigation carries the SameSite=Lax session cookie.
+      const attacker = 'https://attacker.test';
+      const target = `${origin}/studies/${uploaded.stow}?_method=delete`;
+      await context.route(`${attacker}/**`, (r) =>
+        r.fulfill({ status: 200, contentType: 'text/html', body: `<!doctype html><title>elsewhere</title><a id="go" href="${target}">pictures</a>` }),
+      );
+      await page.goto(`${attacker}/`);
+      const [nav] = await Promise.all([page.waitForNavigation().catch(() => null), page.click('#go')]);
+      const still = await orthancRequest(run, 'GET', `/studies/${uploaded.stow}`);
+      check("f: a link on another site to /studies/<id>?_method=delete does not delete the study (doctor's browser)", still.status === 200,
+        `gateway answered ${nav?.status()}: ${short(await page.textContent('body').catch(() => ''), 80)}; Orthanc now answers ${still.status} for the study`);
+      await toBlank();
+    } else {
+      check('f: a link on another site to /studies/<id>?_method=delete does not delete the study', false, 'no STOW-uploaded study to try it on (see e:)');
+    }
+    // The Explorer's own search (its Lookup page) is reading: open to doctors.
+    const find = await pageFetch(page, '/tools/find', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ Level: 'Study', Query: {}, Limit: 1 }),
+    });
+    check("f: the doctor's Explorer search works (POST /tools/find -> 200, a study)", find.status === 200 && /^\[\s*"/.test(find.body),
+      `${find.status}: ${short(find.body)}`);
+    // Modifying with KeepSource false deletes the original: admins only.
+    if (uploaded.stow) {
+      const mod = await pageFetch(page, `/studies/${uploaded.stow}/modify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ Replace: { StudyDescription: 'changed' }, KeepSource: false, Force: true }),
+      });
+      const kept = await orthancRequest(run, 'GET', `/studies/${uploaded.stow}`);
+      check('f: the doctor cannot modify a study in place (POST /studies/<id>/modify, KeepSource false -> 403, original kept)',
+        mod.status === 403 && kept.status === 200, `gateway ${mod.status}: ${short(mod.body)}; Orthanc now answers ${kept.status}`);
+    } else {
+      check('f: the doctor cannot modify a study in place', false, 'no STOW-uploaded study to try it on (see e:)');
+    }
+    for (const target of ['/jobs', '/modalities', '/peers']) {
+      const r = await pageFetch(page, target);
+      check(`f: the doctor cannot list ${target} (admin only, 403)`, r.status === 403, `${r.status}: ${short(r.body)}`);
+    }
+  }
+
+  // ---- g. Orthanc's own port ----
+  console.log("# g. Orthanc's own port");
+  {
+    let listeners = [];
+    try {
+      listeners = execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => new RegExp(`pid=${run.orthanc.pid}[,)]`).test(l))
+        .map((l) => l.trim().split(/\s+/)[3]);
+    } catch (e) {
+      note(`ss failed: ${e.message} (apt-get install iproute2)`);
+    }
+    note(`Orthanc listens on: ${listeners.join(' ') || '(nothing seen: ss needs root to show other users\' processes)'}`);
+    const loopback = (a) => /^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]):\d+$/.test(a);
+    check(
+      `g: ss shows Orthanc's listeners on loopback only (port ${run.orthanc.port} among them)`,
+      listeners.length > 0 && listeners.every(loopback) && listeners.some((a) => a.endsWith(`:${run.orthanc.port}`)),
+      listeners.join(' ') || 'no listener found for the pid',
+    );
+    const anon = await orthancRequest(run, 'GET', '/system', { auth: false });
+    eq('g: Orthanc without its credentials -> 401', anon.status, 401);
+    const authed = await orthancRequest(run, 'GET', '/system');
+    eq('g: Orthanc with its credentials -> 200', authed.status, 200);
+    const lua = await orthancRequest(run, 'POST', '/tools/execute-script', { body: 'print(42)' });
+    check('g: Orthanc itself refuses Lua even with its credentials (ExecuteLuaEnabled false)', lua.status === 403, `${lua.status}: ${short(lua.body)}`);
+    const external = [];
+    for (const [cmd, args] of [
+      ['ip', ['-4', '-o', 'addr', 'show', 'scope', 'global']],
+      ['ip', ['-6', '-o', 'addr', 'show', 'scope', 'global']],
+    ]) {
+      try {
+        const out = execFileSync(cmd, args, { encoding: 'utf8' });
+        const m = out.match(/inet6?\s+([0-9a-f.:]+)\//i);
+        if (m) external.push(m[1]);
+      } catch {}
+    }
+    if (external.length === 0) note('no non-loopback address on this host: the outside connection test is skipped');
+    for (const address of external) {
+      const r = await tcpConnect(address, run.orthanc.port);
+      const where = address.includes(':') ? `[${address}]:${run.orthanc.port}` : `${address}:${run.orthanc.port}`;
+      check(`g: a TCP connection to ${where} (this host, not loopback) fails`, r !== 'connected', `${r}`);
+    }
+  }
+
+  // ---- h. sign-out ----
+  console.log('# h. doctor: sign-out');
+  {
+    const session = (await context.cookies(origin)).find((c) => c.name === '__Host-vigie');
+    await page.goto(`${origin}/_vigie/logout`);
+    const button = page.locator('form[action="/_vigie/logout"] button[type="submit"]');
+    await Promise.all([page.waitForURL(/signed_out=1/), button.click()]);
+    eq('h: sign-out lands on /_vigie/login?signed_out=1', new URL(page.url()).pathname + new URL(page.url()).search, '/_vigie/login?signed_out=1');
+    const res = await page.goto(origin + viewerPath);
+    const landed = new URL(page.url());
+    check('h: the viewer URL asks for sign-in again', landed.pathname === '/_vigie/login' && landed.searchParams.get('next') === viewerPath,
+      `${res?.status()} ${page.url()}`);
+    await toBlank();
+    const x = await pageFetch(page, `/web-viewer/series/${first.series}`);
+    eq("h: the viewer's XHR (/web-viewer/series/<id>) -> 401", x.status, 401);
+    if (session) {
+      await context.addCookies([session]);
+      await page.goto(origin + viewerPath);
+      eq('h: the old session cookie is refused after sign-out', pathOf(), '/_vigie/login');
+      await context.clearCookies();
+    } else {
+      check('h: the session cookie existed before sign-out', false, 'no __Host-vigie cookie');
+    }
+  }
+
+  // ---- i. the admin ----
+  console.log('# i. admin');
+  {
+    await page.goto(`${origin}/tools/now`);
+    eq('i: /tools/now asks for sign-in', pathOf(), '/_vigie/login');
+    const adminRes = await signIn(page, run.accounts.admin);
+    eq('i: admin signs in with password + TOTP (303)', adminRes.status(), 303);
+    eq('i: ... and lands on /tools/now', pathOf(), '/tools/now');
+    await toBlank();
+    const now = await pageFetch(page, '/tools/now');
+    check('i: the admin reaches /tools/now (200, a DICOM date-time)', now.status === 200 && /\d{8}T\d{6}/.test(now.body), `${now.status}: ${short(now.body)}`);
+    const lua = await pageFetch(page, '/tools/execute-script', { method: 'POST', body: 'print(42)', headers: { 'content-type': 'text/plain' } });
+    check('i: the admin cannot POST /tools/execute-script either (403 from the gateway)', lua.status === 403 && lua.body.includes(GATEWAY_403),
+      `${lua.status}: ${short(lua.body)}`);
+    const del = await pageFetch(page, `/studies/${mr.study}`, { method: 'DELETE' });
+    eq('i: the admin may DELETE a study (the MR one, 200)', del.status, 200);
+    const gone = await orthancRequest(run, 'GET', `/studies/${mr.study}`);
+    eq('i: ... and Orthanc no longer has it', gone.status, 404);
+    await page.goto(`${origin}/_vigie/logout`);
+    await Promise.all([page.waitForURL(/signed_out=1/), page.click('form[action="/_vigie/logout"] button[type="submit"]')]);
+  }
+
+  check('no request to any other origin during the whole run', foreign.length === 0, [...new Set(foreign)].slice(0, 5).join(', '));
+}
+
+// What is running, for the watchdog (the normal path cleans up at the end).
+const live = { run: null, context: null };
+deadline(DEADLINE_MS);
+
+const started = Date.now();
+try {
+  await main();
+} catch (e) {
+  const text = e?.stack || String(e);
+  const hint = /ERR_CERT/.test(text)
+    ? 'Chromium refused the certificate: it trusts the key of certs/server.crt through --ignore-certificate-errors-spki-list, which needs a --user-data-dir (launchPersistentContext gives one); was the certificate made for viewer.test?'
+    : /ERR_CONNECTION_REFUSED|ECONNREFUSED|ECONNRESET/.test(text)
+      ? 'the gateway or Orthanc stopped answering: read their logs printed below'
+      : /Timeout|timed out/i.test(text)
+        ? 'a page or request was too slow: run again on a quieter machine; VIGIE_E2E_KEEP=1 keeps the logs and the Orthanc database'
+        : '';
+  check('the test ran to its end', false, hint ? `${text}\n  -> ${hint}` : text);
+} finally {
+  if (live.context) await live.context.close().catch(() => {});
+}
+console.log(`# browser part: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+finish();
