@@ -378,3 +378,32 @@ fn dev_cert_creates_a_usable_pair() {
     );
     assert!(run.stdout.contains("reused CA"), "{}", run.stdout);
 }
+
+/// The development and Docker configurations carry the Orthanc preset's access policy, rule for
+/// rule (comments aside): a fix to the preset must reach them.
+#[test]
+fn shipped_configurations_share_the_orthanc_access_policy() {
+    fn rules(file: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let start = text
+            .find("\naccess:\n")
+            .unwrap_or_else(|| panic!("{file} has no access: section"));
+        text[start + "\naccess:\n".len()..]
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    }
+    let preset = rules("config/orthanc.example.yaml");
+    assert!(preset.len() > 20, "{preset:?}");
+    for other in ["config/dev.yaml", "docker/vigie.yaml"] {
+        assert_eq!(
+            rules(other),
+            preset,
+            "{other} differs from config/orthanc.example.yaml"
+        );
+    }
+}
