@@ -65,12 +65,13 @@ enum Command {
         action: UserAction,
     },
     /// Start signing sessions with a new key; the previous keys keep verifying until their
-    /// sessions expire. Send SIGHUP (or restart) to apply.
+    /// sessions expire. The running gateway applies it within `tls.reload_interval` (SIGHUP: at
+    /// once).
     RotateKeys {
         #[arg(long, short, default_value = "config/vigie.yaml")]
         config: PathBuf,
-        /// Also drop the previous keys: after SIGHUP every session ends and everybody signs in
-        /// again (for a suspected breach).
+        /// Also drop the previous keys: once the gateway applies it, every session ends and
+        /// everybody signs in again (for a suspected breach).
         #[arg(long)]
         end_all_sessions: bool,
     },
@@ -132,9 +133,9 @@ fn main() -> ExitCode {
         } => report(
             vigie::accounts::rotate_keys(&config, end_all_sessions)
                 .map(|kid| {
-                    println!("new signing key {kid}; send SIGHUP to the gateway (or restart it) to use it");
+                    println!("new signing key {kid}: the running gateway uses it within tls.reload_interval (10 s by default), or at once on SIGHUP");
                     if end_all_sessions {
-                        println!("the previous keys are gone: after SIGHUP every session ends");
+                        println!("the previous keys are gone: every session ends then");
                     }
                 })
                 .map_err(Into::into),
@@ -193,7 +194,9 @@ fn user_add(config: &std::path::Path, name: &str, roles: &[String]) -> anyhow::R
     }
     println!("or enter it by hand: {uri}");
     println!();
-    println!("Then send SIGHUP to the gateway (or restart it) so that the account is used.");
+    println!(
+        "The running gateway reads the account within tls.reload_interval (10 s by default), or at once on SIGHUP."
+    );
     Ok(())
 }
 

@@ -1116,3 +1116,26 @@ async fn head_requests_get_headers_only_over_both_protocols() {
     }
     gw.shutdown().await;
 }
+
+/// Account changes apply without a signal: the gateway notices the configuration file changing
+/// (within `tls.reload_interval`, 200 ms in tests).
+#[tokio::test]
+async fn account_changes_apply_without_a_signal() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let yaml = yaml_with(&certs, &up, &[(TEST_USER, "[doctor]")], "");
+    let mut gw = GwProcess::start(&yaml).await;
+    let url = format!("https://viewer.test:{}/x", gw.https.port());
+    let client = gw.client(&certs, true);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let disabled = yaml.replacen(
+        "      roles: [doctor]\n",
+        "      roles: [doctor]\n      disabled: true\n",
+        1,
+    );
+    assert_ne!(disabled, yaml);
+    std::fs::write(gw.config.path(), disabled).unwrap();
+    gw.wait_log("accounts reloaded", Duration::from_secs(5))
+        .await;
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+}

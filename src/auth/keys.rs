@@ -14,6 +14,11 @@ use crate::config::Secret;
 /// File name under `state_dir`.
 pub const FILE: &str = "session-keys.json";
 
+/// Where the key ring of a state directory lives.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE)
+}
+
 /// One key.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Key {

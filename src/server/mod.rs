@@ -507,8 +507,12 @@ async fn serve_connection(
 }
 
 /// Reloads the certificate when its files change (checked every `tls.reload_interval`) or on
-/// SIGHUP. A failed reload keeps the current certificate.
+/// SIGHUP. A failed reload keeps the current certificate. The accounts and session keys are
+/// reloaded the same way: on SIGHUP, or when the configuration, `auth.users_file` or the keys
+/// file changes (so that `vigie user add` and `vigie rotate-keys` need no signal).
 async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<Shared>) {
+    let account_files = account_files(&shared.config);
+    let mut account_stamps = stamps(&account_files);
     let mut tick = tokio::time::interval(shared.config.tls.reload_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     #[cfg(unix)]
@@ -524,7 +528,9 @@ async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<Shared>) {
             tick.tick().await;
             false
         };
-        if forced {
+        let now_stamps = stamps(&account_files);
+        if forced || now_stamps != account_stamps {
+            account_stamps = now_stamps;
             reload_accounts(&shared);
         }
         let span = info_span!("certificate_reload", forced);
@@ -546,7 +552,36 @@ async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<Shared>) {
     }
 }
 
-/// On SIGHUP: re-reads the configuration's accounts (and `auth.users_file`) and the session
+/// The files whose change reloads the accounts and keys.
+fn account_files(config: &Config) -> Vec<std::path::PathBuf> {
+    config
+        .source
+        .iter()
+        .chain(config.auth.users_file.iter())
+        .cloned()
+        .chain(std::iter::once(crate::auth::keys::path(&config.state_dir)))
+        .collect()
+}
+
+/// What identifies a version of each file: modification time, size and inode (`user add`
+/// replaces the file by a rename). `None` for a file that cannot be read.
+type Stamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn stamps(files: &[std::path::PathBuf]) -> Vec<Stamp> {
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            #[cfg(unix)]
+            let ino = std::os::unix::fs::MetadataExt::ino(&m);
+            #[cfg(not(unix))]
+            let ino = 0;
+            Some((m.modified().ok()?, m.len(), ino))
+        })
+        .collect()
+}
+
+/// On SIGHUP or a file change: re-reads the configuration's accounts (and `auth.users_file`) and the session
 /// keys. Users removed or disabled lose their sessions at once. An invalid file changes nothing.
 fn reload_accounts(shared: &Shared) {
     let Some(source) = &shared.config.source else {
