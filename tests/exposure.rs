@@ -91,6 +91,23 @@ fn find<'a>(findings: &'a [Value], check: &str, level: &str) -> Option<&'a Value
         .find(|f| f["check"] == check && f["level"] == level)
 }
 
+/// An upstream that, like Orthanc with authentication, answers only `gateway:ORTHANC_PASSWORD`,
+/// and the `upstream:` lines giving Vigie `password` for it (from a file).
+async fn protected_upstream(certs: &Certs, password: &str) -> (Upstream, String) {
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("gateway:{ORTHANC_PASSWORD}"))
+    );
+    let up = Upstream::start_protected("127.0.0.1:0".parse().unwrap(), &auth).await;
+    let secret = certs.dir.path().join("orthanc_password");
+    std::fs::write(&secret, format!("{password}\n")).unwrap();
+    let extra = format!(
+        "  health_path: /system\n  credentials:\n    username: gateway\n    password_file: \"{}\"\n",
+        secret.display()
+    );
+    (up, extra)
+}
+
 fn dump(findings: &[Value]) -> String {
     serde_json::to_string_pretty(findings).unwrap()
 }
@@ -98,17 +115,7 @@ fn dump(findings: &[Value]) -> String {
 #[tokio::test]
 async fn a_careful_deployment_has_nothing_serious_and_is_healthy() {
     let certs = Certs::new();
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("gateway:{ORTHANC_PASSWORD}"))
-    );
-    let up = Upstream::start_protected("127.0.0.1:0".parse().unwrap(), &auth).await;
-    let secret = certs.dir.path().join("orthanc_password");
-    std::fs::write(&secret, format!("{ORTHANC_PASSWORD}\n")).unwrap();
-    let extra = format!(
-        "  health_path: /system\n  credentials:\n    username: gateway\n    password_file: \"{}\"\n",
-        secret.display()
-    );
+    let (up, extra) = protected_upstream(&certs, ORTHANC_PASSWORD).await;
     // The access policy shipped for Orthanc, as an administrator would copy it.
     let access = orthanc_preset();
     let auth = format!(
@@ -293,17 +300,7 @@ fn a_policy_that_leaves_orthanc_open_is_flagged() {
 #[tokio::test]
 async fn health_reports_an_upstream_that_refuses_the_gateways_credentials() {
     let certs = Certs::new();
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("gateway:{ORTHANC_PASSWORD}"))
-    );
-    let up = Upstream::start_protected("127.0.0.1:0".parse().unwrap(), &auth).await;
-    let secret = certs.dir.path().join("orthanc_password");
-    std::fs::write(&secret, "not-the-right-password\n").unwrap();
-    let extra = format!(
-        "  credentials:\n    username: gateway\n    password_file: \"{}\"\n",
-        secret.display()
-    );
+    let (up, extra) = protected_upstream(&certs, "not-the-right-password").await;
     let (yaml, _) = fixed_ports(&config_yaml(&certs, &up.url(), &extra));
     let gw = GwProcess::start(&yaml).await;
     let path = gw.config.path().to_owned();
