@@ -580,19 +580,7 @@ async fn key_rotation_keeps_old_sessions_and_signs_with_the_new_key() {
         jsonwebtoken::decode_header(t).unwrap().kid.unwrap()
     };
     let old_kid = kid_of(&gw.cookie);
-    let out = std::process::Command::new(vigie_bin())
-        .args(["rotate-keys", "--config"])
-        .arg(gw.config.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    gw.signal("HUP");
-    gw.wait_log("accounts reloaded", Duration::from_secs(5))
-        .await;
+    rotate_keys(&mut gw, &[]).await;
     let url = format!("https://viewer.test:{}/x", gw.https.port());
     assert_eq!(
         gw.client(&certs, true)
@@ -609,6 +597,26 @@ async fn key_rotation_keeps_old_sessions_and_signs_with_the_new_key() {
     assert_ne!(kid_of(&fresh), old_kid, "new sessions must use the new key");
     let c = session_client(&certs, gw.https, true, &fresh);
     assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+}
+
+/// Runs `vigie rotate-keys` (with `extra` arguments) on the gateway's configuration, sends
+/// SIGHUP and waits until the gateway has reloaded.
+async fn rotate_keys(gw: &mut GwProcess, extra: &[&str]) {
+    let out = std::process::Command::new(vigie_bin())
+        .arg("rotate-keys")
+        .args(extra)
+        .arg("--config")
+        .arg(gw.config.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gw.signal("HUP");
+    gw.wait_log("accounts reloaded", Duration::from_secs(5))
+        .await;
 }
 
 /// For a suspected breach: `rotate-keys --end-all-sessions` then SIGHUP signs everybody out,
@@ -628,19 +636,7 @@ async fn rotate_keys_can_end_every_session() {
     // One kept-alive connection whose token is already verified and cached.
     let client = gw.client(&certs, true);
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-    let out = std::process::Command::new(vigie_bin())
-        .args(["rotate-keys", "--end-all-sessions", "--config"])
-        .arg(gw.config.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    gw.signal("HUP");
-    gw.wait_log("accounts reloaded", Duration::from_secs(5))
-        .await;
+    rotate_keys(&mut gw, &["--end-all-sessions"]).await;
     assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(
         gw.client(&certs, false)
