@@ -84,7 +84,7 @@ pub struct Finding {
     pub level: Level,
     /// Stable identifier of the check (`certificate`, `tls`, `upstream_address`,
     /// `upstream_credentials`, `second_factor`, `accounts`, `policy`, `viewer_ports`,
-    /// `gateway`, `admin_listener`).
+    /// `gateway`, `plain_http`, `admin_listener`).
     pub check: &'static str,
     pub message: String,
     /// What to change; empty when there is nothing to do.
@@ -152,6 +152,7 @@ pub async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
     second_factor(config, &mut r);
     policy(config, &mut r);
     viewer_ports(config, opts, &mut r).await;
+    plain_http(config, opts, &mut r).await;
     admin_listener(config, &mut r);
     r.findings
 }
@@ -830,29 +831,99 @@ async fn get(
     let authority = &config.upstream.authority;
     let host = authority.host().trim_matches(|c| c == '[' || c == ']');
     let port = authority.port_u16().unwrap_or(80);
+    get_at((host, port), authority.as_str(), path, auth, timeout)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// One plain-HTTP GET to `to` with this `Host`: the status and the `Location` header.
+async fn get_at(
+    to: (&str, u16),
+    host: &str,
+    path: &str,
+    auth: Option<&http::HeaderValue>,
+    timeout: Duration,
+) -> Result<(StatusCode, Option<String>), String> {
     let attempt = async {
-        let tcp = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
         let mut req = Request::get(path)
-            .header(header::HOST, authority.as_str())
+            .header(header::HOST, host)
             .header(header::USER_AGENT, "vigie-check");
         if let Some(a) = auth {
             req = req.header(header::AUTHORIZATION, a);
         }
         let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-        send.send_request(req)
-            .await
-            .map(|res| res.status())
-            .map_err(|e| e.to_string())
+        let res = send.send_request(req).await.map_err(|e| e.to_string())?;
+        let location = res
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        Ok((res.status(), location))
     };
     tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| "timeout".to_string())?
+}
+
+/// The plain-HTTP listener must only send browsers to HTTPS: never a page, never the viewer.
+async fn plain_http(config: &Config, opts: &Options, r: &mut Report) {
+    let Some(listen) = config.listen.http else {
+        return;
+    };
+    let addr = local(listen);
+    let ip = addr.ip().to_string();
+    let answer = get_at(
+        (ip.as_str(), addr.port()),
+        &config.server_name,
+        "/app/explorer.html",
+        None,
+        opts.timeout,
+    )
+    .await;
+    match answer {
+        Ok((status, Some(location)))
+            if status.is_redirection() && location.starts_with("https://") =>
+        {
+            r.add(
+                Level::Ok,
+                "plain_http",
+                say!(
+                    "Le port HTTP non chiffré ({listen}) ne fait que rediriger vers HTTPS.",
+                    "The unencrypted HTTP port ({listen}) only redirects to HTTPS.",
+                ),
+                ("", ""),
+            );
+        }
+        Ok((status, _)) => {
+            let code = status.as_u16();
+            r.add(
+                Level::Critical,
+                "plain_http",
+                say!(
+                    "Le port HTTP non chiffré ({listen}) répond {code} au lieu de rediriger vers HTTPS : des pages peuvent circuler en clair.",
+                    "The unencrypted HTTP port ({listen}) answers {code} instead of redirecting to HTTPS: pages may travel unencrypted.",
+                ),
+                (
+                    "Vérifiez que c'est bien Vigie qui écoute sur listen.http (et pas le visualiseur ou un autre serveur).",
+                    "Check that Vigie itself listens on listen.http (not the viewer or another server).",
+                ),
+            );
+        }
+        Err(e) => r.add(
+            Level::Info,
+            "plain_http",
+            say!(
+                "Le port HTTP ({listen}) ne répond pas ({e}).",
+                "The HTTP port ({listen}) does not answer ({e}).",
+            ),
+            ("", ""),
+        ),
+    }
 }
 
 // ---- sign-in and policy -----------------------------------------------------------------------

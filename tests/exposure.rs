@@ -145,6 +145,7 @@ async fn a_careful_deployment_has_nothing_serious_and_is_healthy() {
     assert_eq!(levels(&findings, "upstream_credentials"), ["ok"], "{all}");
     assert_eq!(levels(&findings, "second_factor"), ["ok"], "{all}");
     assert_eq!(levels(&findings, "policy"), ["ok"], "{all}");
+    assert_eq!(levels(&findings, "plain_http"), ["ok"], "{all}");
     let ports = levels(&findings, "viewer_ports");
     assert!(ports == ["ok"] || ports == ["info"], "{all}");
     assert_eq!(code, 3, "warnings only: {all}");
@@ -319,5 +320,33 @@ async fn health_reports_an_upstream_that_refuses_the_gateways_credentials() {
         find(&findings, "upstream_credentials", "high").is_some(),
         "{}",
         dump(&findings)
+    );
+}
+
+/// The plain-HTTP port must only redirect: another server answering pages there (a second
+/// viewer, an old web server) is flagged.
+#[tokio::test]
+async fn a_plain_http_port_that_serves_pages_is_flagged() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let other = Upstream::start(None).await;
+    let (yaml, _) = fixed_ports(&config_yaml(&certs, &up.url(), ""));
+    let at = yaml.find("  http: \"127.0.0.1:").unwrap();
+    let line_end = at + yaml[at..].find('\n').unwrap();
+    let yaml = format!(
+        "{}  http: \"{}\"{}",
+        &yaml[..at],
+        other.addr,
+        &yaml[line_end..]
+    );
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let (code, findings) = exposure_json(file.path()).await;
+    let all = dump(&findings);
+    assert_eq!(code, 1, "{all}");
+    let open = find(&findings, "plain_http", "critical").expect(&all);
+    assert!(
+        open["message"].as_str().unwrap().contains("answers 200"),
+        "{all}"
     );
 }
