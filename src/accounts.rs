@@ -77,23 +77,14 @@ impl NewUser {
         roles: &[String],
         password: &str,
     ) -> Result<NewUser, AccountError> {
-        let valid_name = !username.is_empty()
-            && username.len() <= 64
-            && username
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-        if !valid_name {
+        if !crate::config::valid_username(username) {
             return Err(AccountError::BadName(username.to_owned()));
         }
         if roles.is_empty() {
             return Err(AccountError::BadRole(String::new()));
         }
         for r in roles {
-            if r.is_empty()
-                || !r
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
-            {
+            if !crate::config::valid_role(r) {
                 return Err(AccountError::BadRole(r.clone()));
             }
         }

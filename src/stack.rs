@@ -46,6 +46,10 @@ pub fn build(
         .layer(GuardLayer::new(shared.config.clone(), conn.clone()))
         // The session gate and the access policy, on the normalised path: nothing outside
         // /_vigie/ passes without an identity.
-        .layer(GateLayer::new(shared.auth.clone(), shared.access.clone()))
+        .layer(GateLayer::new(
+            shared.auth.clone(),
+            shared.access.clone(),
+            shared.config.log.access_log,
+        ))
         .service(Router::new(shared, proxy, conn))
 }

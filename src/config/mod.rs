@@ -15,6 +15,23 @@ use std::time::Duration;
 pub use check::{CheckOptions, check_environment};
 pub use units::{parse_duration, parse_size};
 
+/// Whether `name` is an acceptable user name: 1 to 64 letters, digits and `. _ - @`.
+pub fn valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
+/// Whether `role` is an acceptable role name: letters, digits, `_` and `-` (never empty).
+pub fn valid_role(role: &str) -> bool {
+    !role.is_empty()
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+}
+
 /// A configuration problem: where it is in the YAML file, what is wrong, and what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

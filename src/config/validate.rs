@@ -288,12 +288,7 @@ impl Validator {
     fn user(&mut self, u: FileUser, at: &str, second_factor: bool) -> Option<User> {
         let username = self.required(u.username, &format!("{at}.username"), "e.g. dr.martin")?;
         let at = format!("{at}({username})");
-        let valid_name = !username.is_empty()
-            && username.len() <= 64
-            && username
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
-        if !valid_name {
+        if !super::valid_username(&username) {
             self.error(
                 &format!("{at}.username"),
                 format!("`{username}` is not a valid user name"),
@@ -354,12 +349,7 @@ impl Validator {
             );
         }
         for r in &roles {
-            if r.is_empty()
-                || r == "*"
-                || !r
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
-            {
+            if !super::valid_role(r) {
                 self.error(
                     &format!("{at}.roles"),
                     format!("`{r}` is not a role name"),

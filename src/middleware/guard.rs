@@ -175,9 +175,11 @@ fn normalize_uri<B>(req: &mut Request<B>) -> Result<(), Refusal> {
             });
         }
     };
-    if normal == path {
-        return Ok(());
-    }
+    let normal = match normal {
+        std::borrow::Cow::Borrowed(_) => return Ok(()),
+        std::borrow::Cow::Owned(n) if n == path => return Ok(()),
+        std::borrow::Cow::Owned(n) => n,
+    };
     let pq = match req.uri().query() {
         Some(q) => format!("{normal}?{q}"),
         None => normal,

@@ -6,14 +6,48 @@
 //! refused (400): `.` and `..` segments (browsers resolve them before sending), encoded `/`,
 //! `\` raw or encoded, `;` path parameters, NUL and other control characters, bad escapes.
 
+use std::borrow::Cow;
+
 /// Why a path was refused.
 pub type Refusal = &'static str;
 
-/// The normalised form of a request path (without the query).
-pub fn normalize(raw: &str) -> Result<String, Refusal> {
+/// The normalised form of a request path (without the query). Borrowed when the path is
+/// already normal, as nearly every request's is: no allocation on that path.
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, Refusal> {
     if !raw.starts_with('/') {
         return Err("path_not_absolute");
     }
+    if already_normal(raw)? {
+        return Ok(Cow::Borrowed(raw));
+    }
+    rewrite(raw).map(Cow::Owned)
+}
+
+/// One pass over a path without escapes: refuses what `rewrite` would refuse, and says whether
+/// there is anything to rewrite (an escape or an empty segment).
+fn already_normal(raw: &str) -> Result<bool, Refusal> {
+    for &b in raw.as_bytes() {
+        match b {
+            b'%' => return Ok(false),
+            b'\\' => return Err("backslash"),
+            b';' => return Err("path_parameter"),
+            0..=0x20 | 0x7f.. => return Err("control_character"),
+            _ => {}
+        }
+    }
+    let mut segments = raw[1..].split('/').peekable();
+    while let Some(seg) = segments.next() {
+        match seg {
+            "." | ".." => return Err("dot_segment"),
+            // Only the last segment may be empty ("/" or a trailing slash).
+            "" if segments.peek().is_some() => return Ok(false),
+            _ => {}
+        }
+    }
+    Ok(true)
+}
+
+fn rewrite(raw: &str) -> Result<String, Refusal> {
     let bytes = raw.as_bytes();
     let mut decoded = String::with_capacity(raw.len());
     let mut i = 0;
@@ -34,8 +68,10 @@ pub fn normalize(raw: &str) -> Result<String, Refusal> {
                     }
                     b';' => return Err("path_parameter"),
                     _ => {
+                        const HEX: &[u8; 16] = b"0123456789ABCDEF";
                         decoded.push('%');
-                        decoded.push_str(&format!("{v:02X}"));
+                        decoded.push(HEX[usize::from(v >> 4)] as char);
+                        decoded.push(HEX[usize::from(v & 0xf)] as char);
                     }
                 }
                 i += 3;
@@ -80,6 +116,17 @@ mod tests {
             ("/instances/x/file", "/instances/x/file"),
         ] {
             assert_eq!(normalize(raw).as_deref(), Ok(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn normal_paths_are_not_copied() {
+        use std::borrow::Cow;
+        for raw in ["/", "/tools/", "/app/explorer.html", "/a-b_c.d~e/f@g"] {
+            assert!(matches!(normalize(raw), Ok(Cow::Borrowed(_))), "{raw}");
+        }
+        for raw in ["//a", "/a//b", "/%41"] {
+            assert!(matches!(normalize(raw), Ok(Cow::Owned(_))), "{raw}");
         }
     }
 
