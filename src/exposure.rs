@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 
 use crate::config::{Config, TlsMinVersion};
-use crate::tls::{self, CertInfo};
+use crate::tls;
 
 /// The language of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,51 +376,25 @@ impl ServerCertVerifier for AcceptAny {
 // ---- certificate ----------------------------------------------------------------------------
 
 fn certificate(config: &Config, served: Option<&[CertificateDer<'static>]>, r: &mut Report) {
-    let from_files;
-    let (chain, info): (Vec<CertificateDer<'static>>, CertInfo) = match served {
-        Some(chain) => match tls::describe(chain) {
-            Some(info) => (chain.to_vec(), info),
-            None => {
-                r.add(
-                    Level::High,
-                    "certificate",
-                    say!(
-                        "Le certificat présenté par Vigie est illisible.",
-                        "The certificate Vigie presents cannot be read.",
-                    ),
-                    (
-                        "Remplacez tls.cert_file par un certificat PEM valide.",
-                        "Replace tls.cert_file with a valid PEM certificate.",
-                    ),
-                );
-                return;
-            }
-        },
-        None => {
-            from_files = match read_chain(&config.tls.cert_file) {
-                Some(c) => c,
-                None => {
-                    let file = config.tls.cert_file.display();
-                    r.add(
-                        Level::High,
-                        "certificate",
-                        say!(
-                            "Le certificat {file} est illisible.",
-                            "The certificate {file} cannot be read.",
-                        ),
-                        (
-                            "Vérifiez tls.cert_file (chemin, droits de lecture, format PEM) ; `vigie check` donne le détail.",
-                            "Check tls.cert_file (path, read permission, PEM format); `vigie check` gives the details.",
-                        ),
-                    );
-                    return;
-                }
-            };
-            match tls::describe(&from_files) {
-                Some(info) => (from_files, info),
-                None => return,
-            }
-        }
+    // The chain the running gateway serves, or else the one in the files.
+    let chain = served
+        .map(<[_]>::to_vec)
+        .or_else(|| read_chain(&config.tls.cert_file));
+    let Some((chain, info)) = chain.and_then(|c| tls::describe(&c).map(|info| (c, info))) else {
+        let file = config.tls.cert_file.display();
+        r.add(
+            Level::High,
+            "certificate",
+            say!(
+                "Le certificat ({file}) est illisible.",
+                "The certificate ({file}) cannot be read.",
+            ),
+            (
+                "Vérifiez tls.cert_file (chemin, droits de lecture, format PEM) ; `vigie check` donne le détail.",
+                "Check tls.cert_file (path, read permission, PEM format); `vigie check` gives the details.",
+            ),
+        );
+        return;
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -493,7 +467,7 @@ fn certificate(config: &Config, served: Option<&[CertificateDer<'static>]>, r: &
             ),
         );
     }
-    match public_trust(&chain, name) {
+    match public_trust(&chain, &info, name) {
         Trust::Public => r.add(
             Level::Ok,
             "certificate",
@@ -545,13 +519,11 @@ enum Trust {
     Unknown(String),
 }
 
-fn public_trust(chain: &[CertificateDer<'static>], name: &str) -> Trust {
+fn public_trust(chain: &[CertificateDer<'static>], info: &tls::CertInfo, name: &str) -> Trust {
     let Some((leaf, intermediates)) = chain.split_first() else {
         return Trust::Unknown("empty chain".into());
     };
-    if let Some(info) = tls::describe(chain)
-        && info.subject == info.issuer
-    {
+    if info.subject == info.issuer {
         return Trust::SelfSigned;
     }
     let mut roots = rustls::RootCertStore::empty();
