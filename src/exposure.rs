@@ -816,30 +816,40 @@ async fn get_at(
     auth: Option<&http::HeaderValue>,
     timeout: Duration,
 ) -> Result<(StatusCode, Option<String>), String> {
-    let attempt = async {
-        let tcp = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let mut req = Request::get(path)
-            .header(header::HOST, host)
-            .header(header::USER_AGENT, "vigie-check");
-        if let Some(a) = auth {
-            req = req.header(header::AUTHORIZATION, a);
-        }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-        let res = send.send_request(req).await.map_err(|e| e.to_string())?;
-        let location = res
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        Ok((res.status(), location))
-    };
-    tokio::time::timeout(timeout, attempt)
+    let res = tokio::time::timeout(timeout, send_get(to, host, path, auth))
         .await
-        .map_err(|_| "timeout".to_string())?
+        .map_err(|_| "timeout".to_string())??;
+    let location = res
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    Ok((res.status(), location))
+}
+
+/// Sends one GET over a fresh plain-HTTP connection and returns the response head (the body
+/// streams on).
+async fn send_get(
+    to: (&str, u16),
+    host: &str,
+    path: &str,
+    auth: Option<&http::HeaderValue>,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let tcp = TcpStream::connect(to)
+        .await
+        .map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut req = Request::get(path)
+        .header(header::HOST, host)
+        .header(header::USER_AGENT, "vigie-check");
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+    send.send_request(req).await.map_err(|e| e.to_string())
 }
 
 /// The plain-HTTP listener must only send browsers to HTTPS: never a page, never the viewer.
@@ -1296,19 +1306,12 @@ pub async fn health(config: &Config, timeout: Duration) -> Result<String, String
         );
     };
     let addr = local(admin);
+    let ip = addr.ip().to_string();
+    let host = addr.to_string();
     let attempt = async {
-        let tcp = TcpStream::connect(addr)
+        let res = send_get((ip.as_str(), addr.port()), &host, "/readyz", None)
             .await
-            .map_err(|e| format!("cannot connect to the admin listener {addr}: {e}"))?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = Request::get("/readyz")
-            .header(header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let res = send.send_request(req).await.map_err(|e| e.to_string())?;
+            .map_err(|e| format!("admin listener: {e}"))?;
         let status = res.status();
         let body = http_body_util::BodyExt::collect(res.into_body())
             .await
