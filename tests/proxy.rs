@@ -756,3 +756,189 @@ async fn garbage_input_never_panics() {
         "{stderr}{stdout}"
     );
 }
+// ---- helpers for requests no browser sends ----------------------------------------------------
+
+/// A body that sends `first`, then nothing, and never ends (until `tx` is dropped).
+type Dribble = http_body_util::StreamBody<
+    futures_util::stream::BoxStream<
+        'static,
+        Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>,
+    >,
+>;
+
+fn dribble(first: &'static [u8]) -> (tokio::sync::mpsc::Sender<bytes::Bytes>, Dribble) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let stream = futures_util::stream::once(async move {
+        Ok(hyper::body::Frame::data(bytes::Bytes::from_static(first)))
+    })
+    .chain(futures_util::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok(hyper::body::Frame::data(chunk)), rx))
+    }));
+    (tx, http_body_util::StreamBody::new(stream.boxed()))
+}
+
+/// An HTTP/2 connection to the gateway through hyper's own client.
+async fn h2_client(
+    certs: &Certs,
+    gw: &Gw,
+    window: Option<u32>,
+) -> hyper::client::conn::http2::SendRequest<Dribble> {
+    let tls = tls_connect(certs, gw.https, "viewer.test", &[b"h2"]).await;
+    let mut b = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    if let Some(w) = window {
+        b.initial_stream_window_size(w)
+            .initial_connection_window_size(w);
+    }
+    let (send, conn) = b
+        .handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+// ---- the gateway's cookies and headers belong to the gateway ------------------------------------
+
+/// Sends `request` over HTTP/1.1 and returns the response text (the connection is closed by
+/// `Connection: close` in the request).
+async fn raw_text(certs: &Certs, gw: &Gw, request: &[u8]) -> String {
+    let mut tls = tls_connect(certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    raw_exchange(&mut tls, request, Duration::from_secs(5))
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn foreign_cookie_bytes_neither_leak_nor_hide_the_session() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let session = gw.cookie.as_bytes();
+    // HTTP/1.1: one field with a non-ASCII cookie beside the session, then two fields.
+    let one = [
+        &b"GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: close\r\nCookie: pref=caf\xc3\xa9; "[..],
+        session,
+        b"; b=2\r\n\r\n",
+    ]
+    .concat();
+    let two = [
+        &b"GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: close\r\nCookie: x=\xff\r\nCookie: "[..],
+        session,
+        b"\r\n\r\n",
+    ]
+    .concat();
+    for request in [one, two] {
+        let text = raw_text(&certs, &gw, &request).await;
+        assert!(text.starts_with("HTTP/1.1 200"), "session not seen: {text}");
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        assert!(body.contains("\"cookie\""), "{body}");
+        assert!(
+            !body.contains("__Host-vigie"),
+            "session cookie reached the upstream: {body}"
+        );
+    }
+    // HTTP/2 crumbs.
+    let mut h2 = h2_client(&certs, &gw, None).await;
+    let mut req = http::Request::get(gw.url("/echo"));
+    req = req
+        .header(
+            "cookie",
+            http::HeaderValue::from_bytes(b"x=\xe9t\xe9").unwrap(),
+        )
+        .header("cookie", &gw.cookie)
+        .header("cookie", "b=2");
+    let res = h2
+        .send_request(req.body(dribble(b"").1).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let cookies = header(&echoed_headers(&json), "cookie")
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(
+        !cookies[0].contains("__Host-vigie") && cookies[0].ends_with("; b=2"),
+        "{cookies:?}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_upstream_cannot_set_gateway_cookies_or_allow_framing() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let c = gw.client(&certs, true);
+    let res = c
+        .get(gw.url(
+            "/headers?set-cookie=__Host-vigie%3Dforged%3B+Path%3D%2F&set-cookie=%3D__Host-vigie%3Dx\
+&set-cookie=__Host-vigie-csrf%3Dx&set-cookie=orthanc%3D1&x-frame-options=ALLOW-FROM+https://evil.example\
+&content-security-policy=frame-ancestors+*",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let all = |name: &str| {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("set-cookie"), ["orthanc=1"]);
+    assert_eq!(all("x-frame-options"), ["SAMEORIGIN"]);
+    assert!(
+        all("content-security-policy").contains(&"frame-ancestors 'self'".to_owned()),
+        "{:?}",
+        all("content-security-policy")
+    );
+    let res = c
+        .get(gw.url("/headers?x-frame-options=DENY"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn underscore_spellings_of_gateway_headers_are_dropped() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let request = format!(
+        "GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: close\r\nCookie: {}\r\n\
+X_Vigie_User: admin\r\nX_VIGIE_ROLES: admin\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-Prefix: /evil\r\n\
+x_forwarded_host: evil.example\r\nX_Real_IP: 6.6.6.6\r\nX_Request_Id: forged\r\nX_Custom: kept\r\n\r\n",
+        gw.cookie
+    );
+    let text = raw_text(&certs, &gw, request.as_bytes()).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    let seen = echoed_headers(&json);
+    let names: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    for gone in [
+        "x_vigie_user",
+        "x_vigie_roles",
+        "x_forwarded_for",
+        "x-forwarded-prefix",
+        "x_forwarded_host",
+        "x_real_ip",
+        "x_request_id",
+    ] {
+        assert!(!names.contains(&gone), "{gone} forwarded: {names:?}");
+    }
+    assert_eq!(header(&seen, "x_custom"), ["kept"]);
+    assert_eq!(header(&seen, "x-vigie-user"), [TEST_USER]);
+    assert_eq!(header(&seen, "x-forwarded-for"), ["127.0.0.1"]);
+    gw.shutdown().await;
+}

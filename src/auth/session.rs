@@ -129,6 +129,29 @@ impl Tokens {
     }
 }
 
+/// Whether a cookie name (or the bare value of a nameless cookie, which browsers send back as
+/// it is) belongs to the gateway: every name starting with `__Host-vigie`, in any case.
+pub fn is_gateway_cookie(name: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"__host-vigie";
+    name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+}
+
+/// Whether a `Set-Cookie` value would set one of the gateway's cookies in the browser.
+pub fn sets_gateway_cookie(set_cookie: &[u8]) -> bool {
+    let pair = set_cookie
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    match memchr::memchr(b'=', pair) {
+        // `=__Host-vigie=x` or `__Host-vigie` alone: a nameless cookie whose value the browser
+        // sends back looking like ours.
+        Some(0) => is_gateway_cookie(pair[1..].trim_ascii()),
+        Some(eq) => is_gateway_cookie(pair[..eq].trim_ascii()),
+        None => is_gateway_cookie(pair),
+    }
+}
+
 /// The `Set-Cookie` value carrying a token. No Max-Age: the cookie ends with the browser
 /// session, and the token's own `exp` bounds it in any case.
 pub fn set_cookie(token: &str) -> Option<HeaderValue> {
@@ -145,16 +168,22 @@ pub fn clear_cookie() -> HeaderValue {
     HeaderValue::from_static("__Host-vigie=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
+/// The value of cookie `name` in the request's `Cookie` headers (HTTP/1.1 fields or HTTP/2
+/// crumbs alike). The fields are read as bytes: another cookie's non-ASCII value (which browsers
+/// do send) must not hide this one. Only a value made of visible ASCII is returned.
 pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
         .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
+            let pair = pair.trim_ascii();
+            let eq = memchr::memchr(b'=', pair)?;
+            if &pair[..eq] != name.as_bytes() {
+                return None;
+            }
+            let value = std::str::from_utf8(&pair[eq + 1..]).ok()?;
+            value.bytes().all(|b| b.is_ascii_graphic()).then_some(value)
         })
 }
 
@@ -243,11 +272,59 @@ mod tests {
     }
 
     #[test]
+    fn gateway_cookie_names() {
+        for ours in [
+            &b"__Host-vigie=x; Path=/"[..],
+            b"__host-VIGIE-csrf=x",
+            b"  __Host-vigie-next = y ; Secure",
+            b"=__Host-vigie=evil",
+            b"__Host-vigie",
+            b"__Host-vigie=\xff\xfe",
+        ] {
+            assert!(
+                sets_gateway_cookie(ours),
+                "{}",
+                String::from_utf8_lossy(ours)
+            );
+        }
+        for theirs in [
+            &b"session=__Host-vigie"[..],
+            b"orthanc=1; Path=/__Host-vigie",
+            b"__Host-vigi=x",
+            b"",
+        ] {
+            assert!(
+                !sets_gateway_cookie(theirs),
+                "{}",
+                String::from_utf8_lossy(theirs)
+            );
+        }
+    }
+
+    #[test]
     fn cookies() {
         let mut h = http::HeaderMap::new();
         h.append("cookie", "a=1; __Host-vigie=tok.en.x; b=2".parse().unwrap());
         assert_eq!(cookie_value(&h, COOKIE), Some("tok.en.x"));
         assert_eq!(cookie_value(&h, "c"), None);
+        // Another cookie's non-ASCII bytes, in the same field or in another one, hide nothing.
+        let mut h = http::HeaderMap::new();
+        h.append(
+            "cookie",
+            http::HeaderValue::from_bytes(b"pref=caf\xc3\xa9; __Host-vigie=tok.en.x").unwrap(),
+        );
+        assert_eq!(cookie_value(&h, COOKIE), Some("tok.en.x"));
+        let mut h = http::HeaderMap::new();
+        h.append("cookie", http::HeaderValue::from_bytes(b"x=\xff").unwrap());
+        h.append("cookie", "__Host-vigie=tok.en.x".parse().unwrap());
+        assert_eq!(cookie_value(&h, COOKIE), Some("tok.en.x"));
+        // Our own cookie with a value that is not visible ASCII is no session.
+        let mut h = http::HeaderMap::new();
+        h.append(
+            "cookie",
+            http::HeaderValue::from_bytes(b"__Host-vigie=t\xffk").unwrap(),
+        );
+        assert_eq!(cookie_value(&h, COOKIE), None);
         let c = set_cookie("abc").unwrap();
         assert_eq!(
             c,

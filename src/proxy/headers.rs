@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::auth::session;
+
 /// Headers that describe one connection, never the message: removed in both directions.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -19,14 +21,27 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Client-supplied headers that would let a client pose as the gateway (or, later, as a signed-in
-/// user) towards the upstream. Ours replace them.
-const SPOOFABLE: [HeaderName; 5] = [
-    header::FORWARDED,
-    HeaderName::from_static("x-forwarded-for"),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-real-ip"),
+/// Client-supplied headers that would let a client pose as the gateway (or as a signed-in user)
+/// towards the upstream. Ours replace them. The whole `X-Forwarded-*` family goes: at the edge
+/// no such value from a client can be true (`X-Forwarded-Prefix` or `-Port` steer some
+/// frameworks' absolute URLs).
+const SPOOFABLE: [&str; 2] = ["forwarded", "x-real-ip"];
+const SPOOFABLE_PREFIXES: [&str; 2] = ["x-forwarded-", "x-vigie-"];
+
+/// Headers the gateway sets or rewrites for the upstream besides the spoofable ones. Their
+/// underscore spellings are removed too (see [`strip_spoofable`]).
+const GATEWAY_SET: [&str; 11] = [
+    "authorization",
+    "proxy-authorization",
+    "host",
+    "cookie",
+    "x-request-id",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "expect",
+    "te",
 ];
 
 /// Who the gateway signed in, for the upstream (never taken from the client).
@@ -57,20 +72,33 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// Removes client headers the upstream must only ever get from the gateway.
+/// Removes client headers the upstream must only ever get from the gateway: the forwarding and
+/// identity families, and any header whose name, read with `_` as `-`, is one of those or one
+/// the gateway sets. CGI, WSGI, PHP and some Java servers turn both `X-Vigie-User` and
+/// `X_Vigie_User` into `HTTP_X_VIGIE_USER`, so an underscore spelling would pass for ours (the
+/// CVE-2025-64484 class). Allocates only when such a header is present.
 pub fn strip_spoofable(headers: &mut HeaderMap) {
-    for name in &SPOOFABLE {
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let n = name.as_str();
+        let reserved = if memchr::memchr(b'_', n.as_bytes()).is_some() {
+            let dashed = n.replace('_', "-");
+            is_spoofable(&dashed) || GATEWAY_SET.contains(&dashed.as_str())
+        } else {
+            is_spoofable(n)
+        };
+        if reserved {
+            doomed.push(name.clone());
+        }
+    }
+    for name in doomed {
         headers.remove(name);
     }
-    // Identity headers are reserved for the gateway (`X-Vigie-User`, `X-Vigie-Roles`, ...).
-    let reserved: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-vigie-"))
-        .cloned()
-        .collect();
-    for name in reserved {
-        headers.remove(name);
-    }
+}
+
+/// `name` is lower case with dashes.
+fn is_spoofable(name: &str) -> bool {
+    SPOOFABLE.contains(&name) || SPOOFABLE_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// The forwarding header parts that depend only on the client's address.
@@ -121,32 +149,38 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientForwarding, host: &
     headers.insert(X_FORWARDED_HOST.clone(), host.clone());
 }
 
-/// Removes the gateway's own cookies (`__Host-vigie*`) from what the upstream receives: the
-/// session token is the gateway's business only.
-pub fn strip_gateway_cookies(headers: &mut HeaderMap) {
-    // str::split uses a vectorised byte search; this runs for every signed-in request.
-    let is_ours = |c: &str| c.trim_start().starts_with("__Host-vigie");
+/// Prepares the client's cookies for the upstream: the gateway's own (`__Host-vigie*`, see
+/// [`session::is_gateway_cookie`]) are removed, whatever bytes surround them, and HTTP/2 crumbs
+/// or repeated HTTP/1.1 fields are joined into the one field an HTTP/1.1 upstream expects (RFC
+/// 9113 §8.2.3). The fields are handled as bytes: browsers send non-ASCII cookie values, and a
+/// text-only reading would skip (and so forward) a field holding one. Untouched, and without
+/// allocating, when there is one field and no gateway cookie.
+pub fn forward_cookies(headers: &mut HeaderMap) {
+    let is_ours = |pair: &[u8]| session::is_gateway_cookie(pair.trim_ascii_start());
+    let mut fields = headers.get_all(header::COOKIE).iter();
+    let several = fields.next().is_some() && fields.next().is_some();
     let ours = headers
         .get_all(header::COOKIE)
         .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.split(';').any(is_ours)));
-    if !ours {
+        .any(|v| v.as_bytes().split(|&b| b == b';').any(is_ours));
+    if !several && !ours {
         return;
     }
-    let mut kept = String::new();
+    let mut kept: Vec<u8> = Vec::new();
     for value in headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for c in value.split(';').map(str::trim) {
-            if c.is_empty() || is_ours(c) {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() || is_ours(pair) {
                 continue;
             }
             if !kept.is_empty() {
-                kept.push_str("; ");
+                kept.extend_from_slice(b"; ");
             }
-            kept.push_str(c);
+            kept.extend_from_slice(pair);
         }
     }
     headers.remove(header::COOKIE);
+    // The bytes came from valid header values, joined by "; ": they form a valid value too.
     if !kept.is_empty()
         && let Ok(mut v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(kept))
     {
@@ -155,21 +189,25 @@ pub fn strip_gateway_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// HTTP/2 lets clients split `Cookie` into several fields; HTTP/1.1 upstreams expect one
-/// (RFC 9113 §8.2.3).
-pub fn join_cookies(headers: &mut HeaderMap) {
-    let mut values = headers.get_all(header::COOKIE).iter();
-    let (Some(first), Some(_)) = (values.next(), values.next()) else {
+/// Removes the upstream's `Set-Cookie` fields that would replace one of the gateway's cookies in
+/// the browser (a viewer bug or a compromised viewer could otherwise end or fix a session).
+pub fn strip_gateway_set_cookies(headers: &mut HeaderMap) {
+    let theirs = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| session::sets_gateway_cookie(v.as_bytes()));
+    if !theirs {
         return;
-    };
-    let mut joined = first.as_bytes().to_vec();
-    for v in headers.get_all(header::COOKIE).iter().skip(1) {
-        joined.extend_from_slice(b"; ");
-        joined.extend_from_slice(v.as_bytes());
     }
-    if let Ok(mut v) = HeaderValue::from_bytes(&joined) {
-        v.set_sensitive(true);
-        headers.insert(header::COOKIE, v);
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !session::sets_gateway_cookie(v.as_bytes()))
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
     }
 }
 
@@ -243,6 +281,36 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "viewer.example.org");
         assert!(!h.contains_key("x-real-ip") && !h.contains_key("x-vigie-user"));
+        let mut h = map(&[
+            ("x_vigie_user", "admin"),
+            ("X_Vigie_Roles", "admin"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x_real_ip", "6.6.6.6"),
+            ("authorization_", "x"),
+            ("_authorization", "x"),
+            ("x_request_id", "1"),
+            ("Host_", "evil"),
+            ("content_length", "5"),
+            ("x_custom_header", "kept"),
+            ("x-custom", "kept"),
+            ("authorization", "kept for now"),
+        ]);
+        strip_spoofable(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        // `authorization_` and friends read as `authorization-`: not a name the gateway sets.
+        assert_eq!(
+            left,
+            [
+                "_authorization",
+                "authorization",
+                "authorization_",
+                "host_",
+                "x-custom",
+                "x_custom_header"
+            ]
+        );
         let host = HeaderValue::from_static("localhost:8443");
         set_forwarded(
             &mut h,
@@ -272,21 +340,73 @@ mod tests {
         assert!(r("https://elsewhere.org/").is_none());
     }
 
+    fn raw(name: &str, value: &[u8]) -> (HeaderName, HeaderValue) {
+        (
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value).unwrap(),
+        )
+    }
+
+    fn with(fields: &[(&str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in fields {
+            let (k, v) = raw(k, v);
+            h.append(k, v);
+        }
+        h
+    }
+
     #[test]
     fn gateway_cookies_never_reach_the_upstream() {
         let mut h = map(&[("cookie", "a=1; __Host-vigie=tok; __Host-vigie-csrf=n; b=2")]);
-        strip_gateway_cookies(&mut h);
+        forward_cookies(&mut h);
         assert_eq!(h["cookie"], "a=1; b=2");
         let mut h = map(&[("cookie", "__Host-vigie=tok")]);
-        strip_gateway_cookies(&mut h);
+        forward_cookies(&mut h);
         assert!(!h.contains_key("cookie"));
+        // Non-ASCII bytes in another cookie, in the same field or in another field (HTTP/1.1
+        // repeats, HTTP/2 crumbs), in any order.
+        for fields in [
+            &[("cookie", &b"pref=caf\xc3\xa9; __Host-vigie=tok"[..])][..],
+            &[("cookie", b"__HOST-VIGIE=tok; x=\xff")],
+            &[("cookie", b"x=\xff"), ("cookie", b"__Host-vigie=tok")],
+            &[("cookie", b"__Host-vigie=tok"), ("cookie", b"x=\xff; y=2")],
+        ] {
+            let mut h = with(fields);
+            forward_cookies(&mut h);
+            let all: Vec<&[u8]> = h.get_all("cookie").iter().map(|v| v.as_bytes()).collect();
+            assert_eq!(all.len(), 1, "{all:?}");
+            let text = String::from_utf8_lossy(all[0]).to_ascii_lowercase();
+            assert!(!text.contains("vigie") && !text.contains("tok"), "{text}");
+        }
     }
 
     #[test]
     fn cookies_joined() {
         let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
-        join_cookies(&mut h);
+        forward_cookies(&mut h);
         assert_eq!(h.get_all("cookie").iter().count(), 1);
         assert_eq!(h["cookie"], "a=1; b=2");
+        let mut h = with(&[("cookie", b"a=\xe9"), ("cookie", b"b=2")]);
+        forward_cookies(&mut h);
+        assert_eq!(h["cookie"].as_bytes(), b"a=\xe9; b=2");
+    }
+
+    #[test]
+    fn upstream_cannot_set_gateway_cookies() {
+        let mut h = with(&[
+            ("set-cookie", b"orthanc=1; Path=/"),
+            ("set-cookie", b"__Host-vigie=forged; Path=/; Secure"),
+            ("set-cookie", b"=__Host-vigie=forged"),
+            ("set-cookie", b"__host-vigie-csrf=x"),
+            ("set-cookie", b"other=\xff"),
+        ]);
+        strip_gateway_set_cookies(&mut h);
+        let left: Vec<&[u8]> = h
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(left, [&b"orthanc=1; Path=/"[..], b"other=\xff"]);
     }
 }

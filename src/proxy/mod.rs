@@ -121,14 +121,13 @@ impl Proxy {
         let mut h = std::mem::take(&mut parts.headers);
         headers::strip_hop_by_hop(&mut h);
         headers::strip_spoofable(&mut h);
-        headers::join_cookies(&mut h);
+        headers::forward_cookies(&mut h);
         // The gateway answered any `Expect: 100-continue` itself; the upstream gets the body.
         h.remove(header::EXPECT);
         headers::set_forwarded(&mut h, &conn.forwarded, &host);
         h.insert(header::HOST, host.clone());
         // The gateway authenticated the client; the upstream learns who it is from us only.
         h.remove(header::AUTHORIZATION);
-        headers::strip_gateway_cookies(&mut h);
         if let Some(id) = parts.extensions.get::<Identity>() {
             h.insert(headers::X_VIGIE_USER.clone(), id.user_header.clone());
             h.insert(headers::X_VIGIE_ROLES.clone(), id.roles_header.clone());
@@ -200,6 +199,7 @@ impl Proxy {
                 h.insert(name, new);
             }
         }
+        headers::strip_gateway_set_cookies(h);
         if self.no_store {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }

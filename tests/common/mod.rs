@@ -62,6 +62,7 @@ pub struct UpstreamStats {
 /// A real HTTP/1.1 server standing in for Orthanc. Routes:
 /// `/echo` (request line and headers as JSON), `/bytes/N` (N bytes, Range supported),
 /// `/upload` (counts the body), `/redirect`, `/slow/MS`, `/hop` (hop-by-hop and software headers),
+/// `/headers?name=value&...` (answers with those response headers, repeats allowed),
 /// `/ws` (WebSocket echo); anything else: 200 "ok".
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -302,6 +303,17 @@ async fn route(
     if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
         return full(StatusCode::OK, "slow");
+    }
+    if path == "/headers" {
+        let mut r = full(StatusCode::OK, "headers");
+        let query = req.uri().query().unwrap_or("").to_owned();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            r.headers_mut().append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(&v).unwrap(),
+            );
+        }
+        return r;
     }
     if path == "/hop" {
         let mut r = full(StatusCode::OK, "hop");
