@@ -942,3 +942,60 @@ x_forwarded_host: evil.example\r\nX_Real_IP: 6.6.6.6\r\nX_Request_Id: forged\r\n
     assert_eq!(header(&seen, "x-forwarded-for"), ["127.0.0.1"]);
     gw.shutdown().await;
 }
+// ---- upstream response framing --------------------------------------------------------------
+
+/// An upstream that answers every request with `answer` as it is.
+async fn raw_upstream(answer: Vec<u8>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tcp.write_all(&answer).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn ambiguous_or_oversized_upstream_answers_become_502() {
+    let both = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+10\r\n0123456789abcdef\r\n0\r\n\r\n"
+        .to_vec();
+    let huge = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok",
+        "a".repeat(300 * 1024)
+    )
+    .into_bytes();
+    for answer in [both, huge] {
+        // A state folder each: a second sign-in with the same code would be a replay.
+        let certs = Certs::new();
+        let up = raw_upstream(answer).await;
+        let gw = Gw::start(&config_yaml(&certs, &format!("http://{up}"), "")).await;
+        for h2 in [false, true] {
+            let res = gw
+                .client(&certs, h2)
+                .get(gw.url("/x"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 502, "h2: {h2}");
+            let body = res.text().await.unwrap();
+            assert!(!body.contains("0123"), "{body}");
+        }
+        gw.shutdown().await;
+    }
+}

@@ -36,6 +36,10 @@ pub struct Proxy {
     no_store: bool,
 }
 
+/// Largest response head accepted from the upstream (then: 502). Orthanc's are under 1 KiB;
+/// nginx's default buffer for them is 4 or 8 KiB. Without a bound hyper reads up to 400 KiB.
+const MAX_UPSTREAM_HEAD: usize = 64 * 1024;
+
 impl Proxy {
     pub fn new(upstream: &Upstream, max_request_body: u64, no_store: bool) -> Proxy {
         let mut connector = HttpConnector::new();
@@ -49,6 +53,7 @@ impl Proxy {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .retry_canceled_requests(true)
+            .http1_max_buf_size(MAX_UPSTREAM_HEAD)
             .set_host(false)
             .build(connector);
         Proxy {
@@ -177,6 +182,22 @@ impl Proxy {
                 return error_page::response(status, version, false);
             }
         };
+
+        // RFC 9112 §6.3: a response with both framings "ought to be handled as an error". The
+        // gateway will not guess which one the upstream meant (forwarding it with the wrong one
+        // truncates the body, or desynchronises a pooled connection that the next user's
+        // request would then read): it answers 502 and the connection is dropped unread.
+        if res.headers().contains_key(header::TRANSFER_ENCODING)
+            && res.headers().contains_key(header::CONTENT_LENGTH)
+        {
+            metrics.upstream_error(UpstreamError::Other);
+            warn!(
+                id,
+                reason = "content_length_and_transfer_encoding",
+                "upstream answer refused: it has both Content-Length and Transfer-Encoding"
+            );
+            return error_page::response(StatusCode::BAD_GATEWAY, version, false);
+        }
 
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             return match client_upgrade {
