@@ -41,6 +41,7 @@ pub struct Metrics {
     upstream_errors: [Counter; 3],
     cert_expiry: Gauge<i64, AtomicI64>,
     cert_reload_failures: Counter,
+    send_timeouts: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +101,12 @@ impl Metrics {
             "Certificate reloads refused because the new files were invalid",
             cert_reload_failures.clone(),
         );
+        let send_timeouts = Counter::default();
+        registry.register(
+            "send_timeouts",
+            "Client connections closed because a response waited limits.send_timeout for the client to read it",
+            send_timeouts.clone(),
+        );
         Arc::new(Metrics {
             registry,
             by_class,
@@ -109,7 +116,13 @@ impl Metrics {
             upstream_errors,
             cert_expiry,
             cert_reload_failures,
+            send_timeouts,
         })
+    }
+
+    /// A connection was closed because its client stopped reading.
+    pub fn send_timed_out(&self) {
+        self.send_timeouts.inc();
     }
 
     /// Records a finished request.

@@ -54,7 +54,14 @@ impl Service<Request<Incoming>> for Router {
         Box::pin(async move {
             let version = req.version();
             if req.uri().path().starts_with(RESERVED_PREFIX) {
-                return Ok(crate::auth::routes::handle(&shared.auth, req, conn.peer.ip()).await);
+                let deadline = shared.config.limits.header_read_timeout;
+                return Ok(crate::auth::routes::handle(
+                    &shared.auth,
+                    req,
+                    conn.peer.ip(),
+                    deadline,
+                )
+                .await);
             }
             // The guard layer has already refused requests without a valid host.
             let Some(host) = request_host_value(&req) else {

@@ -2,6 +2,7 @@
 //! and the stylesheet. No session is needed to reach them.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{LOCATION, SET_COOKIE};
@@ -18,15 +19,21 @@ use crate::error_page;
 /// Largest sign-in or sign-out form accepted.
 const MAX_FORM: usize = 8 * 1024;
 
-/// Serves a `/_vigie/...` request.
-pub async fn handle(auth: &Auth, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+/// Serves a `/_vigie/...` request. A form must arrive whole within `form_deadline`
+/// (`limits.header_read_timeout`): it is as small as a request head.
+pub async fn handle(
+    auth: &Auth,
+    req: Request<Incoming>,
+    client: IpAddr,
+    form_deadline: Duration,
+) -> Response<Body> {
     let version = req.version();
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET | &Method::HEAD, "/_vigie/login") => login_page(auth, &req),
-        (&Method::POST, "/_vigie/login") => login_submit(auth, req, client).await,
+        (&Method::POST, "/_vigie/login") => login_submit(auth, req, client, form_deadline).await,
         (&Method::GET | &Method::HEAD, "/_vigie/logout") => logout_page(auth, &req),
-        (&Method::POST, "/_vigie/logout") => logout_submit(auth, req).await,
+        (&Method::POST, "/_vigie/logout") => logout_submit(auth, req, form_deadline).await,
         (&Method::GET | &Method::HEAD, "/_vigie/assets/vigie.css") => pages::stylesheet(),
         (_, "/_vigie/login" | "/_vigie/logout") => {
             error_page::response(StatusCode::METHOD_NOT_ALLOWED, version, false)
@@ -153,9 +160,28 @@ fn render_login(
     res
 }
 
+/// Why a form could not be read.
+enum FormError {
+    /// Not a form, too large, or the body broke off.
+    Invalid,
+    /// Not all there within the deadline (a client holding the connection open).
+    Timeout,
+}
+
+impl FormError {
+    fn response(&self, version: http::Version) -> Response<Body> {
+        match self {
+            FormError::Invalid => error_page::response(StatusCode::BAD_REQUEST, version, true),
+            // The rest of the body is unread: the connection cannot carry another request.
+            FormError::Timeout => error_page::response(StatusCode::REQUEST_TIMEOUT, version, true),
+        }
+    }
+}
+
 async fn read_form(
     req: Request<Incoming>,
-) -> Option<(http::request::Parts, Vec<(String, String)>)> {
+    deadline: Duration,
+) -> Result<(http::request::Parts, Vec<(String, String)>), FormError> {
     let (parts, body) = req.into_parts();
     let is_form = parts
         .headers
@@ -163,17 +189,17 @@ async fn read_form(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return None;
+        return Err(FormError::Invalid);
     }
-    let bytes: Bytes = Limited::new(body, MAX_FORM)
-        .collect()
+    let bytes: Bytes = tokio::time::timeout(deadline, Limited::new(body, MAX_FORM).collect())
         .await
-        .ok()?
+        .map_err(|_| FormError::Timeout)?
+        .map_err(|_| FormError::Invalid)?
         .to_bytes();
     let fields = form_urlencoded::parse(&bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    Some((parts, fields))
+    Ok((parts, fields))
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
@@ -183,12 +209,21 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-async fn login_submit(auth: &Auth, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+async fn login_submit(
+    auth: &Auth,
+    req: Request<Incoming>,
+    client: IpAddr,
+    deadline: Duration,
+) -> Response<Body> {
     let version = req.version();
     let headers = req.headers().clone();
     let uri = req.uri().clone();
-    let Some((_, fields)) = read_form(req).await else {
-        return error_page::response(StatusCode::BAD_REQUEST, version, false);
+    let fields = match read_form(req, deadline).await {
+        Ok((_, fields)) => fields,
+        Err(e) => {
+            tracing::debug!(%client, reason = "form", "sign-in form refused");
+            return e.response(version);
+        }
     };
     let next = safe_next(field(&fields, "next"));
     let lang = Lang::pick(
@@ -273,11 +308,12 @@ fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
     }
 }
 
-async fn logout_submit(auth: &Auth, req: Request<Incoming>) -> Response<Body> {
+async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) -> Response<Body> {
     let version = req.version();
     let identity = auth.authenticate(req.headers());
-    let Some((_, fields)) = read_form(req).await else {
-        return error_page::response(StatusCode::BAD_REQUEST, version, false);
+    let fields = match read_form(req, deadline).await {
+        Ok((_, fields)) => fields,
+        Err(e) => return e.response(version),
     };
     let (id, _) = match identity {
         Ok(i) => i,

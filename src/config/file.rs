@@ -111,6 +111,8 @@ pub struct FileLimits {
     pub max_headers: Option<usize>,
     pub h2_max_concurrent_streams: Option<u32>,
     pub max_request_body: Option<String>,
+    pub body_idle_timeout: Option<String>,
+    pub send_timeout: Option<String>,
     pub drain_timeout: Option<String>,
     pub worker_threads: Option<usize>,
 }

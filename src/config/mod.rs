@@ -246,12 +246,20 @@ pub struct Upstream {
 pub struct Limits {
     pub max_connections: usize,
     pub tls_handshake_timeout: Duration,
+    /// Time allowed for a request head once started, for a new connection's first request, and
+    /// for a whole sign-in or sign-out form.
     pub header_read_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub h2_max_concurrent_streams: u32,
     pub max_request_body: u64,
+    /// Longest pause allowed between two chunks of a request body the gateway forwards (then:
+    /// 408 and the upstream request is aborted).
+    pub body_idle_timeout: Duration,
+    /// Longest time a response may wait for the client to take its next chunk (then: the
+    /// connection is closed and the upstream request released).
+    pub send_timeout: Duration,
     pub drain_timeout: Duration,
     /// HTTPS worker threads; 0 = one per CPU core.
     pub worker_threads: usize,

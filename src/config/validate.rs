@@ -871,6 +871,16 @@ impl Validator {
                 "limits.max_request_body",
                 16 << 30,
             ),
+            body_idle_timeout: self.duration(
+                l.body_idle_timeout.as_deref(),
+                "limits.body_idle_timeout",
+                Duration::from_secs(30),
+            ),
+            send_timeout: self.duration(
+                l.send_timeout.as_deref(),
+                "limits.send_timeout",
+                Duration::from_secs(60),
+            ),
             drain_timeout: self.duration(
                 l.drain_timeout.as_deref(),
                 "limits.drain_timeout",

@@ -100,6 +100,7 @@ where
             status: StatusCode::OK,
             bytes: 0,
             complete: false,
+            send_slot: None,
         };
         MapResponse::new(self.inner.call(req).instrument(span), completion)
     }
@@ -123,6 +124,8 @@ pub struct Completion {
     status: StatusCode,
     bytes: u64,
     complete: bool,
+    /// The response body's place in the connection's send watch (`Activity::stalled`).
+    send_slot: Option<usize>,
 }
 
 impl ResponseMapper<Body> for Completion {
@@ -144,6 +147,9 @@ impl ResponseMapper<Body> for Completion {
 
 impl Drop for Completion {
     fn drop(&mut self) {
+        if let Some(slot) = self.send_slot {
+            self.activity.send_ended(slot);
+        }
         let elapsed = self.start.elapsed();
         self.metrics.request_done(self.status.as_u16(), elapsed);
         self.activity.request_ended();
@@ -179,11 +185,24 @@ impl HttpBody for Logged {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        // hyper asks for the next chunk only once the client has taken enough of the last ones:
+        // the connection's send watch sees how long each answer waits for that.
+        if let Some(done) = this.done.as_mut() {
+            match done.send_slot {
+                Some(slot) => done.activity.chunk_asked(slot),
+                None => done.send_slot = Some(done.activity.send_started()),
+            }
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(d), Some(done)) = (frame.data_ref(), this.done.as_mut()) {
-                    done.bytes += d.len() as u64;
+                if let Some(done) = this.done.as_mut() {
+                    if let Some(d) = frame.data_ref() {
+                        done.bytes += d.len() as u64;
+                    }
+                    if let Some(slot) = done.send_slot {
+                        done.activity.chunk_sent(slot);
+                    }
                 }
             }
             Poll::Ready(None) => {

@@ -14,11 +14,12 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::auth::Identity;
-use crate::body::Body;
-use crate::config::Upstream;
+use crate::body::{Body, BodyFault, Progress};
+use crate::config::{Limits, Upstream};
 use crate::error_page;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::middleware::request_id::RequestId;
@@ -33,6 +34,7 @@ pub struct Proxy {
     authority: http::uri::Authority,
     response_timeout: Duration,
     max_request_body: u64,
+    body_idle_timeout: Duration,
     no_store: bool,
 }
 
@@ -41,7 +43,7 @@ pub struct Proxy {
 const MAX_UPSTREAM_HEAD: usize = 64 * 1024;
 
 impl Proxy {
-    pub fn new(upstream: &Upstream, max_request_body: u64, no_store: bool) -> Proxy {
+    pub fn new(upstream: &Upstream, limits: &Limits, no_store: bool) -> Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
@@ -61,7 +63,8 @@ impl Proxy {
             credentials: upstream.credentials.as_ref().map(|c| c.expose().clone()),
             authority: upstream.authority.clone(),
             response_timeout: upstream.response_timeout,
-            max_request_body,
+            max_request_body: limits.max_request_body,
+            body_idle_timeout: limits.body_idle_timeout,
             no_store,
         }
     }
@@ -148,10 +151,11 @@ impl Proxy {
         let no_body = http_body::Body::is_end_stream(&body);
         let retryable = no_body && is_idempotent(&parts.method) && !websocket;
         let spare = retryable.then(|| (parts.method.clone(), uri.clone(), h.clone()));
-        let body = if no_body {
-            Body::Empty
+        let (body, progress) = if no_body {
+            (Body::Empty, None)
         } else {
-            Body::limited(body, self.max_request_body)
+            let (b, p) = Body::upload(body, self.max_request_body, self.body_idle_timeout);
+            (b, Some(p))
         };
         let mut upstream_req = Request::new(body);
         *upstream_req.method_mut() = parts.method;
@@ -159,28 +163,18 @@ impl Proxy {
         *upstream_req.version_mut() = Version::HTTP_11;
         *upstream_req.headers_mut() = h;
 
-        let mut result = self.send(upstream_req).await;
+        let mut result = self.send(upstream_req, progress.as_deref()).await;
         if let (Err(Failure::Retryable(e)), Some((method, uri, h))) = (&result, spare) {
             debug!(id, error = %e, "upstream connection failed, retrying once");
             let mut again = Request::new(Body::Empty);
             *again.method_mut() = method;
             *again.uri_mut() = uri;
             *again.headers_mut() = h;
-            result = self.send(again).await;
+            result = self.send(again, None).await;
         }
         let mut res = match result {
             Ok(res) => res,
-            Err(failure) => {
-                let (kind, status) = match &failure {
-                    Failure::Timeout => (UpstreamError::Timeout, StatusCode::GATEWAY_TIMEOUT),
-                    Failure::Retryable(e) | Failure::Fatal(e) => {
-                        (classify(e), StatusCode::BAD_GATEWAY)
-                    }
-                };
-                metrics.upstream_error(kind);
-                warn!(id, error = %failure, "upstream request failed");
-                return error_page::response(status, version, false);
-            }
+            Err(failure) => return failed(&failure, id, version, metrics),
         };
 
         // RFC 9112 §6.3: a response with both framings "ought to be handled as an error". The
@@ -227,14 +221,62 @@ impl Proxy {
         res.map(Body::Stream)
     }
 
-    async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, Failure> {
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+    /// Sends a request and waits for the response head. The upstream has
+    /// `upstream.response_timeout` to answer, counted from the last chunk of the request body
+    /// it was sent (a long upload is not a slow upstream).
+    async fn send(
+        &self,
+        req: Request<Body>,
+        progress: Option<&Progress>,
+    ) -> Result<Response<Incoming>, Failure> {
+        let request = self.client.request(req);
+        let answer = match progress {
+            None => tokio::time::timeout(self.response_timeout, request).await,
+            Some(progress) => {
+                tokio::pin!(request);
+                loop {
+                    let deadline = progress.last() + self.response_timeout;
+                    match tokio::time::timeout_at(deadline, &mut request).await {
+                        Err(_) if progress.last() + self.response_timeout > Instant::now() => {}
+                        answer => break answer,
+                    }
+                }
+            }
+        };
+        match answer {
             Err(_) => Err(Failure::Timeout),
             Ok(Ok(res)) => Ok(res),
             Ok(Err(e)) if is_retryable(&e) => Err(Failure::Retryable(e)),
             Ok(Err(e)) => Err(Failure::Fatal(e)),
         }
     }
+}
+
+/// The response for a request that got no answer from the upstream. When the cause was the
+/// client's own body (too large, stalled, broken), the client is told so and the upstream is
+/// not blamed; otherwise 502 or 504.
+fn failed(failure: &Failure, id: &str, version: Version, metrics: &Metrics) -> Response<Body> {
+    let fault = match failure {
+        Failure::Timeout => None,
+        Failure::Retryable(e) | Failure::Fatal(e) => BodyFault::find(e),
+    };
+    let (status, reason) = match fault {
+        Some(BodyFault::TooLarge) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        Some(BodyFault::Idle) => (StatusCode::REQUEST_TIMEOUT, "body_idle_timeout"),
+        Some(BodyFault::Client) => (StatusCode::BAD_REQUEST, "client_body_error"),
+        None => {
+            let (kind, status) = match failure {
+                Failure::Timeout => (UpstreamError::Timeout, StatusCode::GATEWAY_TIMEOUT),
+                Failure::Retryable(e) | Failure::Fatal(e) => (classify(e), StatusCode::BAD_GATEWAY),
+            };
+            metrics.upstream_error(kind);
+            warn!(id, error = %failure, "upstream request failed");
+            return error_page::response(status, version, false);
+        }
+    };
+    debug!(id, reason, "request body refused; upstream request aborted");
+    // The rest of the client's body is unread: the connection cannot carry another request.
+    error_page::response(status, version, true)
 }
 
 #[derive(Debug, thiserror::Error)]

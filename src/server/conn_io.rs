@@ -13,11 +13,20 @@
 //! The wrapper sits between TLS and hyper and watches reads only while no request is in flight;
 //! the request path reports requests starting and ending through [`Activity`]. Upgraded
 //! (WebSocket) connections are left alone.
+//!
+//! While requests are in flight, other deadlines bound them: request bodies have their own
+//! (`body.rs`, the sign-in form's), and [`Activity::stalled`] notices a response that the client
+//! stopped taking. A response body that has handed a chunk to hyper waits for hyper to ask for
+//! the next one; hyper asks only once the client has taken enough (HTTP/1.1: the socket accepts
+//! writes again; HTTP/2: the client's flow-control window opens). A response left waiting longer
+//! than `limits.send_timeout` means a client that stopped reading: the connection is closed, which
+//! releases the upstream connection and the buffers behind it. Bytes the client does read keep a
+//! slow download alive.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,13 +38,48 @@ const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nConnection: clo
 Content-Length: 0\r\nStrict-Transport-Security: max-age=63072000; includeSubDomains\r\n\r\n";
 
 /// What the request path tells the connection about its requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Activity {
     active: AtomicUsize,
     started: AtomicU64,
     upgraded: AtomicBool,
     framing_conflict: AtomicBool,
     reader: AtomicWaker,
+    /// Response bodies being sent, one slot each (HTTP/2 has several at once); see
+    /// [`Activity::stalled`]. A per-connection lock, only ever contended by this connection's
+    /// own streams.
+    sending: Mutex<Vec<SendSlot>>,
+    /// Wakes [`Activity::stalled`] when a response starts sending while it is parked.
+    send_started: tokio::sync::Notify,
+    watch_parked: AtomicBool,
+    epoch: Instant,
+}
+
+/// The state of one response body being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendSlot {
+    Free,
+    /// hyper is asking the body for its next chunk: the client is keeping up.
+    Asked,
+    /// A chunk was handed over at this time (milliseconds after `epoch`) and hyper has not asked
+    /// for the next one yet.
+    Waiting(u64),
+}
+
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity {
+            active: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            upgraded: AtomicBool::new(false),
+            framing_conflict: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+            sending: Mutex::new(Vec::new()),
+            send_started: tokio::sync::Notify::new(),
+            watch_parked: AtomicBool::new(false),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl Activity {
@@ -62,6 +106,87 @@ impl Activity {
     /// The connection now carries a tunnel: no more HTTP timeouts apply.
     pub fn upgraded(&self) {
         self.upgraded.store(true, Ordering::Release);
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Vec<SendSlot>> {
+        self.sending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A response body starts sending: returns its slot for [`Activity::chunk_sent`],
+    /// [`Activity::chunk_asked`] and [`Activity::send_ended`].
+    pub fn send_started(&self) -> usize {
+        let slot = {
+            let mut slots = self.slots();
+            match slots.iter().position(|s| *s == SendSlot::Free) {
+                Some(i) => {
+                    slots[i] = SendSlot::Asked;
+                    i
+                }
+                None => {
+                    slots.push(SendSlot::Asked);
+                    slots.len() - 1
+                }
+            }
+        };
+        // Only a parked watch needs waking: most answers end before its next look.
+        if self.watch_parked.swap(false, Ordering::SeqCst) {
+            self.send_started.notify_one();
+        }
+        slot
+    }
+
+    /// The body handed a chunk to hyper.
+    pub fn chunk_sent(&self, slot: usize) {
+        let at = self.epoch.elapsed().as_millis() as u64;
+        if let Some(s) = self.slots().get_mut(slot) {
+            *s = SendSlot::Waiting(at);
+        }
+    }
+
+    /// hyper asks the body for its next chunk.
+    pub fn chunk_asked(&self, slot: usize) {
+        if let Some(s) = self.slots().get_mut(slot) {
+            *s = SendSlot::Asked;
+        }
+    }
+
+    /// The body ended or was dropped.
+    pub fn send_ended(&self, slot: usize) {
+        if let Some(s) = self.slots().get_mut(slot) {
+            *s = SendSlot::Free;
+        }
+    }
+
+    /// Resolves when a response has waited `limit` for the client to take more of it (checked
+    /// every quarter of `limit`); never while nothing is being sent.
+    pub async fn stalled(&self, limit: Duration) {
+        let tick = (limit / 4).max(Duration::from_millis(50));
+        let limit_ms = limit.as_millis() as u64;
+        loop {
+            let sending = || self.slots().iter().any(|s| *s != SendSlot::Free);
+            if !sending() {
+                let wake = self.send_started.notified();
+                tokio::pin!(wake);
+                wake.as_mut().enable();
+                self.watch_parked.store(true, Ordering::SeqCst);
+                // A response that started before the flag was up is seen here; one that starts
+                // after it finds the flag and wakes us.
+                if !sending() {
+                    wake.await;
+                }
+                self.watch_parked.store(false, Ordering::SeqCst);
+                continue;
+            }
+            tokio::time::sleep(tick).await;
+            let now = self.epoch.elapsed().as_millis() as u64;
+            let stalled = self.slots().iter().any(|s| match *s {
+                SendSlot::Waiting(at) => now.saturating_sub(at) >= limit_ms,
+                _ => false,
+            });
+            if stalled {
+                return;
+            }
+        }
     }
 }
 

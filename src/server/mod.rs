@@ -128,11 +128,7 @@ impl Gateway {
             .map_err(|e| ConfigError::Invalid(vec![Problem::error("tls", e.to_string(), "")]))?;
         let metrics = Metrics::new();
         metrics.set_cert_expiry(certs.current().info.not_after);
-        let proxy = Proxy::new(
-            &config.upstream,
-            config.limits.max_request_body,
-            config.no_store,
-        );
+        let proxy = Proxy::new(&config.upstream, &config.limits, config.no_store);
         let (drain_tx, draining) = watch::channel(false);
         let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
         let access = config.access.clone().map(Arc::from);
@@ -410,7 +406,7 @@ async fn worker(
 ) -> bool {
     let cfg = &shared.config;
     // Each worker has its own upstream pool: its connections never leave its thread.
-    let proxy = Proxy::new(&cfg.upstream, cfg.limits.max_request_body, cfg.no_store);
+    let proxy = Proxy::new(&cfg.upstream, &cfg.limits, cfg.no_store);
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(http_builder(cfg));
     let timeouts = ConnTimeouts {
@@ -496,13 +492,22 @@ async fn serve_connection(
         forwarded: Arc::new(crate::proxy::headers::ClientForwarding::new(peer)),
         activity: activity.clone(),
     };
-    let io = ConnIo::new(tls, activity, timeouts, h1);
+    let io = ConnIo::new(tls, activity.clone(), timeouts, h1);
     let service = TowerToHyperService::new(stack::build(shared.clone(), proxy, conn));
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();
-    if let Err(e) = graceful.watch(connection).await {
-        debug!(%peer, error = %e, "connection ended with an error");
+    tokio::select! {
+        ended = graceful.watch(connection) => {
+            if let Err(e) = ended {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        // Dropping the connection drops its responses, and with them the upstream requests.
+        () = activity.stalled(shared.config.limits.send_timeout) => {
+            shared.metrics.send_timed_out();
+            debug!(%peer, reason = "send_timeout", "client stopped reading: connection closed");
+        }
     }
 }
 

@@ -55,6 +55,10 @@ pub struct UpstreamStats {
     pub connections: AtomicUsize,
     pub requests: AtomicUsize,
     pub uploaded: AtomicU64,
+    /// `/upload` bodies that broke off (the gateway aborted the request).
+    pub body_errors: AtomicUsize,
+    /// Connections open right now.
+    pub open: AtomicUsize,
     /// Every request line's path and query, in order.
     pub paths: std::sync::Mutex<Vec<String>>,
 }
@@ -131,9 +135,11 @@ async fn accept_loop(
             continue;
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
+        stats.open.fetch_add(1, Ordering::Relaxed);
         let stats = stats.clone();
         let require = require.clone();
         conns.spawn(async move {
+            let open = OpenGuard(stats.clone());
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new());
             b.header_read_timeout(idle_close);
@@ -155,7 +161,17 @@ async fn accept_loop(
                 .serve_connection(TokioIo::new(tcp), svc)
                 .with_upgrades()
                 .await;
+            drop(open);
         });
+    }
+}
+
+/// Counts a connection as open until dropped (also when its task is cancelled).
+struct OpenGuard(Arc<UpstreamStats>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -276,6 +292,7 @@ async fn route(
         let mut sum = 0u64;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
+                stats.body_errors.fetch_add(1, Ordering::Relaxed);
                 return full(StatusCode::BAD_REQUEST, "body error");
             };
             if let Some(d) = frame.data_ref() {
