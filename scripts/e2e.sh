@@ -31,36 +31,7 @@ export VIGIE_E2E_SCREENSHOTS="${VIGIE_E2E_SCREENSHOTS:-$ROOT/docs}"
 
 # ---- 1. what the machine lacks ---------------------------------------------------------------
 
-# Debian packages, only those missing. A temporary policy-rc.d (exit 101) keeps the orthanc
-# package's own service from starting on 0.0.0.0:8042 during the install.
-apt_install() {
-  local created_policy=0 log_file
-  if ((EUID != 0)); then
-    die "missing: $*. Install them as root (apt-get install -y $*) or run this script as root"
-  fi
-  command -v apt-get >/dev/null || die "missing: $* and no apt-get here: install them with this system's package manager"
-  if ! { [[ -x /usr/sbin/policy-rc.d ]] && grep -q 'exit 101' /usr/sbin/policy-rc.d; }; then
-    [[ -e /usr/sbin/policy-rc.d ]] &&
-      die "/usr/sbin/policy-rc.d exists and does not refuse service starts; install '$*' by hand (services must not autostart)"
-    printf '#!/bin/sh\n# temporary, from vigie scripts/e2e.sh: no service starts during apt-get install\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    created_policy=1
-  fi
-  log_file="$(mktemp)"
-  log "apt-get install $*"
-  local ok=1
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >"$log_file" 2>&1 || ok=0
-  ((created_policy)) && rm -f /usr/sbin/policy-rc.d
-  if ((!ok)); then
-    tail -20 "$log_file" >&2
-    rm -f "$log_file"
-    die "apt-get install $* failed (output above): check the network and /etc/apt/sources.list, then run again"
-  fi
-  rm -f "$log_file"
-}
-
 need=()
-have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 if command -v dpkg >/dev/null; then
   for p in orthanc orthanc-dicomweb orthanc-webviewer curl iproute2; do have_pkg "$p" || need+=("$p"); done
   [[ -x "$CHROMIUM" ]] || have_pkg chromium || need+=(chromium)

@@ -6,13 +6,36 @@
 #   scripts/test.sh                   everything
 #   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~70 s scanner run
 #   SKIP_E2E=1 scripts/test.sh        without the real-Orthanc suite (~25 s, installs Orthanc)
+# On a fresh Debian machine it first installs what it needs (apt-get, as root; npm and PyPI
+# packages into the project's own folders): only the Rust toolchain must be there.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# What a fresh Debian machine lacks is installed first (as root, through apt-get, without
+# letting any package's service start), so that this one command runs everything. Only the
+# Rust toolchain must be there already.
+command -v cargo >/dev/null || die "cargo is missing: install the Rust toolchain (https://rustup.rs)"
+need=()
+if command -v dpkg >/dev/null; then
+  for p in openssl ca-certificates curl; do have_pkg "$p" || need+=("$p"); done
+  command -v chromium >/dev/null || have_pkg chromium || need+=(chromium)
+  command -v node >/dev/null || need+=(nodejs)
+  command -v npm >/dev/null || need+=(npm)
+  command -v python3 >/dev/null || need+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+  if [[ "${SKIP_TLS_SCAN:-0}" != 1 ]]; then have_pkg testssl.sh || need+=(testssl.sh); fi
+  if [[ "${SKIP_E2E:-0}" != 1 ]]; then
+    for p in orthanc orthanc-dicomweb orthanc-webviewer iproute2; do have_pkg "$p" || need+=("$p"); done
+    command -v gcc >/dev/null || need+=(gcc)
+    [[ -f /usr/include/dlfcn.h ]] || need+=(libc6-dev)
+  fi
+fi
+((${#need[@]} == 0)) || apt_install "${need[@]}"
 missing=()
-for tool in cargo python3 openssl testssl node npm chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-((${#missing[@]} == 0)) || die "missing: ${missing[*]} (on Debian: .ci/run installs them)"
+for tool in python3 openssl node npm chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+[[ "${SKIP_TLS_SCAN:-0}" == 1 ]] || command -v testssl >/dev/null || missing+=(testssl)
+((${#missing[@]} == 0)) || die "missing: ${missing[*]}: install them with this system's package manager"
 
 step() { printf '\n== %s\n' "$*"; }
 step "cargo fmt --check"
