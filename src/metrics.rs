@@ -42,6 +42,7 @@ pub struct Metrics {
     cert_expiry: Gauge<i64, AtomicI64>,
     cert_reload_failures: Counter,
     send_timeouts: Counter,
+    over_client_cap: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +108,12 @@ impl Metrics {
             "Client connections closed because a response waited limits.send_timeout for the client to read it",
             send_timeouts.clone(),
         );
+        let over_client_cap = Counter::default();
+        registry.register(
+            "connections_over_client_cap",
+            "New connections closed because their client address held limits.max_connections_per_client",
+            over_client_cap.clone(),
+        );
         Arc::new(Metrics {
             registry,
             by_class,
@@ -117,7 +124,13 @@ impl Metrics {
             cert_expiry,
             cert_reload_failures,
             send_timeouts,
+            over_client_cap,
         })
+    }
+
+    /// A new connection was closed: its client held its share of connections.
+    pub fn client_over_cap(&self) {
+        self.over_client_cap.inc();
     }
 
     /// A connection was closed because its client stopped reading.

@@ -1238,3 +1238,41 @@ async fn a_stalled_body_without_a_session_does_not_hold_the_connection() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_client_cannot_take_every_connection() {
+    use tokio::io::AsyncReadExt;
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let gw = Gw::start(&config_yaml(
+        &certs,
+        &up.url(),
+        "limits:\n  max_connections_per_client: 2\n",
+    ))
+    .await;
+    let first = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    let _second = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
+    // The third is closed before any handshake.
+    let mut third = tokio::net::TcpStream::connect(gw.https).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(3), third.read(&mut [0u8; 16]))
+        .await
+        .expect("a third connection was kept")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        gw.metrics()
+            .await
+            .contains("vigie_connections_over_client_cap_total 1")
+    );
+    // A place given back is a place for a new connection.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = gw
+        .client(&certs, true)
+        .get(gw.url("/echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    gw.shutdown().await;
+}

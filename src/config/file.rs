@@ -104,6 +104,7 @@ pub struct FileUpstream {
 #[serde(deny_unknown_fields)]
 pub struct FileLimits {
     pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
     pub tls_handshake_timeout: Option<String>,
     pub header_read_timeout: Option<String>,
     pub keepalive_timeout: Option<String>,

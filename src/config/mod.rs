@@ -245,6 +245,8 @@ pub struct Upstream {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold at once.
+    pub max_connections_per_client: usize,
     pub tls_handshake_timeout: Duration,
     /// Time allowed for a request head once started, for a new connection's first request, and
     /// for a whole sign-in or sign-out form.

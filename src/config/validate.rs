@@ -834,6 +834,20 @@ impl Validator {
         if max_connections == 0 {
             self.error("limits.max_connections", "must be at least 1", "e.g. 4096");
         }
+        let per_client = l.max_connections_per_client.unwrap_or(256);
+        if per_client == 0 {
+            self.error(
+                "limits.max_connections_per_client",
+                "must be at least 1",
+                "e.g. 256; raise it when many users share one public address (a hospital's NAT)",
+            );
+        } else if per_client > max_connections {
+            self.warning(
+                "limits.max_connections_per_client",
+                "is above limits.max_connections: one client can still take every place",
+                "keep it well below max_connections (default 256 of 4096)",
+            );
+        }
         let max_headers = l.max_headers.unwrap_or(100);
         if max_headers == 0 {
             self.error("limits.max_headers", "must be at least 1", "e.g. 100");
@@ -848,6 +862,7 @@ impl Validator {
         }
         Limits {
             max_connections: max_connections.max(1),
+            max_connections_per_client: per_client.max(1),
             tls_handshake_timeout: self.duration(
                 l.tls_handshake_timeout.as_deref(),
                 "limits.tls_handshake_timeout",

@@ -11,6 +11,7 @@
 //! redirect listeners and the certificate reloader run on the caller's runtime.
 
 mod conn_io;
+mod per_client;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub draining: watch::Receiver<bool>,
     /// Client connections allowed at once, across all workers.
     pub connection_permits: Arc<Semaphore>,
+    /// Client connections allowed at once per client address.
+    pub per_client: Arc<per_client::PerClient>,
     pub auth: Arc<crate::auth::Auth>,
     /// The access policy, shared by every connection's gate.
     pub access: Option<Arc<[crate::config::AccessRule]>>,
@@ -131,6 +134,7 @@ impl Gateway {
         let proxy = Proxy::new(&config.upstream, &config.limits, config.no_store);
         let (drain_tx, draining) = watch::channel(false);
         let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
+        let per_client = per_client::PerClient::new(config.limits.max_connections_per_client);
         let access = config.access.clone().map(Arc::from);
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -139,6 +143,7 @@ impl Gateway {
                 proxy,
                 draining,
                 connection_permits,
+                per_client,
                 auth,
                 access,
             }),
@@ -292,11 +297,12 @@ fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// A new client connection on its way to a worker, with its place under `max_connections`.
+/// A new client connection on its way to a worker, with its place under `max_connections` and
+/// under its client's `max_connections_per_client`.
 struct NewConn {
     tcp: std::net::TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, per_client::ClientSlot),
 }
 
 /// The accept loop's handle on one worker.
@@ -338,6 +344,14 @@ async fn accept_https(
             },
             _ = stop.changed() => return,
         };
+        // One client may not take every place: beyond its share its new connections are
+        // closed at once (and give their place back).
+        let Some(slot) = shared.per_client.admit(peer.ip()) else {
+            shared.metrics.client_over_cap();
+            debug!(%peer, reason = "max_connections_per_client", "connection refused");
+            continue;
+        };
+        let permit = (permit, slot);
         let Ok(tcp) = tcp.into_std() else { continue };
         let worker = workers
             .iter()
