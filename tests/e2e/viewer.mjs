@@ -1,7 +1,10 @@
 // End-to-end test of Vigie in front of a real Orthanc (Explorer, Web Viewer, DICOMweb), with
 // Debian's Chromium driven by playwright-core. scripts/e2e.sh starts Orthanc (loopback only,
 // HTTP Basic credentials that only Vigie has), loads real DICOM files, starts `vigie serve` with
-// the Orthanc access preset and two accounts, then runs this file, which checks:
+// the Orthanc access preset and its accounts, then runs this file, which checks (as "the
+// doctor": the account with the role doctor and the preset's optional roles download and upload,
+// so that downloads and uploads are proven to stream through; tests/e2e/routes.py tries every
+// route as a doctor without them):
 //   a. without a session, every Orthanc URL is sent to sign-in (browser navigation: 303 to
 //      /_vigie/login?next=...) or refused (XHR, fetch, DICOMweb client: 401);
 //   b. the doctor signs in (password + TOTP); Orthanc Explorer lists the loaded patients;
@@ -354,7 +357,7 @@ async function main() {
   console.log('# b. doctor: sign-in and Orthanc Explorer');
   await page.goto(`${origin}/app/explorer.html`);
   eq('b: the Explorer asks for sign-in first', pathOf(), '/_vigie/login');
-  const doctorRes = await signIn(page, run.accounts.doctor);
+  const doctorRes = await signIn(page, run.accounts.trusted);
   eq('b: doctor signs in with password + TOTP (303)', doctorRes.status(), 303);
   eq('b: ... and lands on /app/explorer.html', pathOf(), '/app/explorer.html');
   {
