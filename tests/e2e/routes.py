@@ -309,9 +309,9 @@ class Client:
                     raise
 
     def sign_in(self, account, step):
-        """The sign-in form, as a browser fills it. `step` picks the TOTP time step: the
-        accounts the browser test already used take the next one (the gateway refuses a code
-        used twice, and accepts one step ahead)."""
+        """The sign-in form, as a browser fills it. `step` picks the TOTP time step: the browser
+        test has just used each account's current code, which the gateway refuses a second
+        time, so this takes the next one (the gateway accepts one step ahead)."""
         status, res, page = self.send("GET", "/_vigie/login")
         csrf_cookie = [c.split(";")[0] for c in res.headers.get_all("set-cookie") or [] if c.startswith("__Host-vigie-csrf=")]
         token = re.search(rb'name="csrf" value="([^"]+)"', page)
@@ -435,7 +435,7 @@ def main():
 
     # ---- a. the doctor ----
     doctor = Client(run)
-    why = doctor.sign_in(run["accounts"]["doctor"], 0)
+    why = doctor.sign_in(run["accounts"]["doctor"], 1)
     if not check("a: the doctor signs in through the form (password + TOTP)", why is None, why):
         return
     started = time.monotonic()
