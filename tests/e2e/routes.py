@@ -374,26 +374,25 @@ def fill(method, template, s):
             out.append(DUMMY)
         elif part == "{...}":
             out.append({
-                "app": "explorer.html",
-                "bulk": "7fe00010",
-                "client": "index.html",
-            }.get(before) or {
+                "/app/{...}": "explorer.html",
                 "/web-viewer/app/{...}": "viewer.html",
                 "/web-viewer/libs/{...}": "jquery.js",
                 "/web-viewer/series/{...}": s["series"],
                 "/web-viewer/is-stable-series/{...}": s["series"],
                 "/web-viewer/instances/{...}": f"jpeg95-{s['instance']}_0",
+                "/dicom-web/app/client/{...}": "index.html",
                 "/dicom-web/app/libs/{...}": "js/polyfill.min.js",
-            }.get(template, DUMMY))
+            }.get(template) or {"bulk": "7fe00010"}.get(before, DUMMY))
         elif part.startswith("{"):
             raise ValueError(f"no value for {part} in {template}")
         else:
             out.append(part)
     target = "/".join(out)
     if template == "/wado":
+        # Orthanc does not decode %2F in a query: the / of the content type stays as it is.
         target += "?" + urllib.parse.urlencode({"requestType": "WADO", "studyUID": s["studyUid"],
                                                 "seriesUID": s["seriesUid"], "objectUID": s["sopUid"],
-                                                "contentType": "application/dicom"})
+                                                "contentType": "application/dicom"}, safe="/")
     return target
 
 
