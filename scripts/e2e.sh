@@ -2,10 +2,13 @@
 # End-to-end test against a real Orthanc: Orthanc 1.10 (Web Viewer + DICOMweb plugins) on
 # loopback with its own credentials, loaded with real DICOM files (pydicom's CT_small and
 # MR_small, plus a synthetic 24-slice CT series), a real `vigie serve` in front of it with the
-# Orthanc access preset and two accounts (doctor, admin), and Debian's Chromium driven by
-# playwright-core (tests/e2e/viewer.mjs). Then `vigie check --exposure` on this deployment (nothing
-# serious) and on the CNIL cases recreated: an Orthanc without credentials listening on every
-# address with a password-only sign-in, and a viewer on a public address (each flagged).
+# Orthanc access preset and three accounts (a doctor; a doctor who also has the preset's optional
+# roles download and upload; an admin), and Debian's Chromium driven by playwright-core
+# (tests/e2e/viewer.mjs, as the second doctor and the admin). Then every route of Orthanc's REST
+# API tried through Vigie as each account (tests/e2e/routes.py). Then `vigie check --exposure` on
+# this deployment (nothing serious) and on the CNIL cases recreated: an Orthanc without
+# credentials listening on every address with a password-only sign-in, and a viewer on a public
+# address (each flagged).
 # One PASS/FAIL line per check; exit 1 on any failure.
 # Rewrites the screenshots docs/explorer.png and docs/viewer.png (VIGIE_E2E_SCREENSHOTS=off: none).
 #   scripts/e2e.sh
@@ -166,6 +169,7 @@ GW_PORT="$(free_port)"
 ADMIN_PORT="$(free_port)"
 "$VIGIE_BIN" dev-cert --out "$WORK/certs" --name "$HOST" >/dev/null || die "vigie dev-cert failed"
 DOCTOR_USER=dr.martin DOCTOR_PASSWORD='Radio-Thorax-2026'
+TRUSTED_USER=dr.bernard TRUSTED_PASSWORD='Scanner-Genou-2026'
 ADMIN_USER=admin.durand ADMIN_PASSWORD='Console-Admin-2026!'
 totp_secret() { python3 -c 'import base64, os; print(base64.b32encode(os.urandom(20)).decode())'; } # 160 bits
 # Prints the argon2id hash of $1 (vigie hash-password reads one line from standard input).
@@ -175,8 +179,9 @@ hash_password() {
     die "vigie hash-password refused the test password: $out"
   grep -m1 '^[$]argon2id[$]' <<<"$out" || die "vigie hash-password printed no argon2id hash: $out"
 }
-DOCTOR_TOTP="$(totp_secret)" ADMIN_TOTP="$(totp_secret)"
+DOCTOR_TOTP="$(totp_secret)" TRUSTED_TOTP="$(totp_secret)" ADMIN_TOTP="$(totp_secret)"
 DOCTOR_HASH="$(hash_password "$DOCTOR_PASSWORD")" || exit 1
+TRUSTED_HASH="$(hash_password "$TRUSTED_PASSWORD")" || exit 1
 ADMIN_HASH="$(hash_password "$ADMIN_PASSWORD")" || exit 1
 
 CONFIG="$WORK/vigie.yaml"
@@ -203,6 +208,11 @@ auth:
       password_hash: "$DOCTOR_HASH"
       totp_secret: $DOCTOR_TOTP
       roles: [doctor]
+    # The preset's optional roles, as a clinic that allows downloads and uploads gives them.
+    - username: $TRUSTED_USER
+      password_hash: "$TRUSTED_HASH"
+      totp_secret: $TRUSTED_TOTP
+      roles: [doctor, download, upload]
     - username: $ADMIN_USER
       password_hash: "$ADMIN_HASH"
       totp_secret: $ADMIN_TOTP
@@ -242,6 +252,7 @@ export VIGIE_E2E_RUN="$WORK/run.json"
 WORK="$WORK" HOST="$HOST" GW_PORT="$GW_PORT" ADMIN_PORT="$ADMIN_PORT" ORTHANC_PORT="$ORTHANC_PORT" \
   ORTHANC_PID="$ORTHANC_PID" ORTHANC_USER="$ORTHANC_USER" PASSWORD_FILE="$PASSWORD_FILE" SAMPLES="$SAMPLES" \
   DOCTOR_USER="$DOCTOR_USER" DOCTOR_PASSWORD="$DOCTOR_PASSWORD" DOCTOR_TOTP="$DOCTOR_TOTP" \
+  TRUSTED_USER="$TRUSTED_USER" TRUSTED_PASSWORD="$TRUSTED_PASSWORD" TRUSTED_TOTP="$TRUSTED_TOTP" \
   ADMIN_USER="$ADMIN_USER" ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_TOTP="$ADMIN_TOTP" \
   python3 - <<'PY' || die "cannot write $VIGIE_E2E_RUN"
 import json, os
@@ -253,6 +264,7 @@ run = {
                 "passwordFile": e["PASSWORD_FILE"]},
     "accounts": {
         "doctor": {"username": e["DOCTOR_USER"], "password": e["DOCTOR_PASSWORD"], "totp": e["DOCTOR_TOTP"]},
+        "trusted": {"username": e["TRUSTED_USER"], "password": e["TRUSTED_PASSWORD"], "totp": e["TRUSTED_TOTP"]},
         "admin": {"username": e["ADMIN_USER"], "password": e["ADMIN_PASSWORD"], "totp": e["ADMIN_TOTP"]},
     },
     "samples": e["SAMPLES"],
@@ -270,7 +282,16 @@ if ((rc == 124 || rc == 137)); then
   echo "FAIL the browser test was stopped after 300 s (Chromium hung?): run again; if it persists, run with VIGIE_E2E_KEEP=1 and read the logs"
 fi
 
-# ---- 7. vigie check --exposure: this deployment, then the CNIL cases recreated ---------------
+# ---- 7. every route of Orthanc's REST API, as each account ------------------------------------
+
+routes_rc=0
+timeout --kill-after=10 300 python3 "$E2E/routes.py" || routes_rc=$?
+if ((routes_rc == 124 || routes_rc == 137)); then
+  echo "FAIL the route test was stopped after 300 s (a request hung?): run with VIGIE_E2E_KEEP=1 and read the logs"
+fi
+((routes_rc == 0)) || rc=1
+
+# ---- 8. vigie check --exposure: this deployment, then the CNIL cases recreated ---------------
 
 # expose NAME CONFIG WANT_EXIT CHECKS...: runs the exposure check on CONFIG and prints one line
 # per expectation. CHECKS are "check=level[|level]" (a finding of that check at one of those

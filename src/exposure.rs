@@ -953,13 +953,21 @@ fn second_factor(config: &Config, r: &mut Report) {
     }
 }
 
-/// Orthanc's routes that change the server or reach beyond it.
+/// Orthanc's routes that run code, write outside the database, send or fetch images across the
+/// network, rewrite or delete images, or control the server: `(method, route, French, English)`.
+/// `{id}` stands for one path segment.
 const DANGEROUS: &[(&str, &str, &str, &str)] = &[
     (
         "POST",
         "/tools/execute-script",
         "exécuter du code Lua sur le serveur",
         "run Lua code on the server",
+    ),
+    (
+        "POST",
+        "/instances/{id}/export",
+        "écrire le fichier DICOM n'importe où sur le serveur d'Orthanc (CVE-2023-33466)",
+        "write the DICOM file anywhere on the Orthanc host (CVE-2023-33466)",
     ),
     (
         "POST",
@@ -975,41 +983,95 @@ const DANGEROUS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/modalities/x/store",
+        "/modalities/{id}/store",
         "envoyer des images vers un appareil DICOM",
         "send images to a DICOM device",
     ),
     (
+        "POST",
+        "/modalities/{id}/move",
+        "faire envoyer des images par un appareil DICOM (C-MOVE)",
+        "have a DICOM device send images (C-MOVE)",
+    ),
+    (
         "PUT",
-        "/modalities/x",
+        "/modalities/{id}",
         "déclarer un appareil DICOM",
         "declare a DICOM device",
     ),
     (
         "POST",
-        "/peers/x/store",
-        "envoyer des images vers un autre serveur",
-        "send images to another server",
+        "/peers/{id}/store",
+        "envoyer des images vers un autre serveur Orthanc",
+        "send images to another Orthanc server",
+    ),
+    (
+        "PUT",
+        "/peers/{id}",
+        "déclarer un autre serveur Orthanc",
+        "declare another Orthanc server",
     ),
     (
         "POST",
-        "/studies/x/modify",
+        "/dicom-web/servers/{id}/stow",
+        "envoyer des images vers un autre serveur DICOMweb",
+        "send images to another DICOMweb server",
+    ),
+    (
+        "POST",
+        "/dicom-web/servers/{id}/retrieve",
+        "rapatrier des images d'un autre serveur DICOMweb",
+        "fetch images from another DICOMweb server",
+    ),
+    (
+        "PUT",
+        "/dicom-web/servers/{id}",
+        "déclarer un serveur DICOMweb",
+        "declare a DICOMweb server",
+    ),
+    (
+        "POST",
+        "/queries/{id}/retrieve",
+        "rapatrier le résultat d'une requête DICOM (C-MOVE)",
+        "retrieve the answers of a DICOM query (C-MOVE)",
+    ),
+    (
+        "POST",
+        "/studies/{id}/modify",
         "modifier des examens (peut supprimer les originaux)",
         "modify studies (can delete the originals)",
     ),
     (
+        "POST",
+        "/studies/{id}/anonymize",
+        "anonymiser des examens",
+        "anonymize studies",
+    ),
+    (
+        "POST",
+        "/tools/bulk-delete",
+        "supprimer en masse",
+        "delete in bulk",
+    ),
+    (
         "DELETE",
-        "/studies/x",
+        "/studies/{id}",
         "supprimer des examens",
         "delete studies",
     ),
     (
         "DELETE",
-        "/patients/x",
+        "/patients/{id}",
         "supprimer des patients",
         "delete patients",
     ),
     ("GET", "/jobs", "voir les tâches", "see the jobs"),
+    (
+        "POST",
+        "/jobs/{id}/resubmit",
+        "relancer des tâches",
+        "resubmit jobs",
+    ),
 ];
 
 fn policy(config: &Config, r: &mut Report) {
@@ -1043,9 +1105,10 @@ fn policy(config: &Config, r: &mut Report) {
         let Ok(m) = method.parse::<Method>() else {
             continue;
         };
+        let probe = path.replace("{id}", "x");
         let who: Vec<&String> = others
             .iter()
-            .filter(|role| crate::policy::allows(access, &m, path, std::slice::from_ref(*role)))
+            .filter(|role| crate::policy::allows(access, &m, &probe, std::slice::from_ref(*role)))
             .collect();
         let label = |lang: Lang| {
             let what = if lang == Lang::Fr { fr } else { en };
@@ -1100,8 +1163,8 @@ fn policy(config: &Config, r: &mut Report) {
                 format!("Orthanc administration routes are open to non-admin roles: {en}."),
             ),
             (
-                "Réservez /tools/, /modalities/, /peers/, /jobs/ et DELETE au rôle admin, comme dans config/orthanc.example.yaml.",
-                "Restrict /tools/, /modalities/, /peers/, /jobs/ and DELETE to the admin role, as config/orthanc.example.yaml does.",
+                "Partez de la liste blanche de config/orthanc.example.yaml : les médecins n'y ont que la lecture, et la dernière règle (« - path: /, roles: [admin] ») réserve toute autre route aux administrateurs.",
+                "Start from the allow-list of config/orthanc.example.yaml: doctors get reading only, and its last rule (`- path: /, roles: [admin]`) keeps every other route for admins.",
             ),
         );
     } else if r.findings.iter().all(|f| f.check != "policy") {
@@ -1109,8 +1172,8 @@ fn policy(config: &Config, r: &mut Report) {
             Level::Ok,
             "policy",
             say!(
-                "Les routes d'administration d'Orthanc (scripts, suppression, envoi DICOM, tâches) sont réservées aux administrateurs.",
-                "Orthanc's administration routes (scripts, deletion, DICOM sending, jobs) are limited to administrators.",
+                "Les routes d'administration d'Orthanc (scripts, export de fichiers, suppression, modification, envoi et rapatriement d'images, tâches) sont réservées aux administrateurs.",
+                "Orthanc's administration routes (scripts, file export, deletion, modification, sending and fetching images, jobs) are limited to administrators.",
             ),
             ("", ""),
         );

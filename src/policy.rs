@@ -1,7 +1,9 @@
 //! The access policy: which roles may use which paths and methods. Rules are read in order and
 //! the first that matches decides; when rules exist and none matches, the request is refused.
 //! Without an `access:` section every signed-in user reaches everything (and `vigie check` says
-//! so). Paths are matched after normalisation, case-insensitively, at segment boundaries.
+//! so). Paths are matched after normalisation, case-insensitively, at segment boundaries; an
+//! `exact` rule matches its own path only (Orthanc's `POST /instances` upload, not `POST
+//! /instances/{id}/export`).
 
 use http::Method;
 
@@ -13,7 +15,12 @@ pub fn allows(rules: Option<&[AccessRule]>, method: &Method, path: &str, roles: 
         return true;
     };
     for rule in rules {
-        if !prefix_matches(&rule.path, path) {
+        let matches = if rule.exact {
+            exact_matches(&rule.path, path)
+        } else {
+            prefix_matches(&rule.path, path)
+        };
+        if !matches {
             continue;
         }
         if let Some(methods) = &rule.methods
@@ -54,6 +61,19 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.len() == bare.len() || path[bare.len()] == b'/'
 }
 
+/// `/instances` matches `/instances` and `/instances/` (Orthanc ignores a trailing slash), not
+/// `/instances/x`; `/` matches `/` only. A `*` segment matches exactly one non-empty segment.
+fn exact_matches(want: &str, path: &str) -> bool {
+    let want = want.strip_suffix('/').unwrap_or(want);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let mut got = path.split('/');
+    want.split('/').all(|w| match got.next() {
+        Some(g) if w == "*" => !g.is_empty(),
+        Some(g) => g.eq_ignore_ascii_case(w),
+        None => false,
+    }) && got.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +81,7 @@ mod tests {
     fn rule(path: &str, methods: Option<&[&str]>, roles: &[&str]) -> AccessRule {
         AccessRule {
             path: path.into(),
+            exact: false,
             methods: methods.map(|m| m.iter().map(|m| m.parse().unwrap()).collect()),
             roles: roles.iter().map(|r| r.to_string()).collect(),
         }
@@ -120,5 +141,42 @@ mod tests {
         assert!(!prefix_matches("/studies/*/modify", "/studies/x/y/modify"));
         assert!(!prefix_matches("/studies/*", "/studies"));
         assert!(prefix_matches("/studies/*", "/studies/x"));
+    }
+
+    #[test]
+    fn exact_rules_match_their_path_only() {
+        assert!(exact_matches("/", "/"));
+        assert!(!exact_matches("/", "/app"));
+        assert!(!exact_matches("/", "/app/"));
+        assert!(exact_matches("/instances", "/instances"));
+        assert!(exact_matches("/instances", "/INSTANCES/"));
+        assert!(exact_matches("/instances/", "/instances"));
+        assert!(!exact_matches("/instances", "/instances/x"));
+        assert!(!exact_matches("/instances", "/instances/x/export"));
+        assert!(!exact_matches("/instances", "/instancesx"));
+        assert!(!exact_matches("/instances", "/"));
+        assert!(exact_matches(
+            "/dicom-web/studies/*",
+            "/dicom-web/studies/1.2.3"
+        ));
+        assert!(exact_matches(
+            "/dicom-web/studies/*",
+            "/dicom-web/studies/1.2.3/"
+        ));
+        assert!(!exact_matches("/dicom-web/studies/*", "/dicom-web/studies"));
+        assert!(!exact_matches(
+            "/dicom-web/studies/*",
+            "/dicom-web/studies/1.2.3/series"
+        ));
+        // A prefix rule for the same path still covers what is below it.
+        let mut upload = rule("/instances", Some(&["POST"]), &["upload"]);
+        upload.exact = true;
+        let rules = vec![upload, rule("/", None, &["admin"])];
+        let r = Some(rules.as_slice());
+        let uploader = ["upload".to_string()];
+        assert!(allows(r, &Method::POST, "/instances", &uploader));
+        assert!(allows(r, &Method::POST, "/instances/", &uploader));
+        assert!(!allows(r, &Method::POST, "/instances/x/export", &uploader));
+        assert!(!allows(r, &Method::GET, "/instances", &uploader));
     }
 }

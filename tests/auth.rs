@@ -833,53 +833,92 @@ async fn method_faking_and_unknown_methods_are_refused() {
     gw.shutdown().await;
 }
 
-/// The shipped Orthanc preset: searching is open to doctors (the Explorer's Lookup page), while
-/// what can delete originals (modify, anonymize, split, merge) is for admins.
+/// The shipped Orthanc preset is an allow-list: doctors read and search; archives need the role
+/// `download`, uploads the role `upload` (at their exact paths only); everything else, including
+/// what can delete originals (modify, anonymize, split, merge) or leave the server (export,
+/// DICOM and DICOMweb sending, query retrieves), is for admins; Lua for nobody.
 #[tokio::test]
-async fn the_orthanc_preset_keeps_originals_for_admins() {
+async fn the_orthanc_preset_is_an_allow_list() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
     let yaml = yaml_with(
         &certs,
         &up,
-        &[(TEST_USER, "[doctor]"), ("dr.admin", "[admin]")],
+        &[
+            (TEST_USER, "[doctor]"),
+            ("dr.admin", "[admin]"),
+            ("dr.trusted", "[doctor, download, upload]"),
+        ],
         "",
     )
     .replace(TEST_ACCESS, &orthanc_preset());
     let gw = Gw::start(&yaml).await;
     let doctor = gw.client(&certs, false);
-    let admin = session_client(
-        &certs,
-        gw.https,
-        false,
-        &sign_in(&certs, gw.https, "dr.admin", TEST_PASSWORD, TEST_TOTP)
-            .await
-            .unwrap(),
-    );
+    let signed_in = |user: &'static str| {
+        let certs = &certs;
+        async move {
+            session_client(
+                certs,
+                gw.https,
+                false,
+                &sign_in(certs, gw.https, user, TEST_PASSWORD, TEST_TOTP)
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let admin = signed_in("dr.admin").await;
+    let trusted = signed_in("dr.trusted").await;
     let status = |c: &reqwest::Client, m: reqwest::Method, p: &str| {
         let req = c.request(m, gw.url(p));
         async move { req.send().await.unwrap().status().as_u16() }
     };
     use reqwest::Method as M;
-    for (m, path, doctor_gets, admin_gets) in [
-        (M::POST, "/tools/find", 200, 200),
-        (M::POST, "/tools/lookup", 200, 200),
-        (M::GET, "/tools/now", 403, 200),
-        (M::POST, "/tools/execute-script", 403, 403),
-        (M::POST, "/studies/1a2b/modify", 403, 200),
-        (M::POST, "/Patients/1a2b/anonymize", 403, 200),
-        (M::POST, "/instances/1a2b/modify", 403, 200),
-        (M::POST, "/studies/1a2b/split", 403, 200),
-        (M::POST, "/studies/1a2b/merge", 403, 200),
-        (M::GET, "/studies/1a2b", 200, 200),
-        (M::POST, "/modalities/pacs/store", 403, 200),
-        (M::DELETE, "/studies/1a2b", 403, 200),
-        (M::GET, "/app/explorer.html", 200, 200),
+    // (method, path, doctor, doctor with download + upload, admin)
+    for (m, path, doctor_gets, trusted_gets, admin_gets) in [
+        (M::GET, "/", 200, 200, 200),
+        (M::GET, "/app/explorer.html", 200, 200, 200),
+        (M::GET, "/system", 200, 200, 200),
+        (M::GET, "/patients", 200, 200, 200),
+        (M::GET, "/studies/1a2b", 200, 200, 200),
+        (M::GET, "/instances/1a2b/file", 200, 200, 200),
+        (M::GET, "/dicom-web/studies", 200, 200, 200),
+        (M::GET, "/web-viewer/app/viewer.html", 200, 200, 200),
+        (M::POST, "/tools/find", 200, 200, 200),
+        (M::POST, "/tools/lookup", 200, 200, 200),
+        // GET rules do not cover HEAD (Orthanc 1.10 answers HEAD with 404 anyway).
+        (M::HEAD, "/patients", 403, 403, 200),
+        (M::GET, "/tools/now", 403, 403, 200),
+        (M::POST, "/tools/execute-script", 403, 403, 403),
+        (M::POST, "/studies/1a2b/modify", 403, 403, 200),
+        (M::POST, "/Patients/1a2b/anonymize", 403, 403, 200),
+        (M::POST, "/instances/1a2b/modify", 403, 403, 200),
+        (M::POST, "/studies/1a2b/split", 403, 403, 200),
+        (M::POST, "/studies/1a2b/merge", 403, 403, 200),
+        (M::POST, "/instances/1a2b/export", 403, 403, 200),
+        (M::POST, "/modalities/pacs/store", 403, 403, 200),
+        (M::POST, "/dicom-web/servers/pacs/stow", 403, 403, 200),
+        (M::POST, "/queries/1a2b/retrieve", 403, 403, 200),
+        (M::GET, "/dicom-web/servers", 403, 403, 200),
+        (M::DELETE, "/studies/1a2b", 403, 403, 200),
+        (M::GET, "/studies/1a2b/archive", 403, 200, 200),
+        (M::GET, "/series/1a2b/media", 403, 200, 200),
+        (M::POST, "/studies/1a2b/archive", 403, 403, 200),
+        (M::POST, "/instances", 403, 200, 200),
+        (M::POST, "/instances/", 403, 200, 200),
+        (M::POST, "/dicom-web/studies", 403, 200, 200),
+        (M::POST, "/dicom-web/studies/1.2.3", 403, 200, 200),
+        (M::POST, "/dicom-web/studies/1.2.3/series", 403, 403, 200),
     ] {
         assert_eq!(
             status(&doctor, m.clone(), path).await,
             doctor_gets,
             "doctor {m} {path}"
+        );
+        assert_eq!(
+            status(&trusted, m.clone(), path).await,
+            trusted_gets,
+            "doctor with download and upload {m} {path}"
         );
         assert_eq!(
             status(&admin, m.clone(), path).await,

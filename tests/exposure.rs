@@ -298,6 +298,102 @@ fn a_policy_that_leaves_orthanc_open_is_flagged() {
     );
 }
 
+/// The Orthanc preset before the allow-list (as of commit bf76dfd): a deny-list whose last rule
+/// opened every other route to doctors (its rules as shipped, without the comments).
+const OLD_DENY_LIST_PRESET: &str = "access:
+  - path: /tools/execute-script
+    roles: []
+  - path: /tools/find
+    methods: [POST]
+    roles: [doctor, admin]
+  - path: /tools/lookup
+    methods: [POST]
+    roles: [doctor, admin]
+  - path: /tools/
+    roles: [admin]
+  - path: /modalities/
+    roles: [admin]
+  - path: /peers/
+    roles: [admin]
+  - path: /jobs/
+    roles: [admin]
+  - path: /plugins/
+    methods: [POST, PUT, DELETE]
+    roles: [admin]
+  - path: /*/*/modify
+    roles: [admin]
+  - path: /*/*/anonymize
+    roles: [admin]
+  - path: /studies/*/split
+    roles: [admin]
+  - path: /studies/*/merge
+    roles: [admin]
+  - path: /
+    methods: [DELETE]
+    roles: [admin]
+  - path: /
+    methods: [PUT]
+    roles: [admin]
+  - path: /
+    roles: [doctor, admin]
+";
+
+/// The policy findings of `check --exposure` for `access` with a doctor holding `roles`.
+fn policy_findings(access: &str, roles: &str) -> (Vec<Value>, String) {
+    let certs = Certs::new();
+    let auth = format!(
+        "auth:\n  users:\n{}{}{access}",
+        user_yaml(TEST_USER, "[admin]"),
+        user_yaml("dr.other", roles)
+    );
+    let yaml = config_yaml_with_auth(&certs, "http://127.0.0.1:9", &auth, "");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let out = vigie(
+        &["check", "--exposure", "--json", "--lang", "en"],
+        file.path(),
+    );
+    let findings: Vec<Value> = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", out.stdout, out.stderr));
+    let policy: Vec<Value> = findings
+        .into_iter()
+        .filter(|f| f["check"] == "policy")
+        .collect();
+    let all = dump(&policy);
+    (policy, all)
+}
+
+/// The old deny-list preset left Orthanc's network and file routes to doctors: the check names
+/// each one (route template and who), while the allow-list preset, even with the optional
+/// download and upload roles, leaves none.
+#[test]
+fn the_policy_check_names_the_dangerous_routes_left_to_non_admins() {
+    let (old, all) = policy_findings(OLD_DENY_LIST_PRESET, "[doctor]");
+    let high = find(&old, "policy", "high").expect(&all)["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for route in [
+        "POST /instances/{id}/export (write the DICOM file anywhere on the Orthanc host",
+        "POST /dicom-web/servers/{id}/stow",
+        "POST /dicom-web/servers/{id}/retrieve",
+        "POST /queries/{id}/retrieve",
+    ] {
+        assert!(high.contains(route), "{route} not named: {high}");
+    }
+    assert!(high.contains(") — doctor"), "{high}");
+    // What the old preset did keep for admins is not named.
+    for route in [
+        "/tools/reset",
+        "/modalities/{id}/store",
+        "DELETE /studies/{id}",
+    ] {
+        assert!(!high.contains(route), "{route} named: {high}");
+    }
+    let (new, all) = policy_findings(&orthanc_preset(), "[doctor, download, upload]");
+    assert_eq!(levels(&new, "policy"), ["ok"], "{all}");
+}
+
 #[tokio::test]
 async fn health_reports_an_upstream_that_refuses_the_gateways_credentials() {
     let certs = Certs::new();

@@ -56,6 +56,7 @@ pub struct FileUser {
 #[serde(deny_unknown_fields)]
 pub struct FileAccessRule {
     pub path: Option<String>,
+    pub exact: Option<bool>,
     pub methods: Option<Vec<String>>,
     pub roles: Option<Vec<String>>,
 }

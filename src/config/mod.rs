@@ -190,11 +190,13 @@ pub struct User {
 }
 
 /// One line of the access policy: requests whose normalised path starts with `path` (at a
-/// segment boundary) and whose method is in `methods` (all when `None`) need one of `roles`
-/// (`*`: any signed-in user; empty: nobody).
+/// segment boundary; is `path` when `exact`) and whose method is in `methods` (all when `None`)
+/// need one of `roles` (`*`: any signed-in user; empty: nobody).
 #[derive(Debug, Clone)]
 pub struct AccessRule {
     pub path: String,
+    /// The path must be `path` itself (a trailing `/` aside), not only start with it.
+    pub exact: bool,
     pub methods: Option<Vec<http::Method>>,
     pub roles: Vec<String>,
 }

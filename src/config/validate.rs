@@ -449,6 +449,7 @@ impl Validator {
             };
             out.push(AccessRule {
                 path: path.to_ascii_lowercase(),
+                exact: r.exact.unwrap_or(false),
                 methods,
                 roles,
             });

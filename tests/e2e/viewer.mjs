@@ -1,15 +1,18 @@
 // End-to-end test of Vigie in front of a real Orthanc (Explorer, Web Viewer, DICOMweb), with
 // Debian's Chromium driven by playwright-core. scripts/e2e.sh starts Orthanc (loopback only,
 // HTTP Basic credentials that only Vigie has), loads real DICOM files, starts `vigie serve` with
-// the Orthanc access preset and two accounts, then runs this file, which checks:
+// the Orthanc access preset and its accounts, then runs this file, which checks:
 //   a. without a session, every Orthanc URL is sent to sign-in (browser navigation: 303 to
 //      /_vigie/login?next=...) or refused (XHR, fetch, DICOMweb client: 401);
-//   b. the doctor signs in (password + TOTP); Orthanc Explorer lists the loaded patients;
+//   b. the doctor (role doctor only) signs in (password + TOTP); Orthanc Explorer lists the
+//      loaded patients, every request it makes succeeds;
 //   c. the Web Viewer draws a non-blank image of the synthetic CT (canvas pixels are read);
 //   d. DICOMweb QIDO and WADO-RS answer through the gateway, and their absolute URLs name the
 //      gateway (https://viewer.test:<port>/), never Orthanc's loopback address;
-//   e. downloads (file, ZIP archive, WADO-URI) and uploads (REST, STOW-RS) go through; the
-//      session is refused on an unsafe request from another site;
+//   e. this doctor gets no ZIP archive and cannot upload (the preset's optional roles); a doctor
+//      who has them (download, upload) signs in instead: downloads (file, ZIP archive,
+//      WADO-URI) and uploads (REST, STOW-RS) go through; the session is refused on an unsafe
+//      request from another site; sections f and h are this second doctor's;
 //   f. the access policy: the doctor cannot delete (not even through Orthanc's method faking:
 //      X-HTTP-Method-Override, or ?_method=delete behind a link on another site), nor reach
 //      /tools/; nobody runs Lua;
@@ -510,8 +513,24 @@ async function main() {
   }
 
   // ---- e. downloads and uploads ----
+  console.log('# e. doctor: no archive, no upload without the optional roles');
+  {
+    const zip = await pageFetch(page, `/studies/${first.study}/archive`);
+    check('e: the doctor without the role download gets no ZIP archive (403 from the gateway)',
+      zip.status === 403 && zip.body.includes(GATEWAY_403), `${zip.status}: ${short(zip.body)}`);
+    // An empty body: nothing would be stored even if the gateway let it through.
+    const up = await pageFetch(page, '/instances', { method: 'POST', headers: { 'content-type': 'application/dicom' } });
+    check('e: the doctor without the role upload cannot POST /instances (403 from the gateway)',
+      up.status === 403 && up.body.includes(GATEWAY_403), `${up.status}: ${short(up.body)}`);
+    await page.goto(`${origin}/_vigie/logout`);
+    await Promise.all([page.waitForURL(/signed_out=1/), page.click('form[action="/_vigie/logout"] button[type="submit"]')]);
+    await page.goto(`${origin}/app/explorer.html`);
+    const res = await signIn(page, run.accounts.trusted);
+    eq('e: a doctor with the roles download and upload signs in (303)', res.status(), 303);
+    await toBlank();
+  }
   const uploaded = { rest: null, stow: null }; // Orthanc ids of the studies uploaded here
-  console.log('# e. doctor: downloads and uploads through the gateway');
+  console.log('# e. doctor with download and upload: downloads and uploads through the gateway');
   {
     const original = readFileSync(path.join(run.samples, ct.file));
     const file = await pageFetch(page, `/instances/${ct.instance}/file`);
