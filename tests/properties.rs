@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
@@ -50,75 +50,13 @@ fn spelled(pieces: &'static [&'static str], max: usize) -> BoxedStrategy<String>
 // Path normalisation
 
 /// What makes a path mean different things to different servers, plus ordinary segments.
+#[rustfmt::skip]
 const PATH_PIECES: &[&str] = &[
-    "/",
-    "/",
-    "/",
-    "//",
-    ".",
-    "..",
-    "./",
-    "../",
-    "%2e",
-    "%2E",
-    "%2e%2e",
-    ".%2E",
-    "%2f",
-    "%2F",
-    "%5c",
-    "%5C",
-    "\\",
-    ";",
-    "%3b",
-    "%3B",
-    "?",
-    "#",
-    "%",
-    "%%",
-    "%2",
-    "%g0",
-    "%+f",
-    "%-1",
-    "%25",
-    "%252e",
-    "%00",
-    "%0a",
-    "%7f",
-    "%20",
-    " ",
-    "\t",
-    "%41",
-    "%7e",
-    "%7E",
-    "%5f",
-    "%2d",
-    "%c3%a9",
-    "%C3%A9",
-    "é",
-    "\u{2215}",
-    "\u{ff0f}",
-    "\u{0}",
-    "a",
-    "A",
-    "tools",
-    "execute-script",
-    "_vigie",
-    "app",
-    "x.y",
-    "~",
-    "-",
-    "_",
-    "@",
-    ":",
-    "*",
-    "+",
-    "=",
-    "&",
-    "'",
-    "\"",
-    "{",
-    "}",
-    "|",
+    "/", "/", "/", "//", ".", "..", "./", "../", "%2e", "%2E", "%2e%2e", ".%2E", "%2f", "%2F",
+    "%5c", "%5C", "\\", ";", "%3b", "%3B", "?", "#", "%", "%%", "%2", "%g0", "%+f", "%-1", "%25",
+    "%252e", "%00", "%0a", "%7f", "%20", " ", "\t", "%41", "%7e", "%7E", "%5f", "%2d", "%c3%a9",
+    "%C3%A9", "é", "\u{2215}", "\u{ff0f}", "\u{0}", "a", "A", "tools", "execute-script", "_vigie",
+    "app", "x.y", "~", "-", "_", "@", ":", "*", "+", "=", "&", "'", "\"", "{", "}", "|",
 ];
 
 /// A path spelled from `PATH_PIECES`, usually (not always) starting with `/`, or a path of
@@ -265,7 +203,7 @@ proptest! {
 // The guard: the path the gate, the policy and the upstream see
 
 /// A configuration that accepts the host `viewer.test` (files are not read by `from_yaml`).
-fn guard_config() -> Arc<Config> {
+static GUARD_CONFIG: LazyLock<Arc<Config>> = LazyLock::new(|| {
     let yaml = "server_name: viewer.test\nlisten:\n  https: \"127.0.0.1:0\"\n\
                 tls:\n  cert_file: none.crt\n  key_file: none.key\n\
                 upstream:\n  url: \"http://127.0.0.1:9\"\n";
@@ -273,7 +211,7 @@ fn guard_config() -> Arc<Config> {
         Ok((config, _)) => Arc::new(config),
         Err(e) => panic!("{e}"),
     }
-}
+});
 
 /// What the service behind the guard received.
 #[derive(Clone)]
@@ -329,7 +267,7 @@ proptest! {
             activity: Arc::new(Activity::default()),
             forwarded: Arc::new(ClientForwarding::new(peer)),
         };
-        let mut guard = GuardLayer::new(guard_config(), conn).layer(Behind);
+        let mut guard = GuardLayer::new(GUARD_CONFIG.clone(), conn).layer(Behind);
         let req = Request::get(uri.clone())
             .header("host", "viewer.test")
             .body(())
@@ -357,46 +295,12 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Authorities
 
+#[rustfmt::skip]
 const AUTHORITY_PIECES: &[&str] = &[
-    "viewer.test",
-    "localhost",
-    "a",
-    "-",
-    ".",
-    "1.2.3.4",
-    ":",
-    ":",
-    "::",
-    "::1",
-    "[",
-    "]",
-    "[::1]",
-    "[fe80::1%25eth0]",
-    "[::ffff:1.2.3.4]",
-    "0",
-    "8443",
-    "443",
-    "0443",
-    "65535",
-    "65536",
-    "99999",
-    "000000",
-    ";",
-    ",",
-    "\"",
-    " ",
-    "\t",
-    "\0",
-    "\r\n",
-    "@",
-    "%",
-    "/",
-    "?",
-    "#",
-    "é",
-    "\u{ff0e}",
-    "proto=http",
-    "_",
+    "viewer.test", "localhost", "a", "-", ".", "1.2.3.4", ":", ":", "::", "::1", "[", "]", "[::1]",
+    "[fe80::1%25eth0]", "[::ffff:1.2.3.4]", "0", "8443", "443", "0443", "65535", "65536", "99999",
+    "000000", ";", ",", "\"", " ", "\t", "\0", "\r\n", "@", "%", "/", "?", "#", "é", "\u{ff0e}",
+    "proto=http", "_",
 ];
 
 /// Authorities spelled from `AUTHORITY_PIECES`, or a plausible host and port.
@@ -529,69 +433,14 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // `next=` after sign-in
 
+#[rustfmt::skip]
 const NEXT_PIECES: &[&str] = &[
-    "/",
-    "/",
-    "/",
-    "//",
-    "\\",
-    "/\\",
-    "\\/",
-    "%2f",
-    "%2F",
-    "%5c",
-    "%2e",
-    "%2E",
-    ".",
-    "..",
-    "./",
-    "../",
-    "%2e%2e",
-    ".%2e",
-    "@",
-    ":",
-    "https:",
-    "http:",
-    "javascript:",
-    "data:",
-    "HTTPS://",
-    "\t",
-    "\n",
-    "\r",
-    " ",
-    "\u{0}",
-    "\u{b}",
-    "\u{c}",
-    "%09",
-    "%0a",
-    "%00",
-    "evil.test",
-    "viewer.test",
-    "viewer.test.evil.test",
-    "_vigie",
-    "%5fvigie",
-    "%5Fvigie",
-    "_VIGIE",
-    "login",
-    "?",
-    "#",
-    "&",
-    "=",
-    "next=",
-    "é",
-    "\u{3002}",
-    "\u{ff0f}",
-    "\u{2215}",
-    "\u{200b}",
-    "\u{fe68}",
-    "%E3%80%82",
-    "[",
-    "]",
-    "::1",
-    "8443",
-    "a",
-    "app",
-    "x",
+    "/", "/", "/", "//", "\\", "/\\", "\\/", "%2f", "%2F", "%5c", "%2e", "%2E", ".", "..", "./",
+    "../", "%2e%2e", ".%2e", "@", ":", "https:", "http:", "javascript:", "data:", "HTTPS://", "\t",
+    "\n", "\r", " ", "\u{0}", "\u{b}", "\u{c}", "%09", "%0a", "%00", "evil.test", "viewer.test",
+    "viewer.test.evil.test", "_vigie", "%5fvigie", "%5Fvigie", "_VIGIE", "login", "?", "#", "&",
+    "=", "next=", "é", "\u{3002}", "\u{ff0f}", "\u{2215}", "\u{200b}", "\u{fe68}", "%E3%80%82",
+    "[", "]", "::1", "8443", "a", "app", "x",
 ];
 
 fn next_value() -> BoxedStrategy<String> {
@@ -657,37 +506,10 @@ const SIZE_UNITS: &[(&str, u64)] = &[
     ("tb", 1_000_000_000_000),
 ];
 
+#[rustfmt::skip]
 const UNIT_PIECES: &[&str] = &[
-    "0",
-    "1",
-    "9",
-    "99999999999999999999",
-    "_",
-    " ",
-    "\t",
-    "-",
-    "+",
-    ".",
-    "e",
-    "ms",
-    "s",
-    "m",
-    "h",
-    "d",
-    "w",
-    "y",
-    "us",
-    "ns",
-    "KiB",
-    "kib",
-    "k",
-    "MB",
-    "TiB",
-    "B",
-    "\u{0}",
-    "é",
-    "٣",
-    "\u{a0}",
+    "0", "1", "9", "99999999999999999999", "_", " ", "\t", "-", "+", ".", "e", "ms", "s", "m", "h",
+    "d", "w", "y", "us", "ns", "KiB", "kib", "k", "MB", "TiB", "B", "\u{0}", "é", "٣", "\u{a0}",
     "１",
 ];
 
@@ -960,105 +782,20 @@ const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzYWx0$\
                     aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
 
 /// Values the real keys take, values they should not, and YAML's own syntax.
+#[rustfmt::skip]
 const TEXTS: &[&str] = &[
-    "",
-    "~",
-    "null",
-    "0",
-    "-1",
-    "1.5",
-    "true",
-    "no",
-    "\"\"",
-    "''",
-    "viewer.test",
-    "viewer.example.org",
-    "VIEWER.TEST",
-    "https://viewer.test/",
-    "a..b",
-    "-a",
-    "[::1]:443",
-    "\"0.0.0.0:8443\"",
-    "\"127.0.0.1:9901\"",
-    "\"[::]:0\"",
-    "\"127.0.0.1:0\"",
-    "8443",
-    "\"http://127.0.0.1:8042\"",
-    "\"http://127.0.0.1:8443\"",
-    "https://x",
-    "http://u:pw@h",
-    "http://h/p?q",
-    "ftp://h",
-    "15m",
-    "0s",
-    "1h 30m",
-    "500ms",
-    "30",
-    "99999999999999999999h",
-    "16KiB",
-    "8KiB",
-    "1MiB",
-    "2MiB",
-    "99999999999TiB",
-    "12 parsecs",
-    "totp",
-    "off",
-    "\"1.2\"",
-    "\"1.3\"",
-    "1.0",
-    "json",
-    "text",
-    "auto",
-    "info",
-    "debug,hyper=warn",
-    "[{",
-    "a=b[c{d}]",
-    "dr.martin",
-    "a b",
-    "admin",
-    "doctor",
-    "\"*\"",
-    "GET",
-    "get",
-    "DELETE",
-    "B@D",
-    "/",
-    "/tools/",
-    "/tools/execute-script",
-    "/studies/*/modify",
-    "/a*",
-    "/../x",
-    "/%2e",
-    "x",
-    "GEZDGNBV",
-    "!!!",
-    "/tmp/vigie-proptest-state",
-    "!!binary aGk=",
-    "!!str 1",
-    "&a x",
-    "*a",
-    "*b",
-    "{",
-    "[",
-    "]",
-    "}",
-    "- x",
-    "|",
-    ">",
-    "#",
-    "%YAML 1.2",
-    "---",
-    "...",
-    "? x",
-    ": x",
-    "'q",
-    "\"q",
-    "\\",
-    "é",
-    "\u{0}",
-    "\u{feff}",
-    "\t",
-    "<<: *a",
+    "", "~", "null", "0", "-1", "1.5", "true", "no", "\"\"", "''", "viewer.test",
+    "viewer.example.org", "VIEWER.TEST", "https://viewer.test/", "a..b", "-a", "[::1]:443",
+    "\"0.0.0.0:8443\"", "\"127.0.0.1:9901\"", "\"[::]:0\"", "\"127.0.0.1:0\"", "8443",
+    "\"http://127.0.0.1:8042\"", "\"http://127.0.0.1:8443\"", "https://x", "http://u:pw@h",
+    "http://h/p?q", "ftp://h", "15m", "0s", "1h 30m", "500ms", "30", "99999999999999999999h",
+    "16KiB", "8KiB", "1MiB", "2MiB", "99999999999TiB", "12 parsecs", "totp", "off", "\"1.2\"",
+    "\"1.3\"", "1.0", "json", "text", "auto", "info", "debug,hyper=warn", "[{", "a=b[c{d}]",
+    "dr.martin", "a b", "admin", "doctor", "\"*\"", "GET", "get", "DELETE", "B@D", "/", "/tools/",
+    "/tools/execute-script", "/studies/*/modify", "/a*", "/../x", "/%2e", "x", "GEZDGNBV", "!!!",
+    "/tmp/vigie-proptest-state", "!!binary aGk=", "!!str 1", "&a x", "*a", "*b", "{", "[", "]",
+    "}", "- x", "|", ">", "#", "%YAML 1.2", "---", "...", "? x", ": x", "'q", "\"q", "\\", "é",
+    "\u{0}", "\u{feff}", "\t", "<<: *a",
 ];
 
 /// Mostly quoted strings (JSON strings are YAML double-quoted scalars), so that most files
@@ -1298,6 +1035,27 @@ proptest! {
     #[test]
     fn config_near_valid(text in near_valid()) {
         check_outcome(&text, Config::from_yaml(&text))?;
+    }
+
+    /// Deep nesting (flow or block, under a key that takes a list or at the top) and many
+    /// aliases give an error (these files lack the required keys), never a stack overflow.
+    #[test]
+    fn config_deep_or_aliased(
+        key in select(&["", "access:\n", "server_aliases:\n", "auth:\n  users:\n"][..]),
+        opener in select(&["[", "{a: ", "- ", "[{a: [", "? "][..]),
+        depth in 1usize..5000,
+        aliases in any::<bool>(),
+    ) {
+        let mut text = format!("{key}{}", opener.repeat(depth));
+        if aliases {
+            // One anchored rule repeated: the typed loader leaves no room for nested expansion.
+            let roles = ["doctor"; 10].join(", ");
+            text = format!("access:\n  - &r {{path: /, roles: [{roles}]}}\n");
+            text.push_str(&"  - *r\n".repeat(depth % 64));
+        }
+        let outcome = Config::from_yaml(&text);
+        prop_assert!(outcome.is_err(), "{}", text);
+        check_outcome(&text, outcome)?;
     }
 
     /// Any `auth.users_file` contents give accounts or errors naming `auth.users_file`, never
