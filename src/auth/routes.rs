@@ -86,9 +86,25 @@ pub fn safe_next(raw: &str) -> String {
         && raw.len() <= 2048
         && !raw.contains('\\')
         && raw.bytes().all(|b| b.is_ascii_graphic())
-        && !raw.starts_with("/_vigie/")
-        && raw.parse::<http::uri::PathAndQuery>().is_ok();
+        && raw.parse::<http::uri::PathAndQuery>().is_ok()
+        && !moves_or_reaches_vigie(raw);
     if ok { raw.to_owned() } else { "/".into() }
+}
+
+/// Whether the path of `next`, with every escape decoded, has a `.` or `..` segment (a browser
+/// resolves them, `%2e` included, before it asks: `/x/../_vigie/login`) or starts with the
+/// gateway's own `_vigie` segment (the guard decodes `/%5Fvigie/` into `/_vigie/`). A `next`
+/// the gate wrote is a normalised path and has neither.
+fn moves_or_reaches_vigie(next: &str) -> bool {
+    let path = next.split(['?', '#']).next().unwrap_or_default();
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+    let mut segments = decoded.split(|&b| b == b'/').filter(|s| !s.is_empty());
+    let first = segments.next();
+    first == Some(b"_vigie".as_slice())
+        || first
+            .into_iter()
+            .chain(segments)
+            .any(|s| s == b"." || s == b"..")
 }
 
 fn redirect(to: &str) -> Response<Body> {
@@ -365,6 +381,13 @@ mod tests {
             "evil.example",
             "/a\nb",
             "/_vigie/login",
+            // Found by tests/properties.rs: the browser or the guard turns these into /_vigie/.
+            "/%5fvigie/",
+            "/%5Fvigie/login",
+            "/./_vigie/login",
+            "/x/../_vigie/login",
+            "/x/%2e%2E/_vigie/logout",
+            "/x/.%2e/_vigie/logout",
             "",
             "/\u{0}",
         ] {

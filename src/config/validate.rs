@@ -34,7 +34,9 @@ pub(super) fn from_yaml(text: &str) -> Result<(Config, Vec<Problem>), ConfigErro
         let path = if path.is_empty() { ".".into() } else { path };
         ConfigError::Invalid(vec![Problem::error(
             &path,
-            e.to_string(),
+            // Without the quoted source lines: they may hold a password or a TOTP secret, and
+            // these problems reach the log on a reload.
+            e.without_snippet().to_string(),
             "fix this line; every key is described in config/vigie.example.yaml",
         )])
     })?;
@@ -279,7 +281,7 @@ impl Validator {
             }
             Err(e) => self.error(
                 "auth.users_file",
-                format!("{}: {e}", path.display()),
+                format!("{}: {}", path.display(), e.without_snippet()),
                 "the file is a YAML list of users with the same keys as auth.users",
             ),
         }
@@ -1075,6 +1077,29 @@ limits:
         let (_, w) = from_yaml(&yaml).unwrap();
         let p: Vec<_> = w.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(p, ["listen.admin", "upstream.pool_idle_timeout"]);
+    }
+
+    #[test]
+    fn yaml_errors_do_not_quote_secrets() {
+        // Found by tests/properties.rs (config_from_any_tree, users_file_from_anything): the
+        // YAML parser's message quoted the lines around the error, secrets included.
+        let yaml = "upstream:\n  credentials:\n    username: {\n    password: Sekr3t-Marker\n";
+        let p = problems(yaml);
+        assert_eq!(p[0].path, "upstream.credentials.username");
+        assert!(p[0].message.contains("line 3"), "{}", p[0].message);
+        assert!(!p[0].message.contains("Sekr3t"), "{}", p[0].message);
+
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users.yaml");
+        std::fs::write(&users, "-\n  username: *a\n  totp_secret: Sekr3t-Marker\n").unwrap();
+        let yaml = format!(
+            "{BASE}auth:\n  users_file: {:?}\n",
+            users.display().to_string()
+        );
+        let p = problems(&yaml);
+        assert_eq!(p[0].path, "auth.users_file");
+        assert!(p[0].message.contains("line 2"), "{}", p[0].message);
+        assert!(!p[0].message.contains("Sekr3t"), "{}", p[0].message);
     }
 
     #[test]

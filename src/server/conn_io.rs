@@ -429,6 +429,10 @@ impl HeadScan {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::test_runner::Config as ProptestConfig;
+
     use super::HeadScan;
 
     fn scan(chunks: &[&[u8]]) -> bool {
@@ -452,5 +456,135 @@ mod tests {
             b"POST / HTTP/1.1\r\nTransfer-Encodingx: a\r\nContent-Length: 1\r\n\r\n"
         ]));
         assert!(!scan(&[b"GET /content-length:transfer-encoding: HTTP/1.1\r\nX-Content-Length-And-Transfer-Encoding: 1\r\n\r\n"]));
+    }
+
+    /// The answer of a plain reading of the head: lines up to the first blank line after the
+    /// request line (blank lines before it are skipped), header names compared ignoring case.
+    /// `\r` is dropped wherever it is, as the scanner does: hyper refuses a head with a stray
+    /// `\r`, so only its place before `\n` matters.
+    fn model(bytes: &[u8]) -> bool {
+        let text: Vec<u8> = bytes.iter().copied().filter(|&b| b != b'\r').collect();
+        let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        // The last piece has no newline after it: not a line yet.
+        lines.pop();
+        let mut lines = lines.into_iter().skip_while(|l| l.is_empty());
+        if lines.next().is_none() {
+            return false;
+        }
+        let (mut cl, mut te) = (false, false);
+        for line in lines {
+            if line.is_empty() {
+                return cl && te;
+            }
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
+                let name = &line[..colon];
+                cl |= name.eq_ignore_ascii_case(b"content-length");
+                te |= name.eq_ignore_ascii_case(b"transfer-encoding");
+            }
+        }
+        false
+    }
+
+    /// Feeds `bytes` cut at `cuts` (positions, any order); returns how many feeds said true.
+    fn feed_cut(bytes: &[u8], cuts: &[usize]) -> usize {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        at.push(0);
+        at.push(bytes.len());
+        at.sort_unstable();
+        let mut s = HeadScan::default();
+        at.windows(2).filter(|w| s.feed(&bytes[w[0]..w[1]])).count()
+    }
+
+    /// Header lines and line ends that the scanner must read right, and near misses.
+    fn head() -> impl Strategy<Value = Vec<u8>> {
+        let name = select(
+            &[
+                "Content-Length",
+                "content-length",
+                "CONTENT-LENGTH",
+                "Content-Lengt",
+                "Content-Lengthx",
+                "Transfer-Encoding",
+                "transfer-encoding",
+                "TRANSFER-ENCODING",
+                "Transfer-Encodin",
+                "Transfer-Encodingx",
+                "X-Transfer-Encoding",
+                " Content-Length",
+                "Content-Length ",
+                "Host",
+                "Cookie",
+                "",
+                ":",
+                "a",
+            ][..],
+        );
+        let sep = select(&[": ", ":", " : ", ":\t", "", "::"][..]);
+        let value = "[ -~]{0,40}";
+        let eol = select(&["\r\n", "\r\n", "\n", "\r\r\n", "\r", ""][..]);
+        let line = (name, sep, value, eol.clone())
+            .prop_map(|(n, s, v, e)| format!("{n}{s}{v}{e}").into_bytes());
+        (
+            prop::collection::vec(eol.clone(), 0..3),
+            "(GET|POST) /[ -~]{0,30} HTTP/1.1",
+            eol.clone(),
+            prop::collection::vec(line, 0..8),
+            eol,
+            prop::collection::vec(any::<u8>(), 0..40),
+        )
+            .prop_map(|(before, request, eol, lines, end, body)| {
+                let mut h = before.concat().into_bytes();
+                h.extend_from_slice(request.as_bytes());
+                h.extend_from_slice(eol.as_bytes());
+                h.extend(lines.concat());
+                h.extend_from_slice(end.as_bytes());
+                h.extend(body);
+                h
+            })
+    }
+
+    /// Any bytes, leaning on the ones the scanner reads.
+    fn any_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            prop::collection::vec(
+                select(&[b'\r', b'\n', b':', b' ', b'c', b'C', b't', b'-', b'x'][..]),
+                0..200
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(cases(3000))]
+
+        /// A head scanned in pieces cut anywhere gives the answer of the same head scanned
+        /// whole and of the plain reading in `model`, and says so at most once.
+        #[test]
+        fn scan_agrees_with_model_across_reads(
+            bytes in prop_oneof![3 => head(), 1 => any_bytes()],
+            cuts in prop::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let whole = feed_cut(&bytes, &[]);
+            let cut = feed_cut(&bytes, &cuts);
+            prop_assert!(whole <= 1 && cut <= 1);
+            prop_assert_eq!(whole == 1, model(&bytes), "{:?}", String::from_utf8_lossy(&bytes));
+            prop_assert_eq!(cut, whole, "{:?}", String::from_utf8_lossy(&bytes));
+        }
+
+        /// Byte by byte, the slowest reads a client can force, changes nothing either.
+        #[test]
+        fn scan_byte_by_byte(bytes in prop_oneof![3 => head(), 1 => any_bytes()]) {
+            let every: Vec<usize> = (0..bytes.len()).collect();
+            prop_assert_eq!(feed_cut(&bytes, &every) == 1, model(&bytes));
+        }
+    }
+
+    /// `cases` unless `PROPTEST_CASES` is set (for the occasional long run).
+    fn cases(cases: u32) -> ProptestConfig {
+        let mut config = ProptestConfig::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = cases;
+        }
+        config
     }
 }
