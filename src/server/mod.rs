@@ -606,6 +606,11 @@ fn reload_accounts(shared: &Shared) {
     let Some(source) = &shared.config.source else {
         return;
     };
+    // Keys first: "accounts reloaded" then means that everything read here is in force (a
+    // script waiting for the line must not race the key change).
+    if let Err(e) = shared.auth.reload_keys(&shared.config.state_dir) {
+        error!(error = %e, "session keys not reloaded");
+    }
     match Config::load(source) {
         Ok((fresh, _)) => match shared.auth.set_users(&fresh.auth) {
             Ok(revoked) => info!(users = fresh.auth.users.len(), revoked, "accounts reloaded"),
@@ -615,9 +620,6 @@ fn reload_accounts(shared: &Shared) {
             problems = %e,
             "configuration not reloaded: it has errors; the running accounts are kept"
         ),
-    }
-    if let Err(e) = shared.auth.reload_keys(&shared.config.state_dir) {
-        error!(error = %e, "session keys not reloaded");
     }
 }
 
