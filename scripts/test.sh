@@ -5,7 +5,7 @@
 # (scripts/docker-check.sh), then the TLS scanners against a running gateway.
 #   scripts/test.sh                   everything
 #   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~70 s scanner run
-#   SKIP_E2E=1 scripts/test.sh        without the real-Orthanc suite (~25 s, installs Orthanc)
+#   SKIP_E2E=1 scripts/test.sh        without the real-Orthanc suite (~1 min, installs Orthanc)
 # On a fresh Debian machine it first installs what it needs (apt-get, as root; npm and PyPI
 # packages into the project's own folders): only the Rust toolchain must be there.
 set -euo pipefail
