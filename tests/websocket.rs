@@ -232,7 +232,15 @@ async fn sign_out_ends_the_sessions_tunnels_only() {
     let mut kept = open_tunnel(&certs, gw.https, &other).await;
     assert_eq!(open_tunnels(&gw).await, "vigie_open_websocket_tunnels 2");
     sign_out(&certs, &gw, &gw.cookie).await;
-    wait_for_end(&mut ws, Duration::from_secs(5)).await;
+    // Nothing in flight: the client is told why, with a close frame (1008, policy violation).
+    let closed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the tunnel outlived its session by 5 s");
+    match closed {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1008),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    wait_for_end(&mut ws, Duration::from_secs(2)).await;
     // Another session, even with a tunnel of its own, is not affected.
     assert_flows(&mut kept).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
