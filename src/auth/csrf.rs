@@ -77,7 +77,8 @@ fn is_own_origin(origin: &[u8], host: &str) -> bool {
     }
 }
 
-/// `host[:port]` (IPv6 in brackets) split strictly, the port defaulting to 443.
+/// `host[:port]` (IPv6 in brackets) split strictly, the port defaulting to 443 (digits without
+/// a leading zero, as browsers write them).
 fn host_and_port(authority: &str) -> Option<(&str, u16)> {
     let (name, port) = match authority.strip_prefix('[') {
         Some(rest) => {
@@ -107,7 +108,12 @@ fn host_and_port(authority: &str) -> Option<(&str, u16)> {
     let port = match port.strip_prefix(':') {
         None if port.is_empty() => 443,
         None => return None,
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+        Some(p)
+            if !p.is_empty()
+                && p.len() <= 5
+                && !p.starts_with('0')
+                && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             p.parse().ok()?
         }
         Some(_) => return None,
@@ -319,6 +325,88 @@ mod tests {
             &ws(&[("origin", "https://viewer.example:443")]),
             "viewer.example:8443"
         ));
+    }
+
+    /// Every combination of scheme, host, port and trailer against a few request authorities,
+    /// judged by a plain model: same scheme `https`, same host in any case, same port (443 when
+    /// not written), nothing else.
+    #[test]
+    fn upgrade_origins_against_a_model() {
+        let schemes = ["https://", "HTTPS://", "http://", "wss://", ""];
+        let names = [
+            "viewer.example",
+            "VIEWER.example",
+            "pacs.viewer.example",
+            "viewer.example.evil",
+            "viewer.exampl",
+            "[::1]",
+            "[::2]",
+        ];
+        let ports = [
+            ("", Some(443)),
+            (":443", Some(443)),
+            (":8443", Some(8443)),
+            (":9443", Some(9443)),
+            (":0443", None),
+            (":", None),
+            (":65536", None),
+            (":8443:8443", None),
+        ];
+        let trailers = ["", "/", ".", " ", "@evil.example", "\\"];
+        let hosts = [
+            ("viewer.example", "viewer.example", 443),
+            ("viewer.example:443", "viewer.example", 443),
+            ("Viewer.Example:8443", "viewer.example", 8443),
+            ("[::1]:8443", "[::1]", 8443),
+            ("[::1]", "[::1]", 443),
+        ];
+        let mut accepted = 0;
+        for (host, host_name, host_port) in hosts {
+            for scheme in schemes {
+                for name in names {
+                    for (port, port_value) in ports {
+                        for trailer in trailers {
+                            let origin = format!("{scheme}{name}{port}{trailer}");
+                            let headers = h(&[("upgrade", "websocket"), ("origin", &origin)]);
+                            let ours = scheme.eq_ignore_ascii_case("https://")
+                                && name.eq_ignore_ascii_case(host_name)
+                                && port_value == Some(host_port)
+                                && trailer.is_empty();
+                            assert_eq!(
+                                !is_cross_site(&Method::GET, &headers, host),
+                                ours,
+                                "Origin {origin:?} for {host}"
+                            );
+                            accepted += usize::from(ours);
+                        }
+                    }
+                }
+            }
+        }
+        // Each authority accepts 2 spellings of the scheme x 1 or 2 of the name x 1 or 2 of
+        // the port (443 written or not): the model is not vacuous.
+        assert_eq!(accepted, 8 + 8 + 4 + 2 + 4);
+    }
+
+    proptest::proptest! {
+        /// Whatever the two values, nothing panics, and an upgrade passes only when the Origin
+        /// is `https://` + the authority, in any case, give or take `:443`.
+        #[test]
+        fn only_the_own_origin_passes(origin in "[ -~]{0,40}", host in "[ -~]{0,30}") {
+            let Ok(value) = HeaderValue::from_str(&origin) else {
+                return Ok(());
+            };
+            let mut headers = h(&[("upgrade", "websocket")]);
+            headers.insert(header::ORIGIN, value);
+            if !is_cross_site(&Method::GET, &headers, &host) {
+                let (o, h) = (origin.to_ascii_lowercase(), host.to_ascii_lowercase());
+                let own = format!("https://{h}");
+                proptest::prop_assert!(
+                    o == own || o == format!("{own}:443") || format!("{o}:443") == own,
+                    "{origin:?} passed for {host:?}"
+                );
+            }
+        }
     }
 
     #[test]
