@@ -352,6 +352,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any sequence of frames, delivered in pieces cut anywhere: after each piece the
+        /// tracker is at a boundary exactly when the bytes so far end a frame.
+        #[test]
+        fn boundaries_match_the_frame_ends(
+            frames in proptest::collection::vec((0usize..70_000, proptest::bool::ANY), 0..6),
+            cuts in proptest::collection::vec(0usize..400_000, 0..12),
+        ) {
+            let mut stream = Vec::new();
+            let mut ends = vec![0];
+            for (len, masked) in frames {
+                stream.extend(header(len, masked));
+                stream.resize(stream.len() + len, 0x81);
+                ends.push(stream.len());
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.push(stream.len());
+            cuts.sort_unstable();
+            let (mut f, mut fed) = (Frames::default(), 0);
+            for cut in cuts {
+                f.feed(&stream[fed..cut]);
+                fed = cut;
+                proptest::prop_assert_eq!(f.at_boundary(), ends.contains(&cut), "at {}", cut);
+            }
+        }
+    }
+
     #[test]
     fn the_largest_lengths_do_not_overflow() {
         let mut f = Frames::default();
