@@ -37,6 +37,7 @@ pub struct Metrics {
     by_class: [Counter; 5],
     latency: LatencyHistogram,
     open_connections: Gauge,
+    open_tunnels: Gauge,
     handshake_failures: Counter,
     upstream_errors: [Counter; 3],
     cert_expiry: Gauge<i64, AtomicI64>,
@@ -74,6 +75,12 @@ impl Metrics {
             "open_connections",
             "Client connections currently open on the HTTPS listener",
             open_connections.clone(),
+        );
+        let open_tunnels = Gauge::default();
+        registry.register(
+            "open_websocket_tunnels",
+            "WebSocket tunnels currently open (each also holds one client connection)",
+            open_tunnels.clone(),
         );
         let handshake_failures = Counter::default();
         registry.register(
@@ -119,6 +126,7 @@ impl Metrics {
             by_class,
             latency,
             open_connections,
+            open_tunnels,
             handshake_failures,
             upstream_errors,
             cert_expiry,
@@ -157,6 +165,12 @@ impl Metrics {
         self.open_connections.dec();
     }
 
+    /// Counts a WebSocket tunnel as open until the returned value is dropped.
+    pub fn tunnel_opened(&self) -> OpenTunnel {
+        self.open_tunnels.inc();
+        OpenTunnel(self.open_tunnels.clone())
+    }
+
     pub fn handshake_failed(&self) {
         self.handshake_failures.inc();
     }
@@ -179,6 +193,16 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// An open WebSocket tunnel, counted until dropped.
+#[derive(Debug)]
+pub struct OpenTunnel(Gauge);
+
+impl Drop for OpenTunnel {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -253,6 +277,9 @@ mod tests {
         m.request_done(502, Duration::from_secs(2));
         m.upstream_error(UpstreamError::Timeout);
         m.connection_opened();
+        let tunnel = m.tunnel_opened();
+        let _still_open = m.tunnel_opened();
+        drop(tunnel);
         let text = m.render();
         for want in [
             "vigie_requests_total{class=\"2xx\"} 1",
@@ -261,6 +288,7 @@ mod tests {
             "vigie_request_duration_seconds_count 2",
             "vigie_upstream_errors_total{kind=\"timeout\"} 1",
             "vigie_open_connections 1",
+            "vigie_open_websocket_tunnels 1",
             "vigie_certificate_expiry_seconds",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");

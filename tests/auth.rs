@@ -961,11 +961,17 @@ async fn no_session_means_sign_in_for_pages_and_401_for_the_rest() {
     ] {
         assert_eq!(req.send().await.unwrap().status(), 401);
     }
-    // A WebSocket handshake without a session.
+    // A WebSocket handshake without a session (from a page of the gateway's own origin).
     let tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
-    let req = format!("wss://viewer.test:{}/ws", gw.https.port())
+    let mut req = format!("wss://viewer.test:{}/ws", gw.https.port())
         .into_client_request()
         .unwrap();
+    req.headers_mut().insert(
+        "origin",
+        format!("https://viewer.test:{}", gw.https.port())
+            .parse()
+            .unwrap(),
+    );
     match tokio_tungstenite::client_async(req, tls).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
         other => panic!("websocket without session: {other:?}"),

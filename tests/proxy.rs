@@ -204,6 +204,13 @@ fn ws_request(gw: &Gw) -> tokio_tungstenite::tungstenite::handshake::client::Req
         .unwrap();
     req.headers_mut()
         .insert("cookie", gw.cookie.parse().unwrap());
+    // What a browser sends for a page of the gateway's own origin.
+    req.headers_mut().insert(
+        "origin",
+        format!("https://viewer.test:{}", gw.https.port())
+            .parse()
+            .unwrap(),
+    );
     req
 }
 

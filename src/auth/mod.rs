@@ -1,6 +1,15 @@
 //! Sign-in: accounts from the configuration, password + TOTP verification with brute-force
 //! throttling, revocable sessions carried by a signed cookie, and the gateway's own pages.
 //! The per-request check ([`Auth::authenticate`]) does no I/O and takes no lock.
+//!
+//! A connection that outlives the request that opened it (a WebSocket tunnel) keeps the
+//! [`SessionLease`] it was admitted with and asks [`Auth::session_standing`] again and again
+//! whether the session would still admit a request: same store record, same account, same
+//! keys, same timeouts. The session's activity, for the idle timeout, is the latest activity
+//! time the gateway admitted or granted for it on any connection: the `act` of every admitted
+//! cookie and of every refreshed cookie it signs. That is what decides whether the browser's
+//! next request gets in; traffic inside a tunnel is not activity, since it cannot refresh the
+//! cookie.
 
 pub mod csrf;
 pub mod keys;
@@ -23,7 +32,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::config::{AuthSettings, Config, Secret, User};
-use crate::store::{SessionRecord, Store, StoreError};
+use crate::store::{LastActivity, SessionRecord, Store, StoreError};
 use keys::KeyRing;
 use session::{Claims, Tokens};
 
@@ -37,6 +46,80 @@ pub struct Identity {
     /// `X-Vigie-User` and `X-Vigie-Roles` for the upstream, built once per account.
     pub user_header: HeaderValue,
     pub roles_header: HeaderValue,
+    /// The session as this connection verified it, for what outlives the request.
+    pub session: Arc<SessionLease>,
+}
+
+/// The session a request was admitted with, as its connection verified it. What outlives the
+/// request (a WebSocket tunnel) keeps it to recheck the session: see [`SessionWatch`].
+pub struct SessionLease {
+    claims: Claims,
+    /// The cookie's token, verified again when the keys change.
+    token: Box<str>,
+    /// The key generation under which `token` was verified.
+    generation: u64,
+}
+
+impl std::fmt::Debug for SessionLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLease")
+            .field("user", &self.claims.sub)
+            .field("expires", &self.claims.exp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session being watched by a long-lived connection; see [`Auth::session_standing`].
+#[derive(Debug)]
+pub struct SessionWatch {
+    lease: Arc<SessionLease>,
+    /// The key generation under which the token was last found valid.
+    generation: u64,
+}
+
+impl SessionWatch {
+    pub fn new(lease: Arc<SessionLease>) -> SessionWatch {
+        let generation = lease.generation;
+        SessionWatch { lease, generation }
+    }
+
+    /// The account's name.
+    pub fn user(&self) -> &str {
+        &self.lease.claims.sub
+    }
+
+    /// Unix seconds: the session's absolute end.
+    pub fn expires(&self) -> u64 {
+        self.lease.claims.exp
+    }
+}
+
+/// Why a session that admitted a connection no longer would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The absolute lifetime has passed.
+    Expired,
+    /// No activity for the idle timeout.
+    Idle,
+    /// Signed out or revoked: the store no longer holds it.
+    Revoked,
+    /// The account is gone or disabled.
+    Account,
+    /// The key that signed its token is gone (`rotate-keys --end-all-sessions`).
+    Keys,
+}
+
+impl SessionEnd {
+    /// For log lines.
+    pub fn reason(self) -> &'static str {
+        match self {
+            SessionEnd::Expired => "session_expired",
+            SessionEnd::Idle => "session_idle",
+            SessionEnd::Revoked => "session_revoked",
+            SessionEnd::Account => "account_disabled",
+            SessionEnd::Keys => "keys_replaced",
+        }
+    }
 }
 
 /// An account as the request path needs it.
@@ -114,9 +197,7 @@ pub struct TokenCache(Mutex<Option<CachedToken>>);
 
 #[derive(Debug)]
 struct CachedToken {
-    token: Box<str>,
-    generation: u64,
-    claims: Arc<Claims>,
+    lease: Arc<SessionLease>,
     session_id: Arc<str>,
     /// The cookie with a fresh activity time, and when it was signed. It is sent once on the
     /// connection; a browser takes it at once, a client that ignores it gets the next one
@@ -124,21 +205,19 @@ struct CachedToken {
     refresh: Option<(HeaderValue, u64)>,
 }
 
-type Hit = (Arc<Claims>, Arc<str>, Option<(HeaderValue, u64)>);
+type Hit = (Arc<SessionLease>, Arc<str>, Option<(HeaderValue, u64)>);
 
 impl TokenCache {
     fn lookup(&self, token: &str, generation: u64) -> Option<Hit> {
         let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let c = guard.as_ref()?;
-        (c.generation == generation && &*c.token == token)
-            .then(|| (c.claims.clone(), c.session_id.clone(), c.refresh.clone()))
+        (c.lease.generation == generation && &*c.lease.token == token)
+            .then(|| (c.lease.clone(), c.session_id.clone(), c.refresh.clone()))
     }
 
-    fn store(&self, token: &str, generation: u64, claims: Arc<Claims>, session_id: Arc<str>) {
+    fn store(&self, lease: Arc<SessionLease>, session_id: Arc<str>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(CachedToken {
-            token: token.into(),
-            generation,
-            claims,
+            lease,
             session_id,
             refresh: None,
         });
@@ -273,12 +352,12 @@ impl Auth {
         let token = session::cookie_value(headers, session::COOKIE).ok_or(NoSession::Missing)?;
         let generation = self.key_generation.load(Ordering::Acquire);
         let cached = cache.lookup(token, generation);
-        let (claims, session_id, mut refresh) = match cached {
+        let (lease, session_id, mut refresh) = match cached {
             Some(hit) => hit,
             None => {
                 let tokens = self.tokens.load();
                 let claims = match tokens.verify(token) {
-                    Ok(c) => Arc::new(c),
+                    Ok(c) => c,
                     // An expired but otherwise genuine token: say so on the sign-in page.
                     Err(session::Refused::Invalid) if tokens.verify_ignoring_expiry(token) => {
                         return Err(NoSession::Expired);
@@ -286,28 +365,24 @@ impl Auth {
                     Err(_) => return Err(NoSession::Invalid),
                 };
                 let session_id: Arc<str> = claims.sid.as_str().into();
-                cache.store(token, generation, claims.clone(), session_id.clone());
-                (claims, session_id, None)
+                let lease = Arc::new(SessionLease {
+                    claims,
+                    token: token.into(),
+                    generation,
+                });
+                cache.store(lease.clone(), session_id.clone());
+                (lease, session_id, None)
             }
         };
+        let claims = &lease.claims;
         let now = now();
         let idle = self.settings.load().idle_timeout.as_secs();
         // `verify` tolerates a few seconds of clock skew; our own clock needs none.
         if now.saturating_sub(claims.act) > idle || claims.exp <= now {
             return Err(NoSession::Expired);
         }
-        let record = self
-            .store
-            .session(&claims.sid, now)
-            .ok_or(NoSession::Invalid)?;
-        if record.user != claims.sub {
-            return Err(NoSession::Invalid);
-        }
-        let accounts = self.accounts.load();
-        let account = accounts
-            .get(claims.sub.as_str())
-            .filter(|a| !a.disabled)
-            .ok_or(NoSession::Invalid)?;
+        let (record, account) = self.standing(claims, now).map_err(|_| NoSession::Invalid)?;
+        record.activity.advance(claims.act);
         let refresh_after = refresh_after(idle);
         if now.saturating_sub(claims.act) < refresh_after {
             refresh = None;
@@ -317,7 +392,7 @@ impl Auth {
         {
             let fresh = Claims {
                 act: now,
-                ..Claims::clone(&claims)
+                ..Claims::clone(claims)
             };
             refresh = self
                 .tokens
@@ -327,6 +402,8 @@ impl Auth {
                 .map(|c| (c, now));
             if let Some(r) = &refresh {
                 cache.store_refresh(r.clone());
+                // Granted: the browser's next request carries this time.
+                record.activity.advance(now);
             }
         } else {
             // Already sent on this connection within the interval.
@@ -339,9 +416,58 @@ impl Auth {
                 session_id,
                 user_header: account.user_header.clone(),
                 roles_header: account.roles_header.clone(),
+                session: lease,
             },
             refresh.map(|(c, _)| c),
         ))
+    }
+
+    /// The session's record and account, when both still admit it.
+    fn standing(
+        &self,
+        claims: &Claims,
+        now: u64,
+    ) -> Result<(Arc<SessionRecord>, Arc<Account>), SessionEnd> {
+        let record = self
+            .store
+            .session(&claims.sid, now)
+            .filter(|r| r.user == claims.sub)
+            .ok_or(SessionEnd::Revoked)?;
+        let account = self
+            .accounts
+            .load()
+            .get(claims.sub.as_str())
+            .filter(|a| !a.disabled)
+            .cloned()
+            .ok_or(SessionEnd::Account)?;
+        Ok((record, account))
+    }
+
+    /// Whether the session behind `watch` would still admit a request now: the checks of
+    /// [`Auth::authenticate_cached`], with the session's latest activity (module documentation)
+    /// in place of one cookie's. No I/O, no lock; the token's signature is verified again only
+    /// after the keys changed.
+    pub fn session_standing(&self, watch: &mut SessionWatch) -> Result<(), SessionEnd> {
+        let claims = &watch.lease.claims;
+        let now = now();
+        if claims.exp <= now {
+            return Err(SessionEnd::Expired);
+        }
+        // The generation is bumped after the new keys are in place: reading it first means
+        // the keys read next are at least as new.
+        let generation = self.key_generation.load(Ordering::Acquire);
+        if generation != watch.generation {
+            if self.tokens.load().verify(&watch.lease.token).is_err() {
+                return Err(SessionEnd::Keys);
+            }
+            watch.generation = generation;
+        }
+        let (record, _) = self.standing(claims, now)?;
+        let idle = self.settings.load().idle_timeout.as_secs();
+        if now.saturating_sub(record.activity.get().max(claims.act)) > idle {
+            return Err(SessionEnd::Idle);
+        }
+        Ok(())
     }
 
     /// Checks a sign-in attempt: throttling first, then password (always hashed, also for
@@ -408,6 +534,7 @@ impl Auth {
                 user: account.username.to_string(),
                 created: now,
                 expires: now + settings.absolute_timeout.as_secs(),
+                activity: LastActivity::new(now),
             };
             let (s, id, r) = (store.clone(), sid.clone(), rec.clone());
             let (uk, ik) = (user_key, ip_key);

@@ -2,7 +2,8 @@
 //! differently (request smuggling), request targets that are not origin-form, protocol switches
 //! to cleartext HTTP/2, oversized bodies, host names this gateway does not serve (421, so a
 //! browser that coalesced connections retries on its own), ambiguous path spellings (see
-//! `normalize`), and unsafe requests another site makes a browser send (see `auth::csrf`).
+//! `normalize`), and unsafe requests or protocol switches (WebSocket handshakes) another site
+//! makes a browser send (see `auth::csrf`).
 //! The request continues with its path normalised.
 
 use std::convert::Infallible;

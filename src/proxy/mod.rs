@@ -6,6 +6,7 @@
 pub mod headers;
 mod upgrade;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -17,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::auth::Identity;
+use crate::auth::{Auth, Identity};
 use crate::body::{Body, BodyFault, Progress};
 use crate::config::{Limits, Upstream};
 use crate::error_page;
@@ -36,6 +37,8 @@ pub struct Proxy {
     max_request_body: u64,
     body_idle_timeout: Duration,
     no_store: bool,
+    /// Tunnels recheck the session that opened them.
+    auth: Arc<Auth>,
 }
 
 /// Largest response head accepted from the upstream (then: 502). Orthanc's are under 1 KiB;
@@ -43,7 +46,7 @@ pub struct Proxy {
 const MAX_UPSTREAM_HEAD: usize = 64 * 1024;
 
 impl Proxy {
-    pub fn new(upstream: &Upstream, limits: &Limits, no_store: bool) -> Proxy {
+    pub fn new(upstream: &Upstream, limits: &Limits, no_store: bool, auth: Arc<Auth>) -> Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
@@ -66,6 +69,7 @@ impl Proxy {
             max_request_body: limits.max_request_body,
             body_idle_timeout: limits.body_idle_timeout,
             no_store,
+            auth,
         }
     }
 
@@ -195,7 +199,13 @@ impl Proxy {
 
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             return match client_upgrade {
-                Some(client) => upgrade::tunnel(client, res),
+                Some(client) => upgrade::tunnel(
+                    client,
+                    res,
+                    parts.extensions.get::<Identity>(),
+                    &self.auth,
+                    metrics,
+                ),
                 None => {
                     warn!(id, "upstream switched protocols without a client upgrade");
                     error_page::response(StatusCode::BAD_GATEWAY, version, true)

@@ -131,7 +131,12 @@ impl Gateway {
             .map_err(|e| ConfigError::Invalid(vec![Problem::error("tls", e.to_string(), "")]))?;
         let metrics = Metrics::new();
         metrics.set_cert_expiry(certs.current().info.not_after);
-        let proxy = Proxy::new(&config.upstream, &config.limits, config.no_store);
+        let proxy = Proxy::new(
+            &config.upstream,
+            &config.limits,
+            config.no_store,
+            auth.clone(),
+        );
         let (drain_tx, draining) = watch::channel(false);
         let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
         let per_client = per_client::PerClient::new(config.limits.max_connections_per_client);
@@ -420,7 +425,12 @@ async fn worker(
 ) -> bool {
     let cfg = &shared.config;
     // Each worker has its own upstream pool: its connections never leave its thread.
-    let proxy = Proxy::new(&cfg.upstream, &cfg.limits, cfg.no_store);
+    let proxy = Proxy::new(
+        &cfg.upstream,
+        &cfg.limits,
+        cfg.no_store,
+        shared.auth.clone(),
+    );
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(http_builder(cfg));
     let timeouts = ConnTimeouts {

@@ -4,10 +4,13 @@
 //!
 //! Embedded on local disk under `state_dir` (redb, one file, crash-safe transactions). Sessions
 //! are also kept in memory behind an atomically swapped map, so the per-request check takes no
-//! lock; every change is written to disk before it takes effect.
+//! lock; every change is written to disk before it takes effect. Each session also carries, in
+//! memory only, its latest activity time ([`LastActivity`]), which connections that outlive a
+//! request (WebSocket tunnels) read for the idle timeout.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -55,7 +58,47 @@ pub struct SessionRecord {
     pub created: u64,
     /// Unix seconds: the absolute end of the session.
     pub expires: u64,
+    /// The latest activity time this process admitted or granted for the session (memory
+    /// only: after a restart the cookie's own time is all there is).
+    #[serde(skip)]
+    pub activity: LastActivity,
 }
+
+/// Unix seconds, only ever moved forward; shared by every connection of a session.
+#[derive(Debug, Default)]
+pub struct LastActivity(AtomicU64);
+
+impl LastActivity {
+    pub fn new(at: u64) -> LastActivity {
+        LastActivity(AtomicU64::new(at))
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Moves the time forward to `at` (an older time changes nothing). A plain load first:
+    /// most requests carry a time already recorded, and a load does not contend.
+    pub fn advance(&self, at: u64) {
+        if self.get() < at {
+            self.0.fetch_max(at, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Clone for LastActivity {
+    fn clone(&self) -> LastActivity {
+        LastActivity::new(self.get())
+    }
+}
+
+impl PartialEq for LastActivity {
+    fn eq(&self, other: &LastActivity) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for LastActivity {}
 
 /// Sign-in failures for one account or one client address.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -313,6 +356,7 @@ mod tests {
             user: user.into(),
             created: 1,
             expires,
+            activity: LastActivity::new(1),
         }
     }
 
