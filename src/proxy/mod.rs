@@ -4,6 +4,7 @@
 //! keep-alive connections after 1 s, and a request can race that close.
 
 pub mod headers;
+pub mod limit;
 mod upgrade;
 
 use std::time::Duration;
@@ -23,11 +24,12 @@ use crate::error_page;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::middleware::request_id::RequestId;
 use crate::server::ConnInfo;
+use limit::{LimitedConnector, Slots};
 
 /// The upstream client and what it needs to rewrite requests.
 #[derive(Clone, Debug)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+    client: Client<LimitedConnector, Body>,
     /// `Authorization` for the upstream (its own credentials, which browsers never see).
     credentials: Option<HeaderValue>,
     authority: http::uri::Authority,
@@ -37,7 +39,15 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(upstream: &Upstream, max_request_body: u64, no_store: bool) -> Proxy {
+    /// A client whose connections count against `slots` (shared by every `Proxy` of a gateway)
+    /// and whose pool keeps at most `max_idle` idle connections (0: none).
+    pub fn new(
+        upstream: &Upstream,
+        max_request_body: u64,
+        no_store: bool,
+        slots: Slots,
+        max_idle: usize,
+    ) -> Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
@@ -45,12 +55,12 @@ impl Proxy {
         connector.enforce_http(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(upstream.pool_idle_timeout)
-            .pool_max_idle_per_host(upstream.pool_max_idle)
+            .pool_max_idle_per_host(max_idle)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .retry_canceled_requests(true)
             .set_host(false)
-            .build(connector);
+            .build(LimitedConnector::new(connector, slots));
         Proxy {
             client,
             credentials: upstream.credentials.as_ref().map(|c| c.expose().clone()),
@@ -70,8 +80,10 @@ impl Proxy {
             req = req.header(header::AUTHORIZATION, c.clone());
         }
         let req = req.body(Body::Empty).map_err(|_| UpstreamError::Other)?;
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        let request = limit::for_request(self.client.request(req));
+        match tokio::time::timeout(self.response_timeout, request).await {
             Ok(Ok(res)) => Ok(res.status()),
+            Ok(Err(e)) if limit::is_queue_timeout(&e) => Err(UpstreamError::Busy),
             Ok(Err(e)) => Err(classify(&e)),
             Err(_) => Err(UpstreamError::Timeout),
         }
@@ -169,6 +181,7 @@ impl Proxy {
             Err(failure) => {
                 let (kind, status) = match &failure {
                     Failure::Timeout => (UpstreamError::Timeout, StatusCode::GATEWAY_TIMEOUT),
+                    Failure::Busy => (UpstreamError::Busy, StatusCode::SERVICE_UNAVAILABLE),
                     Failure::Retryable(e) | Failure::Fatal(e) => {
                         (classify(e), StatusCode::BAD_GATEWAY)
                     }
@@ -207,9 +220,11 @@ impl Proxy {
     }
 
     async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, Failure> {
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        let request = limit::for_request(self.client.request(req));
+        match tokio::time::timeout(self.response_timeout, request).await {
             Err(_) => Err(Failure::Timeout),
             Ok(Ok(res)) => Ok(res),
+            Ok(Err(e)) if limit::is_queue_timeout(&e) => Err(Failure::Busy),
             Ok(Err(e)) if is_retryable(&e) => Err(Failure::Retryable(e)),
             Ok(Err(e)) => Err(Failure::Fatal(e)),
         }
@@ -220,6 +235,8 @@ impl Proxy {
 enum Failure {
     #[error("no response within the configured response_timeout")]
     Timeout,
+    #[error("every upstream connection stayed in use for upstream.queue_timeout")]
+    Busy,
     #[error("{0}")]
     Retryable(#[source] hyper_util::client::legacy::Error),
     #[error("{0}")]

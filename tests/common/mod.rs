@@ -53,6 +53,10 @@ impl Certs {
 #[derive(Default)]
 pub struct UpstreamStats {
     pub connections: AtomicUsize,
+    /// Connections open now (until the HTTP connection ends; an upgraded one counts until then).
+    pub open: AtomicUsize,
+    /// The most connections that were open at once.
+    pub max_open: AtomicUsize,
     pub requests: AtomicUsize,
     pub uploaded: AtomicU64,
     /// Every request line's path and query, in order.
@@ -130,9 +134,12 @@ async fn accept_loop(
             continue;
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
+        let now = stats.open.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.max_open.fetch_max(now, Ordering::SeqCst);
         let stats = stats.clone();
         let require = require.clone();
         conns.spawn(async move {
+            let counted = stats.clone();
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new());
             b.header_read_timeout(idle_close);
@@ -154,6 +161,7 @@ async fn accept_loop(
                 .serve_connection(TokioIo::new(tcp), svc)
                 .with_upgrades()
                 .await;
+            counted.open.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
