@@ -29,6 +29,8 @@ pub enum UpstreamError {
     Connect,
     Timeout,
     Other,
+    /// No upstream connection came free within `upstream.queue_timeout`.
+    Busy,
 }
 
 /// All metrics, shared by every task.
@@ -39,7 +41,9 @@ pub struct Metrics {
     open_connections: Gauge,
     open_tunnels: Gauge,
     handshake_failures: Counter,
-    upstream_errors: [Counter; 3],
+    upstream_errors: [Counter; 4],
+    upstream_connections: Gauge,
+    upstream_queued: Counter,
     cert_expiry: Gauge<i64, AtomicI64>,
     cert_reload_failures: Counter,
     send_timeouts: Counter,
@@ -94,8 +98,20 @@ impl Metrics {
             "Requests the upstream did not answer, by cause",
             upstream.clone(),
         );
-        let upstream_errors = ["connect", "timeout", "other"]
+        let upstream_errors = ["connect", "timeout", "other", "busy"]
             .map(|kind| upstream.get_or_create(&KindLabel { kind }).clone());
+        let upstream_connections = Gauge::default();
+        registry.register(
+            "upstream_connections",
+            "Connections to the upstream currently open (at most upstream.max_connections)",
+            upstream_connections.clone(),
+        );
+        let upstream_queued = Counter::default();
+        registry.register(
+            "upstream_queued",
+            "Requests that found every upstream connection in use and waited for one",
+            upstream_queued.clone(),
+        );
         let cert_expiry = Gauge::<i64, AtomicI64>::default();
         registry.register_with_unit(
             "certificate_expiry",
@@ -129,6 +145,8 @@ impl Metrics {
             open_tunnels,
             handshake_failures,
             upstream_errors,
+            upstream_connections,
+            upstream_queued,
             cert_expiry,
             cert_reload_failures,
             send_timeouts,
@@ -155,6 +173,18 @@ impl Metrics {
 
     pub fn upstream_error(&self, kind: UpstreamError) {
         self.upstream_errors[kind as usize].inc();
+    }
+
+    pub fn upstream_connection_opened(&self) {
+        self.upstream_connections.inc();
+    }
+
+    pub fn upstream_connection_closed(&self) {
+        self.upstream_connections.dec();
+    }
+
+    pub fn upstream_queued(&self) {
+        self.upstream_queued.inc();
     }
 
     pub fn connection_opened(&self) {
@@ -276,10 +306,13 @@ mod tests {
         m.request_done(200, Duration::from_millis(3));
         m.request_done(502, Duration::from_secs(2));
         m.upstream_error(UpstreamError::Timeout);
+        m.upstream_error(UpstreamError::Busy);
         m.connection_opened();
         let tunnel = m.tunnel_opened();
         let _still_open = m.tunnel_opened();
         drop(tunnel);
+        m.upstream_connection_opened();
+        m.upstream_queued();
         let text = m.render();
         for want in [
             "vigie_requests_total{class=\"2xx\"} 1",
@@ -287,6 +320,9 @@ mod tests {
             "vigie_request_duration_seconds_bucket{le=\"0.005\"} 1",
             "vigie_request_duration_seconds_count 2",
             "vigie_upstream_errors_total{kind=\"timeout\"} 1",
+            "vigie_upstream_errors_total{kind=\"busy\"} 1",
+            "vigie_upstream_connections 1",
+            "vigie_upstream_queued_total 1",
             "vigie_open_connections 1",
             "vigie_open_websocket_tunnels 1",
             "vigie_certificate_expiry_seconds",

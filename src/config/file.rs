@@ -97,6 +97,8 @@ pub struct FileUpstream {
     pub response_timeout: Option<String>,
     pub pool_idle_timeout: Option<String>,
     pub pool_max_idle: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub queue_timeout: Option<String>,
     pub health_path: Option<String>,
     pub credentials: Option<FileCredentials>,
 }

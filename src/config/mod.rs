@@ -238,6 +238,10 @@ pub struct Upstream {
     /// How long an idle pooled connection is kept: below the upstream's own keep-alive timeout.
     pub pool_idle_timeout: Duration,
     pub pool_max_idle: usize,
+    /// Connections to the upstream open at once, across every worker (idle ones included).
+    pub max_connections: usize,
+    /// How long a request may wait for an upstream connection when all are in use (then: 503).
+    pub queue_timeout: Duration,
     /// Path that `/readyz` requests to decide whether the upstream is reachable.
     pub health_path: String,
     /// `Authorization: Basic …` sent to the upstream on every request, when configured.

@@ -15,6 +15,12 @@ use super::{
     Secret, Severity, TlsMinVersion, TlsSettings, Upstream, User,
 };
 
+/// `upstream.max_connections` by default: below Orthanc's default `HttpThreadsCount` (50), which
+/// is how many connections it serves at once (a connection beyond waits in its queue until another
+/// has been idle 1 s), with 10 left for Orthanc's other HTTP clients (scripts, peers, a second
+/// gateway during a rolling restart).
+const DEFAULT_UPSTREAM_CONNECTIONS: usize = 40;
+
 pub(super) fn from_yaml(text: &str) -> Result<(Config, Vec<Problem>), ConfigError> {
     if text.trim().is_empty() {
         return Err(ConfigError::Invalid(vec![Problem::error(
@@ -639,6 +645,19 @@ impl Validator {
                 "keep this below the upstream's own keep-alive timeout (default 500ms)",
             );
         }
+        let max_connections = u.max_connections.unwrap_or(DEFAULT_UPSTREAM_CONNECTIONS);
+        if max_connections == 0 {
+            self.error(
+                "upstream.max_connections",
+                "must be at least 1",
+                "stay below the number of connections the viewer serves at once, e.g. 40 for Orthanc (HttpThreadsCount: 50)",
+            );
+        }
+        let queue_timeout = self.duration(
+            u.queue_timeout.as_deref(),
+            "upstream.queue_timeout",
+            Duration::from_secs(30),
+        );
         let health_path = u.health_path.unwrap_or_else(|| "/".into());
         if !health_path.starts_with('/') {
             self.error(
@@ -656,6 +675,8 @@ impl Validator {
             response_timeout,
             pool_idle_timeout,
             pool_max_idle: u.pool_max_idle.unwrap_or(128),
+            max_connections: max_connections.max(1),
+            queue_timeout,
             health_path,
             credentials,
         })
@@ -1100,6 +1121,21 @@ limits:
         assert_eq!(p[0].path, "auth.users_file");
         assert!(p[0].message.contains("line 2"), "{}", p[0].message);
         assert!(!p[0].message.contains("Sekr3t"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn upstream_connection_bound() {
+        let (c, _) = from_yaml(&GOOD()).unwrap();
+        assert_eq!(c.upstream.max_connections, 40);
+        assert_eq!(c.upstream.queue_timeout, Duration::from_secs(30));
+        let yaml = GOOD().replace(
+            "  url: \"http://127.0.0.1:8042\"\n",
+            "  url: \"http://127.0.0.1:8042\"\n  max_connections: 0\n  queue_timeout: 0s\n",
+        );
+        let p = problems(&yaml);
+        let at: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(at, ["upstream.max_connections", "upstream.queue_timeout"]);
+        assert!(p[0].hint.contains("HttpThreadsCount"), "{}", p[0].hint);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! keep-alive connections after 1 s, and a request can race that close.
 
 pub mod headers;
+pub mod limit;
 mod upgrade;
 
 use std::sync::Arc;
@@ -25,11 +26,12 @@ use crate::error_page;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::middleware::request_id::RequestId;
 use crate::server::ConnInfo;
+use limit::{LimitedConnector, Slots};
 
 /// The upstream client and what it needs to rewrite requests.
 #[derive(Clone, Debug)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+    client: Client<LimitedConnector, Body>,
     /// `Authorization` for the upstream (its own credentials, which browsers never see).
     credentials: Option<HeaderValue>,
     authority: http::uri::Authority,
@@ -46,7 +48,16 @@ pub struct Proxy {
 const MAX_UPSTREAM_HEAD: usize = 64 * 1024;
 
 impl Proxy {
-    pub fn new(upstream: &Upstream, limits: &Limits, no_store: bool, auth: Arc<Auth>) -> Proxy {
+    /// A client whose connections count against `slots` (shared by every `Proxy` of a gateway)
+    /// and whose pool keeps at most `max_idle` idle connections (0: none).
+    pub fn new(
+        upstream: &Upstream,
+        limits: &Limits,
+        no_store: bool,
+        auth: Arc<Auth>,
+        slots: Slots,
+        max_idle: usize,
+    ) -> Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
@@ -54,13 +65,13 @@ impl Proxy {
         connector.enforce_http(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(upstream.pool_idle_timeout)
-            .pool_max_idle_per_host(upstream.pool_max_idle)
+            .pool_max_idle_per_host(max_idle)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .retry_canceled_requests(true)
             .http1_max_buf_size(MAX_UPSTREAM_HEAD)
             .set_host(false)
-            .build(connector);
+            .build(LimitedConnector::new(connector, slots));
         Proxy {
             client,
             credentials: upstream.credentials.as_ref().map(|c| c.expose().clone()),
@@ -82,8 +93,10 @@ impl Proxy {
             req = req.header(header::AUTHORIZATION, c.clone());
         }
         let req = req.body(Body::Empty).map_err(|_| UpstreamError::Other)?;
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        let request = limit::for_request(self.client.request(req));
+        match tokio::time::timeout(self.response_timeout, request).await {
             Ok(Ok(res)) => Ok(res.status()),
+            Ok(Err(e)) if limit::is_queue_timeout(&e) => Err(UpstreamError::Busy),
             Ok(Err(e)) => Err(classify(&e)),
             Err(_) => Err(UpstreamError::Timeout),
         }
@@ -239,7 +252,7 @@ impl Proxy {
         req: Request<Body>,
         progress: Option<&Progress>,
     ) -> Result<Response<Incoming>, Failure> {
-        let request = self.client.request(req);
+        let request = limit::for_request(self.client.request(req));
         let answer = match progress {
             None => tokio::time::timeout(self.response_timeout, request).await,
             Some(progress) => {
@@ -256,6 +269,7 @@ impl Proxy {
         match answer {
             Err(_) => Err(Failure::Timeout),
             Ok(Ok(res)) => Ok(res),
+            Ok(Err(e)) if limit::is_queue_timeout(&e) => Err(Failure::Busy),
             Ok(Err(e)) if is_retryable(&e) => Err(Failure::Retryable(e)),
             Ok(Err(e)) => Err(Failure::Fatal(e)),
         }
@@ -267,7 +281,7 @@ impl Proxy {
 /// not blamed; otherwise 502 or 504.
 fn failed(failure: &Failure, id: &str, version: Version, metrics: &Metrics) -> Response<Body> {
     let fault = match failure {
-        Failure::Timeout => None,
+        Failure::Timeout | Failure::Busy => None,
         Failure::Retryable(e) | Failure::Fatal(e) => BodyFault::find(e),
     };
     let (status, reason) = match fault {
@@ -277,6 +291,7 @@ fn failed(failure: &Failure, id: &str, version: Version, metrics: &Metrics) -> R
         None => {
             let (kind, status) = match failure {
                 Failure::Timeout => (UpstreamError::Timeout, StatusCode::GATEWAY_TIMEOUT),
+                Failure::Busy => (UpstreamError::Busy, StatusCode::SERVICE_UNAVAILABLE),
                 Failure::Retryable(e) | Failure::Fatal(e) => (classify(e), StatusCode::BAD_GATEWAY),
             };
             metrics.upstream_error(kind);
@@ -293,6 +308,8 @@ fn failed(failure: &Failure, id: &str, version: Version, metrics: &Metrics) -> R
 enum Failure {
     #[error("no response within the configured response_timeout")]
     Timeout,
+    #[error("every upstream connection stayed in use for upstream.queue_timeout")]
+    Busy,
     #[error("{0}")]
     Retryable(#[source] hyper_util::client::legacy::Error),
     #[error("{0}")]

@@ -33,6 +33,7 @@ pub use conn_io::{Activity, ConnIo, ConnTimeouts};
 use crate::config::{Config, ConfigError, Problem};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
+use crate::proxy::limit::Slots;
 use crate::tls::{self, CertStore};
 use crate::{admin, redirect, stack};
 
@@ -42,6 +43,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub proxy: Proxy,
+    /// The bound on upstream connections, shared by the probe's and every worker's pool.
+    pub upstream_slots: Slots,
     /// Set once shutdown begins: `/readyz` turns 503 so load balancers stop sending.
     pub draining: watch::Receiver<bool>,
     /// Client connections allowed at once, across all workers.
@@ -131,11 +134,20 @@ impl Gateway {
             .map_err(|e| ConfigError::Invalid(vec![Problem::error("tls", e.to_string(), "")]))?;
         let metrics = Metrics::new();
         metrics.set_cert_expiry(certs.current().info.not_after);
+        let upstream_slots = Slots::new(
+            config.upstream.max_connections,
+            config.upstream.queue_timeout,
+            metrics.clone(),
+        );
+        // The health probe's client keeps no idle connection: one would hold a slot of
+        // upstream.max_connections between probes.
         let proxy = Proxy::new(
             &config.upstream,
             &config.limits,
             config.no_store,
             auth.clone(),
+            upstream_slots.clone(),
+            0,
         );
         let (drain_tx, draining) = watch::channel(false);
         let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -146,6 +158,7 @@ impl Gateway {
                 config: Arc::new(config),
                 metrics,
                 proxy,
+                upstream_slots,
                 draining,
                 connection_permits,
                 per_client,
@@ -383,6 +396,7 @@ fn start_workers(
     };
     let mut handles = Vec::with_capacity(count);
     let mut done = Vec::with_capacity(count);
+    let share = shared.config.upstream.max_connections.div_ceil(count);
     for i in 0..count {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -396,7 +410,7 @@ fn start_workers(
                     .enable_all()
                     .build();
                 let drained = match runtime {
-                    Ok(rt) => rt.block_on(worker(rx, worker_open, acceptor, shared, stop)),
+                    Ok(rt) => rt.block_on(worker(rx, worker_open, acceptor, shared, stop, share)),
                     Err(e) => {
                         error!(error = %e, "cannot start a worker runtime");
                         false
@@ -422,14 +436,19 @@ async fn worker(
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    idle_share: usize,
 ) -> bool {
     let cfg = &shared.config;
-    // Each worker has its own upstream pool: its connections never leave its thread.
+    // Each worker has its own upstream pool: its connections never leave its thread. The bound
+    // on their number is shared by all pools; each keeps idle at most its share of the bound, so
+    // that connections parked after a burst on one worker leave slots for the others.
     let proxy = Proxy::new(
         &cfg.upstream,
         &cfg.limits,
         cfg.no_store,
         shared.auth.clone(),
+        shared.upstream_slots.clone(),
+        cfg.upstream.pool_max_idle.min(idle_share),
     );
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(http_builder(cfg));

@@ -53,12 +53,14 @@ impl Certs {
 #[derive(Default)]
 pub struct UpstreamStats {
     pub connections: AtomicUsize,
+    /// Connections open now (until the HTTP connection ends; an upgraded one counts until then).
+    pub open: AtomicUsize,
+    /// The most connections that were open at once.
+    pub max_open: AtomicUsize,
     pub requests: AtomicUsize,
     pub uploaded: AtomicU64,
     /// `/upload` bodies that broke off (the gateway aborted the request).
     pub body_errors: AtomicUsize,
-    /// Connections open right now.
-    pub open: AtomicUsize,
     /// Every request line's path and query, in order.
     pub paths: std::sync::Mutex<Vec<String>>,
 }
@@ -135,7 +137,8 @@ async fn accept_loop(
             continue;
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
-        stats.open.fetch_add(1, Ordering::Relaxed);
+        let now = stats.open.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.max_open.fetch_max(now, Ordering::SeqCst);
         let stats = stats.clone();
         let require = require.clone();
         conns.spawn(async move {
@@ -171,7 +174,7 @@ struct OpenGuard(Arc<UpstreamStats>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
