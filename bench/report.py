@@ -11,6 +11,10 @@
   report.py median RESULTS_JSONL RUN_ID...
       The same table over the median of each number across several runs (from
       results/bench/results.jsonl), e.g. to summarise repeated runs on a noisy machine.
+  report.py orthanc RESULTS_JSONL RUN_ID...
+      The rows behind Orthanc of each run, one line per round, with the ratios to nginx
+      (the spread behind the medians).
+Several rows for one test and target (rounds behind Orthanc) are summarised by their median.
 """
 import json
 import math
@@ -169,18 +173,26 @@ def fmt(v, digits=1):
 
 def summary(rows_path, run_id, table_path):
     rows = [json.loads(line) for line in open(rows_path)]
-    render(rows, run_id, table_path)
+    render(combine(rows), run_id, table_path)
 
 
 def median_rows(results_path, run_ids):
     """One synthetic row per (test, target): the median of every numeric field."""
+    rows = (json.loads(line) for line in open(results_path))
+    return combine(r for r in rows if r.get("run") in run_ids)
+
+
+def combine(all_rows):
+    """One row per (test, target): the row itself, or the median of every numeric field."""
     groups = {}
-    for line in open(results_path):
-        r = json.loads(line)
-        if r.get("run") in run_ids and "test" in r:
+    for r in all_rows:
+        if "test" in r:
             groups.setdefault((r["test"], r["target"]), []).append(r)
     rows = []
     for (test, target), rs in groups.items():
+        if len(rs) == 1:
+            rows.append(rs[0])
+            continue
         row = {"test": test, "target": target, "runs": len(rs)}
         for k in rs[0]:
             vals = sorted(r[k] for r in rs if isinstance(r.get(k), (int, float)))
@@ -212,6 +224,8 @@ def render(rows, run_id, table_path=None):
 
     def row(label, test, key, digits=1, target=None, direct_target=None):
         d, n, v = (get(test, t, key) for t in ("direct", "nginx", "vigie"))
+        if not any(by.get((test, t)) for t in ("direct", "nginx", "vigie")):
+            return  # a section this run did not measure (TESTS)
         rn, rd = ratio(v, n), ratio(v, d)
         tdesc, res = "", ""
         if target:  # (kind, factor) against nginx
@@ -231,6 +245,8 @@ def render(rows, run_id, table_path=None):
 
     def rss_row(label, test):
         d, n, v = (get(test, t, "rss_peak_MiB") for t in ("direct", "nginx", "vigie"))
+        if not any(by.get((test, t)) for t in ("direct", "nginx", "vigie")):
+            return
         hw = get(test, "vigie", "hwm_MiB")
         res = ""
         if v is not None:
@@ -258,6 +274,18 @@ def render(rows, run_id, table_path=None):
     row("new TLS conns/s (full handshake + GET)", "handshake", "rps", 0, (">=", 1.0))
     row("new TLS conns p99 ms", "handshake", "p99_ms", 2)
     row("server CPU us per new TLS conn", "handshake", "cpu_us_per_req", 1)
+    if any(t.startswith("orthanc_") for t, _ in by):
+        lines.append(f"{'behind Orthanc 1.10 (GET /system):':<44}")
+        row("Orthanc h1 req/s (wrk, keep-alive)", "orthanc_h1", "rps", 0, (">=", 1.0))
+        row("Orthanc h1 p50 ms", "orthanc_h1", "p50_ms", 2)
+        row("Orthanc h1 p99 ms", "orthanc_h1", "p99_ms", 2, ("<=", 1.0))
+        row("Orthanc h1 server CPU us/request", "orthanc_h1", "cpu_us_per_req", 1)
+        row("Orthanc h1 peak connections to Orthanc", "orthanc_h1", "up_conns_peak", 0)
+        row("Orthanc h2 req/s (h2load, 1 stream/conn)", "orthanc_h2", "rps", 0, (">=", 1.0))
+        row("Orthanc h2 p50 ms", "orthanc_h2", "p50_ms", 2)
+        row("Orthanc h2 p99 ms", "orthanc_h2", "p99_ms", 2, ("<=", 1.0))
+        row("Orthanc h2 server CPU us/request", "orthanc_h2", "cpu_us_per_req", 1)
+        row("Orthanc h2 peak connections to Orthanc", "orthanc_h2", "up_conns_peak", 0)
 
     # Access log on vs off (Vigie only).
     acc = []
@@ -273,10 +301,13 @@ def render(rows, run_id, table_path=None):
     resumed = {t: get("handshake", t, "resumed") for t in ("nginx", "vigie")}
 
     out = [f"== Vigie benchmark {run_id}", ""] + lines
-    out += ["", "V = Vigie. direct = plain HTTP to the upstream (h1; h2 rows: cleartext h2c). "
-            "MB = 10^6 bytes.",
-            f"Handshake rows (hsload): TLS {tls}; sessions resumed {resumed} (must be 0).",
-            f"h2load rows: TLS {tls_h2load} (AES-128-GCM: h2load's first choice and Vigie's server order)."]
+    out += ["", "V = Vigie. direct = plain HTTP to the upstream (h1; h2 rows: cleartext h2c; "
+            "Orthanc has no h2). MB = 10^6 bytes."]
+    if any(tls.values()):
+        out.append(f"Handshake rows (hsload): TLS {tls}; sessions resumed {resumed} (must be 0).")
+    if any(tls_h2load.values()):
+        out.append(f"h2load rows: TLS {tls_h2load} (AES-128-GCM: h2load's first choice and Vigie's "
+                   "server order).")
     if acc:
         out += ["", "Vigie with log.access_log: true (level info, JSON to a file) vs false:"] + acc
     out += ["", "Targets:"]
@@ -289,6 +320,24 @@ def render(rows, run_id, table_path=None):
             f.write(text)
 
 
+def orthanc_rounds(results_path, run_ids):
+    """Each run's and round's rows behind Orthanc, side by side, with the ratios to nginx."""
+    rows = [json.loads(line) for line in open(results_path)]
+    rows = [r for r in rows if r.get("run") in run_ids and str(r.get("test")).startswith("orthanc_")]
+    keys = sorted({(r["run"], r.get("round", 1), r["test"]) for r in rows if r["target"] != "direct"})
+    print(f"{'run':<22}{'round':>6} {'test':<11}{'nginx req/s':>12}{'vigie req/s':>12}{'ratio':>7}"
+          f"{'nginx p99':>11}{'vigie p99':>11}{'ratio':>7}{'conns n/v':>11}")
+    for run, rnd, test in keys:
+        pick = {r["target"]: r for r in rows
+                if (r["run"], r.get("round", 1), r["test"]) == (run, rnd, test)}
+        n, v = pick.get("nginx", {}), pick.get("vigie", {})
+        rr = v.get("rps", 0) / n["rps"] if n.get("rps") else None
+        rp = v.get("p99_ms", 0) / n["p99_ms"] if n.get("p99_ms") else None
+        print(f"{run:<22}{rnd:>6} {test:<11}{fmt(n.get('rps'), 0):>12}{fmt(v.get('rps'), 0):>12}"
+              f"{fmt(rr, 2):>7}{fmt(n.get('p99_ms'), 2):>11}{fmt(v.get('p99_ms'), 2):>11}{fmt(rp, 2):>7}"
+              f"{str(n.get('up_conns_peak', '-')) + '/' + str(v.get('up_conns_peak', '-')):>11}")
+
+
 def main(argv):
     if len(argv) >= 4 and argv[1] == "record":
         record(argv[2], argv[3], argv[4], argv[5:])
@@ -297,6 +346,8 @@ def main(argv):
     elif len(argv) >= 4 and argv[1] == "median":
         runs = argv[3:]
         render(median_rows(argv[2], runs), f"median of {len(runs)} runs: {' '.join(runs)}")
+    elif len(argv) >= 4 and argv[1] == "orthanc":
+        orthanc_rounds(argv[2], argv[3:])
     else:
         raise SystemExit(__doc__)
 

@@ -5,6 +5,10 @@
 #   download 20 clients each fetch a 200 MiB random file (h2load, HTTP/1.1 then HTTP/2),
 #            with the proxy's peak RSS (VmRSS sampled at 10 Hz) and CPU seconds
 #   handshake new TLS connections/s, each a full handshake + one small GET (bench/hsload.c)
+#   orthanc  the same small-response tests with a real Orthanc 1.10 as the upstream (GET /system,
+#            Debian package, default HttpThreadsCount 50, bench/orthanc.json.in): nginx and a
+#            second Vigie in front of it, and Orthanc direct (h1), with the peak number of
+#            connections each proxy held to Orthanc
 # Vigie runs with sign-in on: the script signs in once (bench/signin.py) and every request to
 # every target carries that session cookie, so Vigie checks a session on each request.
 # Then Vigie once more with its access log on. Prints ratios and PASS/FAIL per target, appends
@@ -13,6 +17,8 @@
 # 2 missing tool / setup error. Missed performance targets do not change the exit status.
 #
 # Env: DURATION (10 s per timed test)  CONNS (50)  THREADS (2)  HS_CONNS (CONNS)
+#      TESTS ("small download handshake orthanc": the sections to run, in that order)
+#      ORTHANC_BIN (/usr/sbin/Orthanc)  ORTHANC_ROUNDS (1: nginx/Vigie alternations behind Orthanc)
 #      BIG_CLIENTS (20)  BIG_MIB (200)  WARMUP (2 s)  UP_WORKERS (1, upstream nginx workers)
 #      ACCESS_LOG_RUN (1: also measure Vigie with log.access_log: true)
 #      NGINX (nginx binary)  VIGIE (vigie binary)  KEEP_TMP (1: keep the temp dir)
@@ -36,13 +42,21 @@ VIGIE="${VIGIE:-$ROOT/target/release/vigie}"
 RESULTS="$ROOT/results/bench"
 DATA="$RESULTS/data"
 RUN_ID="bench-$(date +%Y%m%d-%H%M%S)"
+TESTS="${TESTS:-small download handshake orthanc}"
+ORTHANC_ROUNDS="${ORTHANC_ROUNDS:-1}"
+has() { [[ " $TESTS " == *" $1 "* ]]; }
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
 # ---- preflight --------------------------------------------------------------------------------
-[[ "$DURATION" =~ ^[0-9]+$ && "$CONNS" =~ ^[0-9]+$ && "$HS_CONNS" =~ ^[0-9]+$ ]] \
-  || die "DURATION, CONNS and HS_CONNS must be integers"
+[[ "$DURATION" =~ ^[0-9]+$ && "$CONNS" =~ ^[0-9]+$ && "$HS_CONNS" =~ ^[0-9]+$ \
+   && "$ORTHANC_ROUNDS" =~ ^[1-9]$ ]] \
+  || die "DURATION, CONNS and HS_CONNS must be integers, ORTHANC_ROUNDS 1..9"
+for t in $TESTS; do
+  [[ " small download handshake orthanc " == *" $t "* ]] \
+    || die "unknown test '$t' in TESTS (known: small download handshake orthanc)"
+done
 (( DURATION >= 1 && DURATION <= 120 && CONNS >= 1 && CONNS <= 1000 && HS_CONNS <= 1000 )) \
   || die "refusing: DURATION must be 1..120 s, CONNS and HS_CONNS 1..1000"
 missing=()
@@ -51,8 +65,13 @@ for t in wrk h2load curl python3 cc sha256sum timeout awk; do
 done
 [[ -x "$NGINX" ]] || missing+=("nginx ($NGINX)")
 [[ -r /usr/include/openssl/ssl.h ]] || missing+=("OpenSSL headers (libssl-dev)")
+if has orthanc; then
+  . "$ROOT/scripts/orthanc.sh"
+  [[ -x "$ORTHANC_BIN" ]] || missing+=("Orthanc ($ORTHANC_BIN; or leave orthanc out of TESTS)")
+  command -v ss >/dev/null 2>&1 || missing+=("ss (iproute2)")
+fi
 if (( ${#missing[@]} )); then
-  die "missing tools: ${missing[*]}. On Debian: apt-get install nginx wrk nghttp2-client curl gcc libssl-dev"
+  die "missing tools: ${missing[*]}. On Debian: apt-get install nginx wrk nghttp2-client curl gcc libssl-dev orthanc iproute2"
 fi
 BUILD="${BUILD:-auto}"
 build=0
@@ -97,9 +116,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- free ports, chosen by the kernel (never the fixed dev ports) ---------------------------
-read -r UP_PORT UP_H2C_PORT NGINX_PORT VIGIE_PORT ADMIN_PORT < <(python3 - <<'PY'
+read -r UP_PORT UP_H2C_PORT NGINX_PORT VIGIE_PORT ADMIN_PORT \
+  ORTHANC_PORT NGINX_O_PORT VIGIE_O_PORT ADMIN_O_PORT < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -140,26 +160,30 @@ start_nginx() { # name conf -> sets NGINX_PID (the master, recorded in PIDS)
 
 BENCH_PASSWORD="Bench-Radio-2026"
 BENCH_TOTP="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-start_vigie() { # access_log level -> VIGIE_PID, VIGIE_COOKIE; logs to $RUN/vigie-<access_log>.log
-  local access=$1 level=$2
+# start_vigie access_log level [name upstream_port path port admin_port] -> VIGIE_PID,
+# VIGIE_COOKIE; logs to $RUN/vigie-<name>.log (name: the access_log value). Defaults: the nginx
+# upstream, /small.json, $VIGIE_PORT, $ADMIN_PORT. path: the health path and the first request.
+start_vigie() {
+  local access=$1 level=$2 name=${3:-$1} up=${4:-$UP_PORT} path=${5:-/small.json}
+  local port=${6:-$VIGIE_PORT} admin=${7:-$ADMIN_PORT}
   # A fresh state directory each start: a second sign-in with the same TOTP code would be a replay.
-  render "$BENCH/vigie.yaml.in" "$RUN/vigie-$access.yaml" \
-    "VIGIE_PORT=$VIGIE_PORT" "ADMIN_PORT=$ADMIN_PORT" "UP_PORT=$UP_PORT" \
+  render "$BENCH/vigie.yaml.in" "$RUN/vigie-$name.yaml" \
+    "VIGIE_PORT=$port" "ADMIN_PORT=$admin" "UP_PORT=$up" "HEALTH=$path" \
     "CERT=$RUN/certs/server.crt" "KEY=$RUN/certs/server.key" \
-    "ACCESS_LOG=$access" "LOG_LEVEL=$level" "STATE=$RUN/state-$access" \
+    "ACCESS_LOG=$access" "LOG_LEVEL=$level" "STATE=$RUN/state-$name" \
     "HASH=$BENCH_HASH" "TOTP=$BENCH_TOTP"
-  "$VIGIE" serve --config "$RUN/vigie-$access.yaml" >"$RUN/vigie-$access.log" 2>&1 &
+  "$VIGIE" serve --config "$RUN/vigie-$name.yaml" >"$RUN/vigie-$name.log" 2>&1 &
   VIGIE_PID=$!
   PIDS+=("$VIGIE_PID")
   local i
   for i in $(seq 150); do
-    curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$ADMIN_PORT/readyz" && break
-    kill -0 "$VIGIE_PID" 2>/dev/null || { cat "$RUN/vigie-$access.log" >&2; die "vigie exited"; }
+    curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$admin/readyz" && break
+    kill -0 "$VIGIE_PID" 2>/dev/null || { cat "$RUN/vigie-$name.log" >&2; die "vigie exited"; }
     sleep 0.1
   done
-  VIGIE_COOKIE=$(python3 "$BENCH/signin.py" localhost "$VIGIE_PORT" bench "$BENCH_PASSWORD" "$BENCH_TOTP") \
+  VIGIE_COOKIE=$(python3 "$BENCH/signin.py" localhost "$port" bench "$BENCH_PASSWORD" "$BENCH_TOTP") \
     || die "cannot sign in to vigie"
-  wait_200 "https://localhost:$VIGIE_PORT/small.json" --cacert "$RUN/certs/ca.crt" -H "Cookie: $VIGIE_COOKIE"
+  wait_200 "https://localhost:$port$path" --cacert "$RUN/certs/ca.crt" -H "Cookie: $VIGIE_COOKIE"
 }
 
 # ---- server-side sampling: RSS (VmRSS sum over master + workers) and CPU ticks --------------
@@ -184,8 +208,16 @@ cpu_ticks() { # pids...: utime + stime (fields 14 and 15 of /proc/PID/stat)
 }
 HZ=$(getconf CLK_TCK)
 
+up_conns() { # port pids...: established connections from these processes to 127.0.0.1:port
+  local port=$1 re
+  shift
+  re=$(printf 'pid=%s,|' "$@"); re=${re%|}
+  ss -Htnp state established "dport = :$port" 2>/dev/null | grep -cE "$re" || true
+}
+
 # measure test target tool pid cmd...: runs one load test while sampling the server tree,
 # then hands the output to report.py (which appends a JSON row). pid "" = no sampling.
+# With UPCONN_PORT set, also the peak number of connections the server tree held to that port.
 measure() {
   local test=$1 target=$2 tool=$3 pid=$4 out base=0 c0=0 rc=0 p pids=() extra=()
   shift 4
@@ -196,10 +228,15 @@ measure() {
     base=$(proc_sum VmRSS "${pids[@]}")
     c0=$(cpu_ticks "${pids[@]}")
     echo "$base" >"$RUN/peak"
-    ( peak=$base
+    echo 0 >"$RUN/upconns"
+    ( peak=$base up=0
       while :; do
         r=$(proc_sum VmRSS "${pids[@]}")
         if (( r > peak )); then peak=$r; echo "$peak" >"$RUN/peak"; fi
+        if [[ -n "${UPCONN_PORT:-}" ]]; then
+          c=$(up_conns "$UPCONN_PORT" "${pids[@]}")
+          if (( c > up )); then up=$c; echo "$up" >"$RUN/upconns"; fi
+        fi
         sleep 0.1
       done ) &
     SAMPLER=$!
@@ -211,6 +248,7 @@ measure() {
     SAMPLER=""
     extra=("rss_base_kb=$base" "rss_peak_kb=$(cat "$RUN/peak")" "hz=$HZ"
            "hwm_kb=$(proc_sum VmHWM "${pids[@]}")" "cpu_ticks=$(( $(cpu_ticks "${pids[@]}") - c0 ))")
+    if [[ -n "${UPCONN_PORT:-}" ]]; then extra+=("up_conns_peak=$(cat "$RUN/upconns")"); fi
     kill -0 "$pid" 2>/dev/null || { log "ERROR: $target (pid $pid) died during $test"; STATUS=1; }
   fi
   if (( rc != 0 )); then cat "$out" >&2; die "$tool failed (exit $rc) in $test/$target"; fi
@@ -259,9 +297,33 @@ wait_200 "http://127.0.0.1:$UP_PORT/small.json"
 start_nginx nginx-proxy "$RUN/nginx-proxy.conf"; NGX_PID=$NGINX_PID
 CA=(--cacert "$RUN/certs/ca.crt")
 wait_200 "https://localhost:$NGINX_PORT/small.json" "${CA[@]}"
+NGXO_PID=""
+if has orthanc; then
+  # Orthanc 1.10 on a free loopback port, then nginx and a second Vigie in front of it.
+  orthanc_shim || die "cannot build $ORTHANC_SHIM from $ORTHANC_SHIM_SRC (gcc, libc6-dev)"
+  mkdir -p "$RUN/orthanc/db" "$RUN/o/nginx-proxy-tmp"
+  render "$BENCH/orthanc.json.in" "$RUN/orthanc/orthanc.json" "DIR=$RUN/orthanc" "HTTP_PORT=$ORTHANC_PORT"
+  orthanc_start "$RUN/orthanc/orthanc.json" "$RUN/orthanc/orthanc.log" "$RUN/orthanc/stdout.log"
+  PIDS+=("$ORTHANC_PID")
+  rc=0
+  orthanc_wait "http://127.0.0.1:$ORTHANC_PORT/system" 600 || rc=$?
+  if (( rc != 0 )); then
+    tail -20 "$RUN/orthanc/stdout.log" "$RUN/orthanc/orthanc.log" >&2 || true
+    die "Orthanc ($ORTHANC_BIN) did not answer on 127.0.0.1:$ORTHANC_PORT/system ($( ((rc == 1)) && echo exited || echo 'not within 60 s'))"
+  fi
+  orthanc_loopback_only "$ORTHANC_PID" \
+    || die "Orthanc listens beyond loopback: $(ss -Hltnp | grep "pid=$ORTHANC_PID," | awk '{print $4}' | tr '\n' ' ')"
+  render "$BENCH/nginx-proxy.conf.in" "$RUN/o/nginx-proxy.conf" "RUN=$RUN/o" "UP_PORT=$ORTHANC_PORT" \
+    "PROXY_PORT=$NGINX_O_PORT" "CERT=$RUN/certs/server.crt" "KEY=$RUN/certs/server.key"
+  start_nginx nginx-orthanc "$RUN/o/nginx-proxy.conf"; NGXO_PID=$NGINX_PID
+  wait_200 "https://localhost:$NGINX_O_PORT/system" --cacert "$RUN/certs/ca.crt"
+  start_vigie false warn orthanc "$ORTHANC_PORT" /system "$VIGIE_O_PORT" "$ADMIN_O_PORT"
+  VIGIE_O_PID=$VIGIE_PID VIGIE_O_COOKIE=$VIGIE_COOKIE
+fi
 start_vigie false warn
 # Record the nginx workers too, so cleanup can reach them even if a master is killed.
-mapfile -t _w < <( { children "$UP_PID"; children "$NGX_PID"; } | grep -vx -e "$UP_PID" -e "$NGX_PID")
+masters=("$UP_PID" "$NGX_PID" ${NGXO_PID:+"$NGXO_PID"})
+mapfile -t _w < <( for m in "${masters[@]}"; do children "$m"; done | grep -vxF "${masters[@]/#/-e}")
 PIDS=("${_w[@]}" "${PIDS[@]}")
 
 DIRECT_H1="http://127.0.0.1:$UP_PORT"
@@ -287,6 +349,18 @@ sha_check direct "$DIRECT_H1$BIG_PATH"
 sha_check nginx "$NGINX_URL$BIG_PATH" "${CA[@]}"
 sha_check vigie "$VIGIE_URL$BIG_PATH" "${CA[@]}" "${COOKIE[@]}"
 sha_check vigie-h2 "$VIGIE_URL$BIG_PATH" "${CA[@]}" "${COOKIE[@]}" --http2
+if has orthanc; then
+  ORTHANC_URL="http://127.0.0.1:$ORTHANC_PORT"
+  NGINX_O_URL="https://localhost:$NGINX_O_PORT"
+  VIGIE_O_URL="https://localhost:$VIGIE_O_PORT"
+  for u in "$ORTHANC_URL" "$NGINX_O_URL" "$VIGIE_O_URL"; do
+    extra=(-H "Cookie: $VIGIE_O_COOKIE"); want="200 2"
+    if [[ "$u" == https://* ]]; then extra+=("${CA[@]}"); else want="200 1.1"; fi
+    code=$(curl -s -o /dev/null -w '%{http_code} %{http_version}' "${extra[@]}" "$u/system")
+    log "check $u/system -> $code"
+    [[ "$code" == "$want" ]] || die "$u/system answered '$code', expected '$want'"
+  done
+fi
 
 # Versions and settings, as the first lines of the run's raw data.
 META=$(python3 - "$RUN_ID" "$DURATION" "$CONNS" "$THREADS" "$BIG_CLIENTS" "$BIG_MIB" "$HS_CONNS" \
@@ -303,20 +377,20 @@ PY
 echo "$META" >"$RUN/meta.json"
 log "run $RUN_ID: DURATION=${DURATION}s CONNS=$CONNS THREADS=$THREADS; $META"
 
-# ---- warm-up (pools, caches; not recorded) --------------------------------------------------
+# ---- small response, keep-alive --------------------------------------------------------------
+WRK=(wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --timeout 10s -s "$BENCH/wrk-report.lua" "${COOKIE[@]}")
+H2=(h2load -D "$DURATION" -c "$CONNS" -t "$THREADS" -m 1 "${COOKIE[@]}")
+if has small; then
+# Warm-up (pools, caches; not recorded).
 for u in "$DIRECT_H1" "$NGINX_URL" "$VIGIE_URL"; do
   wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" "${COOKIE[@]}" "$u/small.json" >/dev/null || die "wrk warm-up failed on $u"
 done
-
-# ---- small response, keep-alive --------------------------------------------------------------
-WRK=(wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --timeout 10s -s "$BENCH/wrk-report.lua" "${COOKIE[@]}")
 log "small h1: wrk ${DURATION}s, $CONNS connections"
 measure small_h1 direct wrk "$UP_PID"  "${WRK[@]}" "$DIRECT_H1/small.json"
 measure small_h1 nginx  wrk "$NGX_PID" "${WRK[@]}" "$NGINX_URL/small.json"
 measure small_h1 vigie  wrk "$VIGIE_PID" "${WRK[@]}" "$VIGIE_URL/small.json"
 
 log "small h2: h2load ${DURATION}s, $CONNS connections, 1 stream each"
-H2=(h2load -D "$DURATION" -c "$CONNS" -t "$THREADS" -m 1 "${COOKIE[@]}")
 for t in direct nginx vigie; do
   case $t in
     direct) url="$DIRECT_H2C"; pid=$UP_PID ;;
@@ -328,9 +402,11 @@ for t in direct nginx vigie; do
   rm -f "$RUN/h2-$t.log"
 done
 REPORT_EXTRA=()
+fi
 
 # ---- 20 concurrent clients x 200 MiB --------------------------------------------------------
 # Fixed work (each client fetches the file once); MB/s = body bytes / h2load's elapsed time.
+if has download; then
 CONNS_USED=$BIG_CLIENTS
 BIGLOAD=(h2load -n "$BIG_CLIENTS" -c "$BIG_CLIENTS" -t "$THREADS" "${COOKIE[@]}")
 log "download: $BIG_CLIENTS clients x $BIG_MIB MiB, HTTP/1.1 then HTTP/2"
@@ -340,17 +416,73 @@ measure download_h1 vigie  h2load "$VIGIE_PID" "${BIGLOAD[@]}" --h1 "$VIGIE_URL$
 measure download_h2 direct h2load "$UP_PID"    "${BIGLOAD[@]}" "$DIRECT_H2C$BIG_PATH"
 measure download_h2 nginx  h2load "$NGX_PID"   "${BIGLOAD[@]}" "$NGINX_URL$BIG_PATH"
 measure download_h2 vigie  h2load "$VIGIE_PID" "${BIGLOAD[@]}" "$VIGIE_URL$BIG_PATH"
+CONNS_USED=$CONNS
+fi
 
 # ---- new TLS connections ----------------------------------------------------------------------
 # hsload: HS_CONNS threads, each looping connect -> full handshake -> GET -> close, with no
 # session cache and no tickets on the client, so nothing can be resumed (it counts resumptions;
 # they must be 0). wrk and h2load resume sessions when they reconnect, so they cannot be used.
+if has handshake; then
 CONNS_USED=$HS_CONNS
 log "handshakes: hsload ${DURATION}s, $HS_CONNS concurrent new connections"
 export HSLOAD_COOKIE="$VIGIE_COOKIE"
 measure handshake nginx hsload "$NGX_PID"   "$RUN/hsload" localhost "$NGINX_PORT" /small.json "$DURATION" "$HS_CONNS"
 measure handshake vigie hsload "$VIGIE_PID" "$RUN/hsload" localhost "$VIGIE_PORT" /small.json "$DURATION" "$HS_CONNS"
 CONNS_USED=$CONNS
+fi
+
+# ---- behind a real Orthanc --------------------------------------------------------------------
+# Same small-response tests with Orthanc as the upstream (GET /system, 330 bytes of JSON).
+# Orthanc serves 50 connections at once and keeps an idle keep-alive connection's thread for 1 s,
+# so each test starts only once no connection to it is left (the previous target's would hold
+# its threads), and the peak number of connections each proxy holds to it is recorded.
+quiet_orthanc() { # waits (up to 5 s) until no connection to Orthanc is established
+  local i
+  for i in $(seq 50); do
+    [[ -z "$(ss -Htn state established "dport = :$ORTHANC_PORT" 2>/dev/null)" ]] && return 0
+    sleep 0.1
+  done
+  log "WARNING: connections to Orthanc still open before the next test"
+}
+if has orthanc; then
+  O_COOKIE=(-H "Cookie: $VIGIE_O_COOKIE")
+  for u in "$ORTHANC_URL" "$NGINX_O_URL" "$VIGIE_O_URL"; do
+    wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" "${O_COOKIE[@]}" "$u/system" >/dev/null || die "wrk warm-up failed on $u"
+  done
+  OWRK=(wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --timeout 10s -s "$BENCH/wrk-report.lua" "${O_COOKIE[@]}")
+  OH2=(h2load -D "$DURATION" -c "$CONNS" -t "$THREADS" -m 1 "${O_COOKIE[@]}")
+  log "behind Orthanc: GET /system, wrk then h2load ${DURATION}s, $CONNS connections, $ORTHANC_ROUNDS round(s)"
+  quiet_orthanc
+  measure orthanc_h1 direct wrk "$ORTHANC_PID" "${OWRK[@]}" "$ORTHANC_URL/system"
+  UPCONN_PORT=$ORTHANC_PORT
+  for (( r = 1; r <= ORTHANC_ROUNDS; r++ )); do
+    # Alternate which proxy goes first, so that a drift in the machine's load favours neither.
+    order=(nginx vigie); (( r % 2 )) || order=(vigie nginx)
+    for proto in h1 h2; do
+      for t in "${order[@]}"; do
+        case $t in
+          nginx) url="$NGINX_O_URL"; pid=$NGXO_PID ;;
+          vigie) url="$VIGIE_O_URL"; pid=$VIGIE_O_PID ;;
+        esac
+        quiet_orthanc
+        if [[ $proto == h1 ]]; then
+          REPORT_EXTRA=("round=$r")
+          measure orthanc_h1 "$t" wrk "$pid" "${OWRK[@]}" "$url/system"
+        else
+          REPORT_EXTRA=("round=$r" "h2log=$RUN/h2-o-$t.log")
+          measure orthanc_h2 "$t" h2load "$pid" "${OH2[@]}" --log-file="$RUN/h2-o-$t.log" "$url/system"
+          rm -f "$RUN/h2-o-$t.log"
+        fi
+      done
+    done
+  done
+  UPCONN_PORT=""
+  REPORT_EXTRA=()
+  curl -s "http://127.0.0.1:$ADMIN_O_PORT/metrics" >"$RESULTS/$RUN_ID/vigie-orthanc-metrics.txt" || true
+  grep -E '^vigie_(requests_total|upstream_errors_total|upstream_queued_total)' \
+    "$RESULTS/$RUN_ID/vigie-orthanc-metrics.txt" >&2 || true
+fi
 
 # Vigie's own view: status classes, handshake failures, upstream errors.
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" >"$RESULTS/$RUN_ID/vigie-metrics.txt" || true
@@ -358,7 +490,7 @@ grep -E '^vigie_(requests_total|tls_handshake_failures_total|upstream_errors_tot
   "$RESULTS/$RUN_ID/vigie-metrics.txt" >&2 || true
 
 # ---- Vigie with the access log on ------------------------------------------------------------
-if [[ "$ACCESS_LOG_RUN" == 1 ]]; then
+if [[ "$ACCESS_LOG_RUN" == 1 ]] && has small; then
   log "Vigie again with log.access_log: true (level info, JSON lines to a file)"
   stop_pid "$VIGIE_PID"
   start_vigie true info
@@ -375,7 +507,8 @@ if [[ "$ACCESS_LOG_RUN" == 1 ]]; then
 fi
 
 # ---- report -----------------------------------------------------------------------------------
-for f in "$RUN"/vigie-*.log "$RUN"/*-error.log; do
+for f in "$RUN"/vigie-*.log "$RUN"/*-error.log "$RUN"/o/*-error.log; do
+  [[ -e "$f" ]] || continue
   n=$(grep -ciE '"level":"(warn|error)"|\[(warn|error|crit|alert|emerg)\]' "$f" || true)
   (( n == 0 )) || { log "$n warning/error lines in $(basename "$f"):"; grep -iE 'warn|error|crit' "$f" | head -5 >&2; }
 done

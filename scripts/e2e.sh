@@ -20,6 +20,7 @@
 # 127.0.0.1 only, on ports picked at run time, with its state in a temporary folder.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/orthanc.sh"
 cd "$ROOT"
 started=$SECONDS
 
@@ -28,8 +29,6 @@ CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 ORTHANC_BIN="${ORTHANC_BIN:-/usr/sbin/Orthanc}"
 ORTHANC_PLUGINS=/usr/share/orthanc/plugins
 VENV="$ROOT/target/py-venv"
-SHIM_SRC="$E2E/loopback-bind.c"
-SHIM="$ROOT/target/e2e/loopback-bind.so"
 export VIGIE_E2E_SCREENSHOTS="${VIGIE_E2E_SCREENSHOTS:-$ROOT/docs}"
 
 # ---- 1. what the machine lacks ---------------------------------------------------------------
@@ -69,10 +68,7 @@ if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import pydicom' 2>/
   "$VENV/bin/pip" install -q 'pydicom>=3,<4' || die "pip install pydicom failed: check the network or pip's index (pip config list)"
 fi
 
-mkdir -p "$(dirname "$SHIM")"
-if [[ ! -f "$SHIM" || "$SHIM_SRC" -nt "$SHIM" ]]; then
-  gcc -shared -fPIC -O2 -Wall -o "$SHIM" "$SHIM_SRC" -ldl || die "cannot build $SHIM from $SHIM_SRC: apt-get install gcc libc6-dev"
-fi
+orthanc_shim || die "cannot build $ORTHANC_SHIM from $ORTHANC_SHIM_SRC: apt-get install gcc libc6-dev"
 
 export VIGIE_BIN="${VIGIE_BIN:-$ROOT/target/debug/vigie}"
 if [[ ! -x "$VIGIE_BIN" ]]; then
@@ -127,16 +123,12 @@ PASSWORD_FILE="$WORK/orthanc/password"
 ORTHANC_URL="http://127.0.0.1:$ORTHANC_PORT"
 ocurl() { curl -sS --max-time 30 -K "$WORK/orthanc/curl.conf" "$@"; }
 
-LD_PRELOAD="$SHIM" "$ORTHANC_BIN" --logfile="$WORK/orthanc/orthanc.log" "$WORK/orthanc/orthanc.json" \
-  >"$WORK/orthanc/stdout.log" 2>&1 &
-ORTHANC_PID=$!
+orthanc_start "$WORK/orthanc/orthanc.json" "$WORK/orthanc/orthanc.log" "$WORK/orthanc/stdout.log"
 PIDS+=("$ORTHANC_PID")
-for ((i = 0; i < 600; i++)); do
-  kill -0 "$ORTHANC_PID" 2>/dev/null || { cat "$WORK/orthanc/stdout.log" >&2; show_logs; die "Orthanc exited at start (log above): is $ORTHANC_BIN the Debian 1.10 package, are the plugins in $ORTHANC_PLUGINS?"; }
-  [[ "$(ocurl -o /dev/null -w '%{http_code}' --max-time 2 "$ORTHANC_URL/system" 2>/dev/null)" == 200 ]] && break
-  sleep 0.1
-done
-((i < 600)) || { show_logs; die "Orthanc did not answer on $ORTHANC_URL/system within 60 s (log above)"; }
+waited=0
+orthanc_wait "$ORTHANC_URL/system" 600 -K "$WORK/orthanc/curl.conf" || waited=$?
+((waited != 1)) || { cat "$WORK/orthanc/stdout.log" >&2; show_logs; die "Orthanc exited at start (log above): is $ORTHANC_BIN the Debian 1.10 package, are the plugins in $ORTHANC_PLUGINS?"; }
+((waited == 0)) || { show_logs; die "Orthanc did not answer on $ORTHANC_URL/system within 60 s (log above)"; }
 log "Orthanc $(ocurl "$ORTHANC_URL/system" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])') on $ORTHANC_URL (pid $ORTHANC_PID)"
 
 # ---- 4. DICOM files ---------------------------------------------------------------------------
