@@ -29,7 +29,9 @@ h1{{font-size:1.25rem}}p{{color:#52606d}}</style></head><body>\
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+        ),
     );
     if close && version < Version::HTTP_2 {
         h.insert(CONNECTION, HeaderValue::from_static("close"));

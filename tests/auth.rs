@@ -1088,6 +1088,14 @@ async fn the_sign_in_page_is_bilingual_strict_and_self_contained() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        fr.headers()
+            .get_all("content-security-policy")
+            .iter()
+            .count(),
+        1,
+        "one policy field: scanners flag several"
+    );
     let csp = fr.headers()["content-security-policy"]
         .to_str()
         .unwrap()

@@ -85,14 +85,60 @@ impl<B> ResponseMapper<B> for Apply {
             (FRAME_SAMEORIGIN, ANCESTORS_SELF)
         };
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static(xfo));
-        h.append(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(ancestors),
-        );
+        add_frame_ancestors(h, ancestors);
         h.remove(header::SERVER);
         h.remove(&X_POWERED_BY);
         res
     }
+}
+
+/// Adds `ancestors` as a policy of its own, in the same header field as the policies already
+/// there: a comma separates policies in one field and browsers enforce each, while several
+/// `Content-Security-Policy` fields make scanners (testssl.sh) report a misconfiguration. Nothing
+/// is added when a policy already forbids every framer or says exactly what we would.
+fn add_frame_ancestors(h: &mut http::HeaderMap, ancestors: &'static str) {
+    let values: Vec<&[u8]> = h
+        .get_all(header::CONTENT_SECURITY_POLICY)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if values.is_empty() {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(ancestors),
+        );
+        return;
+    }
+    let ours = frame_sources(ancestors.as_bytes());
+    let covered = values.iter().any(|v| {
+        v.split(|&b| b == b',').any(|policy| {
+            let theirs = frame_sources(policy);
+            theirs == Some(vec![b"'none'".to_vec()]) || theirs == ours
+        })
+    });
+    if covered {
+        return;
+    }
+    let mut joined = values.join(&b", "[..]);
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(ancestors.as_bytes());
+    // Joining valid field values with ", " gives a valid field value.
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
+/// The source list of a policy's first `frame-ancestors` directive (later ones are ignored by
+/// browsers), lower-cased; `None` without one.
+fn frame_sources(policy: &[u8]) -> Option<Vec<Vec<u8>>> {
+    policy.split(|&b| b == b';').find_map(|directive| {
+        let mut tokens = directive
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|t| !t.is_empty());
+        let name = tokens.next()?;
+        name.eq_ignore_ascii_case(b"frame-ancestors")
+            .then(|| tokens.map(<[u8]>::to_ascii_lowercase).collect())
+    })
 }
 
 #[cfg(test)]
@@ -141,8 +187,41 @@ mod tests {
             (xfo, csp),
             (vec!["DENY".into()], vec![ANCESTORS_NONE.into()])
         );
-        // An upstream policy that would allow any framer is kept, and ours is enforced beside it.
+        // An upstream policy that would allow any framer is kept, and ours is enforced beside it,
+        // in the same field (one field: scanners flag several).
         let (_, csp) = framing(&[("content-security-policy", "frame-ancestors *")]);
-        assert_eq!(csp, ["frame-ancestors *", ANCESTORS_SELF]);
+        assert_eq!(csp, ["frame-ancestors *, frame-ancestors 'self'"]);
+        let (_, csp) = framing(&[
+            ("content-security-policy", "default-src 'self'"),
+            ("content-security-policy", "img-src *"),
+        ]);
+        assert_eq!(
+            csp,
+            ["default-src 'self', img-src *, frame-ancestors 'self'"]
+        );
+        // A policy that already says as much, or forbids every framer, is left alone.
+        for enough in [
+            "default-src 'none'; FRAME-ANCESTORS  'None' ; base-uri 'none'",
+            "script-src 'self'; frame-ancestors 'self'",
+            "img-src *, frame-ancestors 'none'",
+        ] {
+            let (_, csp) = framing(&[("content-security-policy", enough)]);
+            assert_eq!(csp, [enough]);
+        }
+        // A later duplicate directive does not count: browsers use the first.
+        let (_, csp) = framing(&[(
+            "content-security-policy",
+            "frame-ancestors *; frame-ancestors 'none'",
+        )]);
+        assert_eq!(
+            csp,
+            ["frame-ancestors *; frame-ancestors 'none', frame-ancestors 'self'"]
+        );
+        // Under DENY: 'none', and an upstream 'self' is not enough.
+        let (_, csp) = framing(&[
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'self'"),
+        ]);
+        assert_eq!(csp, ["frame-ancestors 'self', frame-ancestors 'none'"]);
     }
 }
