@@ -19,6 +19,8 @@
 # Env: DURATION (10 s per timed test)  CONNS (50)  THREADS (2)  HS_CONNS (CONNS)
 #      TESTS ("small download handshake orthanc": the sections to run, in that order)
 #      ORTHANC_BIN (/usr/sbin/Orthanc)  ORTHANC_ROUNDS (1: nginx/Vigie alternations behind Orthanc)
+#      UP_MAX_CONNS (128: Vigie's upstream.max_connections towards the nginx upstream; behind
+#      Orthanc Vigie keeps its default)
 #      BIG_CLIENTS (20)  BIG_MIB (200)  WARMUP (2 s)  UP_WORKERS (1, upstream nginx workers)
 #      ACCESS_LOG_RUN (1: also measure Vigie with log.access_log: true)
 #      NGINX (nginx binary)  VIGIE (vigie binary)  KEEP_TMP (1: keep the temp dir)
@@ -44,6 +46,10 @@ DATA="$RESULTS/data"
 RUN_ID="bench-$(date +%Y%m%d-%H%M%S)"
 TESTS="${TESTS:-small download handshake orthanc}"
 ORTHANC_ROUNDS="${ORTHANC_ROUNDS:-1}"
+# The nginx upstream serves any number of connections and the nginx proxy does not bound its
+# connections to it: Vigie gets as many (its default, 40 for Orthanc's 50 threads, would make 10
+# of the 50 clients wait inside Vigie, a cost measured apart in docs/BENCHMARKS.md).
+UP_MAX_CONNS="${UP_MAX_CONNS:-128}"
 has() { [[ " $TESTS " == *" $1 "* ]]; }
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -51,8 +57,8 @@ die() { log "ERROR: $*"; exit 2; }
 
 # ---- preflight --------------------------------------------------------------------------------
 [[ "$DURATION" =~ ^[0-9]+$ && "$CONNS" =~ ^[0-9]+$ && "$HS_CONNS" =~ ^[0-9]+$ \
-   && "$ORTHANC_ROUNDS" =~ ^[1-9]$ ]] \
-  || die "DURATION, CONNS and HS_CONNS must be integers, ORTHANC_ROUNDS 1..9"
+   && "$ORTHANC_ROUNDS" =~ ^[1-9]$ && "$UP_MAX_CONNS" =~ ^[1-9][0-9]*$ ]] \
+  || die "DURATION, CONNS, HS_CONNS and UP_MAX_CONNS must be integers, ORTHANC_ROUNDS 1..9"
 for t in $TESTS; do
   [[ " small download handshake orthanc " == *" $t "* ]] \
     || die "unknown test '$t' in TESTS (known: small download handshake orthanc)"
@@ -160,15 +166,16 @@ start_nginx() { # name conf -> sets NGINX_PID (the master, recorded in PIDS)
 
 BENCH_PASSWORD="Bench-Radio-2026"
 BENCH_TOTP="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-# start_vigie access_log level [name upstream_port path port admin_port] -> VIGIE_PID,
+# start_vigie access_log level [name upstream_port path port admin_port max_conns] -> VIGIE_PID,
 # VIGIE_COOKIE; logs to $RUN/vigie-<name>.log (name: the access_log value). Defaults: the nginx
-# upstream, /small.json, $VIGIE_PORT, $ADMIN_PORT. path: the health path and the first request.
+# upstream, /small.json, $VIGIE_PORT, $ADMIN_PORT, $UP_MAX_CONNS. path: the health path and the
+# first request; max_conns "": Vigie's default.
 start_vigie() {
   local access=$1 level=$2 name=${3:-$1} up=${4:-$UP_PORT} path=${5:-/small.json}
-  local port=${6:-$VIGIE_PORT} admin=${7:-$ADMIN_PORT}
+  local port=${6:-$VIGIE_PORT} admin=${7:-$ADMIN_PORT} max_up=${8-$UP_MAX_CONNS}
   # A fresh state directory each start: a second sign-in with the same TOTP code would be a replay.
   render "$BENCH/vigie.yaml.in" "$RUN/vigie-$name.yaml" \
-    "VIGIE_PORT=$port" "ADMIN_PORT=$admin" "UP_PORT=$up" "HEALTH=$path" \
+    "VIGIE_PORT=$port" "ADMIN_PORT=$admin" "UP_PORT=$up" "HEALTH=$path" "MAX_UP=$max_up" \
     "CERT=$RUN/certs/server.crt" "KEY=$RUN/certs/server.key" \
     "ACCESS_LOG=$access" "LOG_LEVEL=$level" "STATE=$RUN/state-$name" \
     "HASH=$BENCH_HASH" "TOTP=$BENCH_TOTP"
@@ -317,7 +324,8 @@ if has orthanc; then
     "PROXY_PORT=$NGINX_O_PORT" "CERT=$RUN/certs/server.crt" "KEY=$RUN/certs/server.key"
   start_nginx nginx-orthanc "$RUN/o/nginx-proxy.conf"; NGXO_PID=$NGINX_PID
   wait_200 "https://localhost:$NGINX_O_PORT/system" --cacert "$RUN/certs/ca.crt"
-  start_vigie false warn orthanc "$ORTHANC_PORT" /system "$VIGIE_O_PORT" "$ADMIN_O_PORT"
+  # upstream.max_connections left at its default, as a deployment in front of Orthanc runs.
+  start_vigie false warn orthanc "$ORTHANC_PORT" /system "$VIGIE_O_PORT" "$ADMIN_O_PORT" ""
   VIGIE_O_PID=$VIGIE_PID VIGIE_O_COOKIE=$VIGIE_COOKIE
 fi
 start_vigie false warn
