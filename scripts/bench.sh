@@ -19,8 +19,8 @@
 # Env: DURATION (10 s per timed test)  CONNS (50)  THREADS (2)  HS_CONNS (CONNS)
 #      TESTS ("small download handshake orthanc": the sections to run, in that order)
 #      ORTHANC_BIN (/usr/sbin/Orthanc)  ORTHANC_ROUNDS (1: nginx/Vigie alternations behind Orthanc)
-#      UP_MAX_CONNS (128: Vigie's upstream.max_connections towards the nginx upstream; behind
-#      Orthanc Vigie keeps its default)
+#      UP_MAX_CONNS (128: Vigie's upstream.max_connections towards the nginx upstream)
+#      ORTHANC_MAX_CONNS ("": Vigie's upstream.max_connections behind Orthanc; empty: its default)
 #      BIG_CLIENTS (20)  BIG_MIB (200)  WARMUP (2 s)  UP_WORKERS (1, upstream nginx workers)
 #      ACCESS_LOG_RUN (1: also measure Vigie with log.access_log: true)
 #      NGINX (nginx binary)  VIGIE (vigie binary)  KEEP_TMP (1: keep the temp dir)
@@ -50,6 +50,7 @@ ORTHANC_ROUNDS="${ORTHANC_ROUNDS:-1}"
 # connections to it: Vigie gets as many (its default, 40 for Orthanc's 50 threads, would make 10
 # of the 50 clients wait inside Vigie, a cost measured apart in docs/BENCHMARKS.md).
 UP_MAX_CONNS="${UP_MAX_CONNS:-128}"
+ORTHANC_MAX_CONNS="${ORTHANC_MAX_CONNS:-}"
 has() { [[ " $TESTS " == *" $1 "* ]]; }
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -57,8 +58,8 @@ die() { log "ERROR: $*"; exit 2; }
 
 # ---- preflight --------------------------------------------------------------------------------
 [[ "$DURATION" =~ ^[0-9]+$ && "$CONNS" =~ ^[0-9]+$ && "$HS_CONNS" =~ ^[0-9]+$ \
-   && "$ORTHANC_ROUNDS" =~ ^[1-9]$ && "$UP_MAX_CONNS" =~ ^[1-9][0-9]*$ ]] \
-  || die "DURATION, CONNS, HS_CONNS and UP_MAX_CONNS must be integers, ORTHANC_ROUNDS 1..9"
+   && "$ORTHANC_ROUNDS" =~ ^[1-9]$ && "$UP_MAX_CONNS" =~ ^[1-9][0-9]*$ && "$ORTHANC_MAX_CONNS" =~ ^([1-9][0-9]*)?$ ]] \
+  || die "DURATION, CONNS, HS_CONNS, UP_MAX_CONNS and ORTHANC_MAX_CONNS must be integers, ORTHANC_ROUNDS 1..9"
 for t in $TESTS; do
   [[ " small download handshake orthanc " == *" $t "* ]] \
     || die "unknown test '$t' in TESTS (known: small download handshake orthanc)"
@@ -324,8 +325,8 @@ if has orthanc; then
     "PROXY_PORT=$NGINX_O_PORT" "CERT=$RUN/certs/server.crt" "KEY=$RUN/certs/server.key"
   start_nginx nginx-orthanc "$RUN/o/nginx-proxy.conf"; NGXO_PID=$NGINX_PID
   wait_200 "https://localhost:$NGINX_O_PORT/system" --cacert "$RUN/certs/ca.crt"
-  # upstream.max_connections left at its default, as a deployment in front of Orthanc runs.
-  start_vigie false warn orthanc "$ORTHANC_PORT" /system "$VIGIE_O_PORT" "$ADMIN_O_PORT" ""
+  # upstream.max_connections at its default unless ORTHANC_MAX_CONNS says otherwise.
+  start_vigie false warn orthanc "$ORTHANC_PORT" /system "$VIGIE_O_PORT" "$ADMIN_O_PORT" "$ORTHANC_MAX_CONNS"
   VIGIE_O_PID=$VIGIE_PID VIGIE_O_COOKIE=$VIGIE_COOKIE
 fi
 start_vigie false warn
