@@ -376,10 +376,11 @@ META=$(python3 - "$RUN_ID" "$DURATION" "$CONNS" "$THREADS" "$BIG_CLIENTS" "$BIG_
   "$("$NGINX" -v 2>&1)" "$("$VIGIE" --version)" "$(wrk -v 2>&1 | head -1 || true)" \
   "$(h2load --version | head -1)" "$(openssl version 2>/dev/null || echo '?')" \
   "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')" "$(nproc)" "$(uname -r)" \
-  "$(date -Is -r "$VIGIE")" <<'PY'
+  "$(date -Is -r "$VIGIE")" "$TESTS" "$ORTHANC_ROUNDS" "$UP_MAX_CONNS" "${ORTHANC_MAX_CONNS:-default}" <<'PY'
 import json, sys
 k = ["run", "duration_s", "conns", "threads", "big_clients", "big_mib", "hs_conns", "nginx", "vigie",
-     "wrk", "h2load", "openssl", "git", "cpus", "kernel", "vigie_built"]
+     "wrk", "h2load", "openssl", "git", "cpus", "kernel", "vigie_built", "tests", "orthanc_rounds",
+     "up_max_conns", "orthanc_max_conns"]
 print(json.dumps({"meta": dict(zip(k, sys.argv[1:]))}))
 PY
 )
