@@ -1,13 +1,14 @@
 //! Account administration from the command line: `vigie hash-password`, `vigie user add` and
-//! `vigie rotate-keys`. Files are rewritten atomically (temporary file, then rename) with a
-//! `.bak` copy of the previous version, and a change is written only if the result still
-//! validates: bad input loses nothing.
+//! `vigie rotate-keys`. Files are replaced atomically and privately ([`crate::files`]) with a
+//! `.bak` copy of the previous version (private too: it holds the same hashes and secrets), and
+//! a change is written only if the result still validates: bad input loses nothing.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use crate::auth::{keys::KeyRing, password, totp};
 use crate::config::{Config, ConfigError};
+use crate::files::{self, Mode};
 
 /// What can go wrong, in the administrator's words.
 #[derive(Debug, thiserror::Error)]
@@ -245,30 +246,14 @@ fn write_checked(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    {
-        let mut f = opts.open(&tmp).map_err(err)?;
-        f.write_all(new.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
     if path.exists() {
-        let bak = path.with_extension("bak");
-        std::fs::write(&bak, old).map_err(err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&bak, std::fs::Permissions::from_mode(0o600));
-        }
+        files::replace(&path.with_extension("bak"), old.as_bytes(), Mode::Private).map_err(err)?;
     }
-    std::fs::rename(&tmp, path).map_err(err)?;
+    files::replace(path, new.as_bytes(), Mode::Private).map_err(err)?;
     // Validate the file in place (a users file is only valid together with its configuration);
     // put the old content back if it broke anything.
     if let Err(why) = still_valid(new) {
-        let _ = std::fs::write(path, old);
+        let _ = files::replace(path, old.as_bytes(), Mode::Private);
         return Err(AccountError::WouldBreak(why));
     }
     Ok(())
@@ -352,6 +337,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The users file and its `.bak` hold password hashes and TOTP secrets: links planted under
+    /// the names the rewrite used to write through (`users.tmp`, `users.bak`) are not followed,
+    /// and both files are private.
+    #[cfg(unix)]
+    #[test]
+    fn rewrite_follows_no_planted_link_and_stays_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.yaml");
+        std::fs::write(&path, "old").unwrap();
+        let outside = |name: &str| {
+            let target = dir.path().join(name);
+            std::fs::write(&target, "untouched").unwrap();
+            target
+        };
+        let (tmp_target, bak_target) = (outside("a"), outside("b"));
+        std::os::unix::fs::symlink(&tmp_target, dir.path().join("users.tmp")).unwrap();
+        std::os::unix::fs::symlink(&bak_target, dir.path().join("users.bak")).unwrap();
+        write_checked(&path, "old", "new", |_| Ok(())).unwrap();
+        for target in [&tmp_target, &bak_target] {
+            assert_eq!(std::fs::read_to_string(target).unwrap(), "untouched");
+        }
+        let bak = dir.path().join("users.bak");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&bak).unwrap(), "old");
+        for f in [&path, &bak] {
+            let meta = std::fs::symlink_metadata(f).unwrap();
+            assert!(meta.is_file(), "{f:?}");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f:?}");
+        }
+        // A change that would break the configuration puts the old content back.
+        let refused = write_checked(&path, "new", "broken", |_| Err("no".into()));
+        assert!(matches!(refused, Err(AccountError::WouldBreak(_))));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod body;
 pub mod config;
 pub mod error_page;
 pub mod exposure;
+pub mod files;
 pub mod metrics;
 pub mod middleware;
 pub mod policy;

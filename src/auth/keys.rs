@@ -150,18 +150,7 @@ impl KeyRing {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let tmp = state_dir.join(format!("{FILE}.tmp"));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        {
-            use std::io::Write;
-            let mut f = opts.open(&tmp).map_err(err)?;
-            f.write_all(&json).map_err(err)?;
-            f.sync_all().map_err(err)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(err)
+        crate::files::replace(&path, &json, crate::files::Mode::Private).map_err(err)
     }
 }
 

@@ -3,7 +3,6 @@
 //! exists in the output folder, so browsers need to trust it only once.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -13,6 +12,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use super::TlsError;
+use crate::files::{self, Mode};
 
 /// The files written by [`generate`].
 #[derive(Debug)]
@@ -97,26 +97,15 @@ pub fn generate(out: &Path, name: &str) -> Result<DevCert, TlsError> {
     })
 }
 
-/// Writes through a temporary file and a rename, so a running gateway watching the file never
-/// reads half of it. Private keys get mode 0600.
+/// Replaces the file atomically ([`crate::files`]), so a running gateway watching it never reads
+/// half of it. Private keys get mode 0600 from the start.
 fn write_file(path: &Path, data: &[u8], private: bool) -> Result<(), TlsError> {
     let err = |source| TlsError::Write {
         path: path.to_owned(),
         source,
     };
-    let tmp = path.with_extension("tmp");
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut f = opts.open(&tmp).map_err(err)?;
-    f.write_all(data).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    let mode = if private { Mode::Private } else { Mode::Public };
+    files::replace(path, data, mode).map_err(err)
 }
 
 #[cfg(test)]

@@ -1,0 +1,112 @@
+//! Replacing a file on disk so that no reader ever sees half of it and a crash leaves either the
+//! old or the new content: the users file, the session-signing keys, development certificates.
+//!
+//! The new content goes to a temporary file in the same directory, created with a random name
+//! and `O_EXCL` (`tempfile`, so a link planted under a predictable name cannot redirect the
+//! write) and with its final mode from the start (a private file is never readable by others,
+//! not even for a moment); it is flushed to disk, renamed over the target, and the directory is
+//! flushed too, so the rename itself survives a power cut.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Who may read the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 0600: secrets (password hashes, TOTP secrets, private keys, signing keys).
+    Private,
+    /// 0644: certificates.
+    Public,
+}
+
+/// Replaces `path` with `data` atomically and durably; see the module documentation. The
+/// directory must exist.
+pub fn replace(path: &Path, data: &[u8], mode: Mode) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".vigie-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let bits = match mode {
+            Mode::Private => 0o600,
+            Mode::Public => 0o644,
+        };
+        builder.permissions(std::fs::Permissions::from_mode(bits));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// Flushes a directory's entries (a rename in it) to disk.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn replaces_with_the_mode_asked_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("users.yaml");
+        std::fs::write(&secret, "old").unwrap();
+        replace(&secret, b"new", Mode::Private).unwrap();
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "new");
+        let cert = dir.path().join("server.crt");
+        replace(&cert, b"cert", Mode::Public).unwrap();
+        #[cfg(unix)]
+        {
+            assert_eq!(mode_of(&secret), 0o600);
+            assert_eq!(mode_of(&cert), 0o644);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    /// A link planted where the old code put its temporary file (`users.tmp`) is not followed.
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "untouched").unwrap();
+        let path = dir.path().join("users.yaml");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("users.tmp")).unwrap();
+        replace(&path, b"hashes", Mode::Private).unwrap();
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "hashes");
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(replace(&dir.path().join("no/such/file"), b"x", Mode::Private).is_err());
+    }
+}
