@@ -9,6 +9,7 @@
 # On a fresh Debian machine it first installs what it needs (apt-get, as root; npm and PyPI
 # packages into the project's own folders): only the Rust toolchain must be there.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
