@@ -73,6 +73,7 @@ done
 [[ -x "$NGINX" ]] || missing+=("nginx ($NGINX)")
 [[ -r /usr/include/openssl/ssl.h ]] || missing+=("OpenSSL headers (libssl-dev)")
 if has orthanc; then
+  # shellcheck source=scripts/orthanc.sh
   . "$ROOT/scripts/orthanc.sh"
   [[ -x "$ORTHANC_BIN" ]] || missing+=("Orthanc ($ORTHANC_BIN; or leave orthanc out of TESTS)")
   command -v ss >/dev/null 2>&1 || missing+=("ss (iproute2)")

@@ -5,6 +5,7 @@
 #   scripts/browser-test.sh
 #   VIGIE_BIN=target/release/vigie scripts/browser-test.sh
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 

@@ -5,6 +5,7 @@
 # browser, or use curl --cacert). If nothing answers on 127.0.0.1:8042 (start your Orthanc there
 # to see the real viewer), a small demo page is served there instead, on loopback only.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 cargo build --release --locked

@@ -18,6 +18,7 @@
 #                      SIGTERM, and the state directory's owner and modes
 # Exit status: 0 when nothing failed. Binary: target/debug/vigie unless VIGIE_BIN is set.
 set -uo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT" || exit 1
 umask 022   # what this script prepares must be readable by uid 65532

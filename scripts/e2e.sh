@@ -19,7 +19,9 @@
 # from npm (tests/e2e), pydicom from PyPI into target/py-venv. Everything it starts listens on
 # 127.0.0.1 only, on ports picked at run time, with its state in a temporary folder.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=scripts/orthanc.sh
 . "$(dirname "$0")/orthanc.sh"
 cd "$ROOT"
 started=$SECONDS

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit and integration tests (real gateway, real upstream,
-# real TLS clients), the sign-in flow in a real browser (headless Chromium), the end-to-end
-# suite against a real Orthanc (scripts/e2e.sh), the container setup without a Docker engine
-# (scripts/docker-check.sh), then the TLS scanners against a running gateway.
+# Runs every test: formatting, shellcheck over the shell scripts, lints, unit and integration
+# tests (real gateway, real upstream, real TLS clients), the sign-in flow in a real browser
+# (headless Chromium), the end-to-end suite against a real Orthanc (scripts/e2e.sh), the
+# container setup without a Docker engine (scripts/docker-check.sh), then the TLS scanners
+# against a running gateway.
 #   scripts/test.sh                   everything
 #   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~70 s scanner run
 #   SKIP_E2E=1 scripts/test.sh        without the real-Orthanc suite (~1 min, installs Orthanc)
 # On a fresh Debian machine it first installs what it needs (apt-get, as root; npm and PyPI
 # packages into the project's own folders): only the Rust toolchain must be there.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -19,6 +21,8 @@ command -v cargo >/dev/null || die "cargo is missing: install the Rust toolchain
 need=()
 if command -v dpkg >/dev/null; then
   for p in openssl ca-certificates curl; do have_pkg "$p" || need+=("$p"); done
+  command -v git >/dev/null || need+=(git)
+  command -v shellcheck >/dev/null || need+=(shellcheck)
   command -v chromium >/dev/null || have_pkg chromium || need+=(chromium)
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
@@ -33,13 +37,27 @@ if command -v dpkg >/dev/null; then
 fi
 ((${#need[@]} == 0)) || apt_install "${need[@]}"
 missing=()
-for tool in python3 openssl node npm chromium; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in python3 openssl node npm chromium git shellcheck; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 [[ "${SKIP_TLS_SCAN:-0}" == 1 ]] || command -v testssl >/dev/null || missing+=(testssl)
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]}: install them with this system's package manager"
 
 step() { printf '\n== %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "shellcheck (every tracked shell script)"
+# Every file git tracks that is named *.sh or starts with a sh/bash shebang, so that a new script
+# is checked without being listed here. -x follows the files they source (from this directory).
+git rev-parse --git-dir >/dev/null ||
+  die "the shellcheck step lists the scripts with git ls-files: run this in a git checkout (git's message above)"
+shell_scripts=()
+shebang_re='^#!.*[/[:space:]](ba|da|k)?sh([[:space:]]|$)'
+while IFS= read -r -d '' f; do
+  [[ -f "$f" ]] || continue
+  first=""
+  IFS= read -r first <"$f" || true
+  if [[ "$f" == *.sh || "$first" =~ $shebang_re ]]; then shell_scripts+=("$f"); fi
+done < <(git ls-files -z)
+shellcheck -x "${shell_scripts[@]}"
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit + integration)"

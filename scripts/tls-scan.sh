@@ -6,6 +6,7 @@
 #                                          development certificate, no DNS CAA record).
 # Starts its own gateway (debug build unless VIGIE_BIN is set) in front of a throw-away upstream.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 command -v testssl >/dev/null || die "testssl.sh missing (apt-get install testssl.sh)"
 SSLYZE="$(py_tool sslyze sslyze)"
@@ -13,6 +14,7 @@ BIN="${VIGIE_BIN:-$ROOT/target/debug/vigie}"
 [[ -x "$BIN" ]] || (cd "$ROOT" && cargo build -q) || die "build failed"
 
 WORK="$(mktemp -d)"; PIDS=()
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
