@@ -47,7 +47,9 @@ cargo fmt --all -- --check
 step "shellcheck (every tracked shell script)"
 # Every file git tracks that is named *.sh or starts with a sh/bash shebang, so that a new script
 # is checked without being listed here. -x follows the files they source (from this directory).
-git rev-parse --git-dir >/dev/null ||
+# safe.directory: a checkout owned by another user (a CI runner's) is still listed.
+git_here=(git -c safe.directory="$ROOT")
+"${git_here[@]}" rev-parse --git-dir >/dev/null ||
   die "the shellcheck step lists the scripts with git ls-files: run this in a git checkout (git's message above)"
 shell_scripts=()
 shebang_re='^#!.*[/[:space:]](ba|da|k)?sh([[:space:]]|$)'
@@ -56,7 +58,7 @@ while IFS= read -r -d '' f; do
   first=""
   IFS= read -r first <"$f" || true
   if [[ "$f" == *.sh || "$first" =~ $shebang_re ]]; then shell_scripts+=("$f"); fi
-done < <(git ls-files -z)
+done < <("${git_here[@]}" ls-files -z)
 shellcheck -x "${shell_scripts[@]}"
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
