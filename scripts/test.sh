@@ -62,6 +62,8 @@ done < <("${git_here[@]}" ls-files -z)
 shellcheck -x "${shell_scripts[@]}"
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+step "cargo doc -D warnings (private items too: every intra-doc link must resolve)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet
 step "cargo test (unit + integration)"
 # Tests measure memory and timeouts: two threads keep them from starving each other on small CI
 # machines without serialising everything.

@@ -1,5 +1,5 @@
 //! The session gate: every path outside `/_vigie/` needs a valid session. The gate turns the
-//! session cookie into an [`Identity`] in the request extensions, applies the access policy, and
+//! session cookie into an [`Identity`](crate::auth::Identity) in the request extensions, applies the access policy, and
 //! refreshes the cookie's activity time. Without a session, a browser navigation is sent to the
 //! sign-in page (303, with `next`); anything else (XHR, fetch, DICOMweb clients, WebSocket
 //! handshakes) gets 401.

@@ -13,7 +13,7 @@
 //! pool races a new connect against an idle connection coming back, and when the idle one wins it
 //! finishes the connect in the background. Such a connect, if it still waits for a slot, gives up:
 //! no request waits for it any more, and it would take a slot only to park a connection. A connect
-//! knows whether a request still waits for it from a task-local marker that [`for_request`] sets
+//! knows whether a request still waits for it from a task-local marker that `for_request` sets
 //! around each upstream request.
 
 use std::future::{Future, poll_fn};
