@@ -64,6 +64,21 @@ step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 step "cargo doc -D warnings (private items too: every intra-doc link must resolve)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet
+step "cargo deny (licences, bans, sources; advisories where the RustSec database is reachable)"
+# Pinned, and installed into the project's own target/ when the machine has none (a few
+# minutes of compiling on a fresh machine).
+DENY_VERSION=0.20.2
+if ! command -v cargo-deny >/dev/null; then
+  export PATH="$ROOT/target/tools/bin:$PATH"
+  [[ -x "$ROOT/target/tools/bin/cargo-deny" ]] ||
+    cargo install --quiet --locked "cargo-deny@$DENY_VERSION" --root "$ROOT/target/tools"
+fi
+cargo deny --log-level error check licenses bans sources
+if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+  cargo deny --log-level error check advisories
+else
+  echo "SKIP advisories: the RustSec advisory database (github.com/RustSec/advisory-db) cannot be fetched from here"
+fi
 step "cargo test (unit + integration)"
 # Tests measure memory and timeouts: two threads keep them from starving each other on small CI
 # machines without serialising everything.
