@@ -6,8 +6,8 @@
 //! ```text
 //! accept loop (connection limit) ─► least-loaded worker thread (own runtime, own upstream pool)
 //!   ─► TLS handshake (rustls, hot-reloaded certificate)          tls/
-//!   ─► ConnIo: head/idle timeouts, 408, CL+TE head scan          server/conn_io.rs
-//!   ─► hyper-util auto builder (HTTP/1.1 + HTTP/2)               server/mod.rs
+//!   ─► ConnIo: head/idle timeouts, 408, CL+TE head scan          conn/io.rs
+//!   ─► hyper-util auto builder (HTTP/1.1 + HTTP/2)               listen/mod.rs
 //!   ─► tower stack, assembled in stack.rs:
 //!        request id ─► trace/access log ─► security headers
 //!        ─► guard (refusals, 421, path normalisation, cross-site)
@@ -15,27 +15,28 @@
 //!        ─► router: /_vigie/ sign-in pages (auth/), everything else ─► proxy/
 //! ```
 //!
-//! Beside it: the plain-HTTP redirect listener (`redirect`), the admin listener (`admin`:
-//! health, readiness, `metrics`), certificate reloading, and graceful shutdown.
+//! Beside it, in `listen/`: the plain-HTTP redirect listener (`redirect.rs`), the admin listener
+//! (`admin.rs`: health, readiness, `metrics`), certificate reloading, and graceful shutdown.
+//! What every connection shares is in `state.rs`; what one connection knows, in `conn/`.
 
 pub mod accounts;
-pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod conn;
 pub mod error_page;
 pub mod exposure;
 pub mod files;
+pub mod listen;
 pub mod metrics;
 pub mod middleware;
 pub mod policy;
 pub mod proxy;
-pub mod redirect;
 pub mod router;
-pub mod server;
 pub mod stack;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
 
-pub use server::{Gateway, run};
+pub use listen::{Gateway, run};

@@ -12,10 +12,11 @@ use hyper::body::Incoming;
 use tower::Service;
 
 use crate::body::Body;
+use crate::conn::ConnInfo;
 use crate::error_page;
 use crate::middleware::guard::request_host_value;
 use crate::proxy::Proxy;
-use crate::server::{ConnInfo, Shared};
+use crate::state::GatewayState;
 
 /// The prefix no upstream path may use.
 pub const RESERVED_PREFIX: &str = "/_vigie/";
@@ -23,13 +24,13 @@ pub const RESERVED_PREFIX: &str = "/_vigie/";
 /// The innermost service.
 #[derive(Debug, Clone)]
 pub struct Router {
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     proxy: Proxy,
     conn: ConnInfo,
 }
 
 impl Router {
-    pub fn new(shared: Arc<Shared>, proxy: Proxy, conn: ConnInfo) -> Self {
+    pub fn new(shared: Arc<GatewayState>, proxy: Proxy, conn: ConnInfo) -> Self {
         Router {
             shared,
             proxy,

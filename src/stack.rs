@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tower::ServiceBuilder;
 
+use crate::conn::ConnInfo;
 use crate::middleware::gate::GateLayer;
 use crate::middleware::guard::GuardLayer;
 use crate::middleware::head::HeadLayer;
@@ -12,11 +13,11 @@ use crate::middleware::security_headers::SecurityHeadersLayer;
 use crate::middleware::trace::TraceLayer;
 use crate::proxy::Proxy;
 use crate::router::Router;
-use crate::server::{ConnInfo, Shared};
+use crate::state::GatewayState;
 
 /// Builds the service for one client connection.
 pub fn build(
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     proxy: Proxy,
     conn: ConnInfo,
 ) -> impl tower::Service<

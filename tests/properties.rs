@@ -2,7 +2,7 @@
 //! the guard hands on), authority splitting, `next=` validation, the configuration loaders and
 //! their units. Each property carries a one-line statement to check against the parser's own
 //! documentation. Generators lean on the characters that make these parsers go wrong, not only
-//! on random strings. `HeadScan` (private) has its properties in `src/server/conn_io.rs`.
+//! on random strings. `HeadScan` (private) has its properties in `src/conn/io.rs`.
 //!
 //! Case counts keep this file to a few seconds in a debug build; `PROPTEST_CASES=N` overrides
 //! them all for a longer run.
@@ -23,10 +23,10 @@ use tower::{Layer, Service};
 use vigie::auth::routes::safe_next;
 use vigie::body::Body;
 use vigie::config::{Config, ConfigError, Severity, parse_duration, parse_size};
+use vigie::conn::ClientForwarding;
+use vigie::conn::{Activity, ConnInfo};
 use vigie::middleware::guard::{GuardLayer, request_host, split_authority};
 use vigie::middleware::normalize::normalize;
-use vigie::proxy::headers::ClientForwarding;
-use vigie::server::{Activity, ConnInfo};
 
 /// `cases` unless `PROPTEST_CASES` is set (for the occasional long run).
 fn cases(cases: u32) -> ProptestConfig {

@@ -19,9 +19,9 @@ use tracing::debug;
 
 use crate::body::Body;
 use crate::config::Config;
+use crate::conn::ConnInfo;
 use crate::error_page;
 use crate::middleware::request_id::RequestId;
-use crate::server::ConnInfo;
 
 /// Applies the checks in the module documentation.
 #[derive(Debug, Clone)]

@@ -26,8 +26,8 @@ use super::gate::ServedTo;
 use super::request_id::RequestId;
 use super::{MapResponse, ResponseMapper};
 use crate::body::{Body, BoxError};
+use crate::conn::Activity;
 use crate::metrics::Metrics;
-use crate::server::Activity;
 
 /// Traces, logs and counts requests on one connection.
 #[derive(Debug, Clone)]

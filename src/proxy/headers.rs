@@ -2,12 +2,10 @@
 //! the headers a `Connection` header names), the forwarding headers the gateway alone sets
 //! (RFC 7239 `Forwarded` and `X-Forwarded-*`), and `Location` rewriting.
 
-use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::session;
+use crate::conn::ClientForwarding;
 
 /// Headers that describe one connection, never the message: removed in both directions.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -99,37 +97,6 @@ pub fn strip_spoofable(headers: &mut HeaderMap) {
 /// `name` is lower case with dashes.
 fn is_spoofable(name: &str) -> bool {
     SPOOFABLE.contains(&name) || SPOOFABLE_PREFIXES.iter().any(|p| name.starts_with(p))
-}
-
-/// The forwarding header parts that depend only on the client's address.
-#[derive(Debug, Clone)]
-pub struct ClientForwarding {
-    /// `X-Forwarded-For`: the client's address, nothing appended (the gateway is the edge).
-    xff: HeaderValue,
-    /// `for=<client>;proto=https;host=` — the `Forwarded` value up to the host.
-    prefix: Vec<u8>,
-}
-
-impl ClientForwarding {
-    pub fn new(peer: SocketAddr) -> ClientForwarding {
-        let ip = peer.ip().to_canonical();
-        let mut prefix = String::with_capacity(64);
-        // RFC 7239 §6: IPv6 addresses must be quoted strings.
-        match ip {
-            IpAddr::V4(v4) => {
-                let _ = write!(prefix, "for={v4}");
-            }
-            IpAddr::V6(v6) => {
-                let _ = write!(prefix, "for=\"[{v6}]\"");
-            }
-        }
-        prefix.push_str(";proto=https;host=");
-        ClientForwarding {
-            xff: HeaderValue::from_str(&ip.to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            prefix: prefix.into_bytes(),
-        }
-    }
 }
 
 /// Sets `Forwarded`, `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` for a request

@@ -22,10 +22,10 @@ use tracing::{debug, warn};
 use crate::auth::{Auth, Identity};
 use crate::body::{Body, BodyFault, Progress};
 use crate::config::{Limits, Upstream};
+use crate::conn::ConnInfo;
 use crate::error_page;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::middleware::request_id::RequestId;
-use crate::server::ConnInfo;
 use limit::{LimitedConnector, Slots};
 
 /// The upstream client and what it needs to rewrite requests.

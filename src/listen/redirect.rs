@@ -11,10 +11,15 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::plain::serve_plain;
 use crate::body::Body;
-use crate::server::{Shared, serve_plain};
+use crate::state::GatewayState;
 
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<GatewayState>,
+    stop: watch::Receiver<bool>,
+) {
     let cfg = &shared.config;
     let port = cfg.listen.public_https_port;
     let origin: Arc<str> = if port == 443 {

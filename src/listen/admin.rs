@@ -11,10 +11,15 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::plain::serve_plain;
 use crate::body::Body;
-use crate::server::{Shared, serve_plain};
+use crate::state::GatewayState;
 
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<GatewayState>,
+    stop: watch::Receiver<bool>,
+) {
     serve_plain(listener, shared.clone(), stop, 64, move |_| {
         let shared = shared.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -25,7 +30,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watc
     .await;
 }
 
-async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+async fn route(shared: &GatewayState, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }

@@ -10,8 +10,9 @@
 //! 20 or 50 new connections on one worker while the other idled.) The accept loop, the admin and
 //! redirect listeners and the certificate reloader run on the caller's runtime.
 
-mod conn_io;
-mod per_client;
+mod admin;
+mod plain;
+mod redirect;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,51 +27,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
-use tracing::{Instrument, debug, error, info, info_span, warn};
-
-pub use conn_io::{Activity, ConnIo, ConnTimeouts};
+use tracing::{debug, error, info, info_span, warn};
 
 use crate::config::{Config, ConfigError, Problem};
+use crate::conn::per_client::{ClientSlot, PerClient};
+use crate::conn::{Activity, ConnInfo, ConnIo, ConnTimeouts};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::proxy::limit::Slots;
+use crate::stack;
+use crate::state::GatewayState;
 use crate::tls::{self, CertStore};
-use crate::{admin, redirect, stack};
-
-/// State shared by every connection.
-#[derive(Debug)]
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    pub proxy: Proxy,
-    /// The bound on upstream connections, shared by the probe's and every worker's pool.
-    pub upstream_slots: Slots,
-    /// Set once shutdown begins: `/readyz` turns 503 so load balancers stop sending.
-    pub draining: watch::Receiver<bool>,
-    /// Client connections allowed at once, across all workers.
-    pub connection_permits: Arc<Semaphore>,
-    /// Client connections allowed at once per client address.
-    pub per_client: Arc<per_client::PerClient>,
-    pub auth: Arc<crate::auth::Auth>,
-    /// The access policy, shared by every connection's gate.
-    pub access: Option<Arc<[crate::config::AccessRule]>>,
-}
-
-/// What the request path knows about the connection a request came on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    /// False when the client's SNI names a host this gateway does not serve.
-    pub sni_ok: bool,
-    pub activity: Arc<Activity>,
-    /// The forwarding values that depend only on the client address, computed once per
-    /// connection: `X-Forwarded-For` and the start of `Forwarded`.
-    pub forwarded: Arc<crate::proxy::headers::ClientForwarding>,
-}
 
 /// A gateway whose listeners are bound and whose certificate is loaded, ready to serve.
 pub struct Gateway {
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     certs: Arc<CertStore>,
     acceptor: TlsAcceptor,
     https: TcpListener,
@@ -151,10 +122,10 @@ impl Gateway {
         );
         let (drain_tx, draining) = watch::channel(false);
         let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
-        let per_client = per_client::PerClient::new(config.limits.max_connections_per_client);
+        let per_client = PerClient::new(config.limits.max_connections_per_client);
         let access = config.access.clone().map(Arc::from);
         Ok(Gateway {
-            shared: Arc::new(Shared {
+            shared: Arc::new(GatewayState {
                 config: Arc::new(config),
                 metrics,
                 proxy,
@@ -320,7 +291,7 @@ fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
 struct NewConn {
     tcp: std::net::TcpStream,
     peer: SocketAddr,
-    permit: (OwnedSemaphorePermit, per_client::ClientSlot),
+    permit: (OwnedSemaphorePermit, ClientSlot),
 }
 
 /// The accept loop's handle on one worker.
@@ -333,7 +304,7 @@ struct WorkerHandle {
 async fn accept_https(
     listener: TcpListener,
     workers: Vec<WorkerHandle>,
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     mut stop: watch::Receiver<bool>,
 ) {
     if workers.is_empty() {
@@ -387,7 +358,7 @@ async fn accept_https(
 /// connections before the deadline.
 fn start_workers(
     acceptor: TlsAcceptor,
-    shared: &Arc<Shared>,
+    shared: &Arc<GatewayState>,
     stop: &watch::Receiver<bool>,
 ) -> (Vec<WorkerHandle>, Vec<tokio::sync::oneshot::Receiver<bool>>) {
     let count = match shared.config.limits.worker_threads {
@@ -434,7 +405,7 @@ async fn worker(
     mut incoming: mpsc::UnboundedReceiver<NewConn>,
     open: Arc<AtomicUsize>,
     acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
+    shared: Arc<GatewayState>,
     mut stop: watch::Receiver<bool>,
     idle_share: usize,
 ) -> bool {
@@ -499,7 +470,7 @@ async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
-    shared: &Arc<Shared>,
+    shared: &Arc<GatewayState>,
     proxy: Proxy,
     builder: &auto::Builder<TokioExecutor>,
     graceful: hyper_util::server::graceful::Watcher,
@@ -532,7 +503,7 @@ async fn serve_connection(
     let conn = ConnInfo {
         peer,
         sni_ok,
-        forwarded: Arc::new(crate::proxy::headers::ClientForwarding::new(peer)),
+        forwarded: Arc::new(crate::conn::ClientForwarding::new(peer)),
         activity: activity.clone(),
     };
     let io = ConnIo::new(tls, activity.clone(), timeouts, h1);
@@ -558,7 +529,7 @@ async fn serve_connection(
 /// SIGHUP. A failed reload keeps the current certificate. The accounts and session keys are
 /// reloaded the same way: on SIGHUP, or when the configuration, `auth.users_file` or the keys
 /// file changes (so that `vigie user add` and `vigie rotate-keys` need no signal).
-async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<Shared>) {
+async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
     let account_files = account_files(&shared.config);
     let mut account_stamps = stamps(&account_files);
     let mut tick = tokio::time::interval(shared.config.tls.reload_interval);
@@ -631,7 +602,7 @@ fn stamps(files: &[std::path::PathBuf]) -> Vec<Stamp> {
 
 /// On SIGHUP or a file change: re-reads the configuration's accounts (and `auth.users_file`) and the session
 /// keys. Users removed or disabled lose their sessions at once. An invalid file changes nothing.
-fn reload_accounts(shared: &Shared) {
+fn reload_accounts(shared: &GatewayState) {
     let Some(source) = &shared.config.source else {
         return;
     };
@@ -649,94 +620,5 @@ fn reload_accounts(shared: &Shared) {
             problems = %e,
             "configuration not reloaded: it has errors; the running accounts are kept"
         ),
-    }
-}
-
-/// Serves a plain-HTTP listener (redirect or admin) with the same head and idle timeouts.
-pub(crate) async fn serve_plain<S>(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    max_connections: usize,
-    make_service: impl Fn(SocketAddr) -> S,
-) where
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::body::Body>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(max_connections));
-    let limits = &shared.config.limits;
-    let timeouts = ConnTimeouts {
-        header: limits.header_read_timeout,
-        keepalive: limits.keepalive_timeout,
-    };
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    let builder = Arc::new(builder);
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.changed() => return,
-        };
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-            },
-            _ = stop.changed() => return,
-        };
-        let activity = Arc::new(Activity::default());
-        let service = Tracked {
-            inner: make_service(peer),
-            activity: activity.clone(),
-        };
-        let builder = builder.clone();
-        let span = info_span!("plain", %peer);
-        tokio::spawn(
-            async move {
-                let _permit = permit;
-                let io = TokioIo::new(ConnIo::new(tcp, activity, timeouts, true));
-                let _ = builder.serve_connection(io, service).await;
-            }
-            .instrument(span),
-        );
-    }
-}
-
-/// Reports request start and end to the connection's [`Activity`] for the plain listeners,
-/// whose responses are small and complete when returned.
-struct Tracked<S> {
-    inner: S,
-    activity: Arc<Activity>,
-}
-
-impl<S, B> hyper::service::Service<http::Request<B>> for Tracked<S>
-where
-    S: hyper::service::Service<http::Request<B>>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future =
-        std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send + 'static>>;
-
-    fn call(&self, req: http::Request<B>) -> Self::Future {
-        self.activity.request_started();
-        let fut = self.inner.call(req);
-        let activity = self.activity.clone();
-        Box::pin(async move {
-            let res = fut.await;
-            activity.request_ended();
-            res
-        })
     }
 }
