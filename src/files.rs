@@ -6,9 +6,44 @@
 //! write) and with its final mode from the start (a private file is never readable by others,
 //! not even for a moment); it is flushed to disk, renamed over the target, and the directory is
 //! flushed too, so the rename itself survives a power cut.
+//!
+//! [`FileStamp`] tells whether files changed since they were last read (the reloads of
+//! `crate::reload`).
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::SystemTime;
+
+/// What identifies a version of each of some files: size, modification time and inode (a file
+/// replaced by a rename, as [`replace`] does, has a new inode even within the same second).
+/// A file that cannot be read has no stamp; its appearing is a change too.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileStamp(Vec<Option<(u64, SystemTime, u64)>>);
+
+impl FileStamp {
+    pub fn of<P: AsRef<Path>>(paths: &[P]) -> FileStamp {
+        FileStamp(
+            paths
+                .iter()
+                .map(|p| {
+                    let m = std::fs::metadata(p).ok()?;
+                    let modified = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    Some((m.len(), modified, inode(&m)))
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(m)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
+}
 
 /// Who may read the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +137,21 @@ mod tests {
         replace(&path, b"hashes", Mode::Private).unwrap();
         assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "hashes");
+    }
+
+    #[test]
+    fn a_stamp_changes_with_a_replaced_or_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "same").unwrap();
+        let before = FileStamp::of(&[&a, &b]);
+        assert_eq!(before, FileStamp::of(&[&a, &b]));
+        // Same size, same second: the rename gives a new inode.
+        replace(&a, b"SAME", Mode::Private).unwrap();
+        let replaced = FileStamp::of(&[&a, &b]);
+        assert_ne!(before, replaced);
+        std::fs::write(&b, "").unwrap();
+        assert_ne!(replaced, FileStamp::of(&[&a, &b]));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod router;
 pub mod stack;
 pub mod state;

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ConfigError, Problem};
 use crate::conn::per_client::{ClientSlot, PerClient};
@@ -194,7 +194,7 @@ impl Gateway {
         if let Some(l) = admin {
             tasks.spawn(admin::serve(l, shared.clone(), stop_rx.clone()));
         }
-        let reloader = tokio::spawn(reload_certificates(certs, shared.clone()));
+        let reloader = tokio::spawn(crate::reload::watch(certs, shared.clone()));
 
         shutdown.await;
         info!("shutting down: no new connections, draining open ones");
@@ -522,103 +522,5 @@ async fn serve_connection(
             shared.metrics.send_timed_out();
             debug!(%peer, reason = "send_timeout", "client stopped reading: connection closed");
         }
-    }
-}
-
-/// Reloads the certificate when its files change (checked every `tls.reload_interval`) or on
-/// SIGHUP. A failed reload keeps the current certificate. The accounts and session keys are
-/// reloaded the same way: on SIGHUP, or when the configuration, `auth.users_file` or the keys
-/// file changes (so that `vigie user add` and `vigie rotate-keys` need no signal).
-async fn reload_certificates(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
-    let account_files = account_files(&shared.config);
-    let mut account_stamps = stamps(&account_files);
-    let mut tick = tokio::time::interval(shared.config.tls.reload_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        #[cfg(unix)]
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
-        };
-        #[cfg(not(unix))]
-        let forced = {
-            tick.tick().await;
-            false
-        };
-        let now_stamps = stamps(&account_files);
-        if forced || now_stamps != account_stamps {
-            account_stamps = now_stamps;
-            reload_accounts(&shared);
-        }
-        let span = info_span!("certificate_reload", forced);
-        let _enter = span.enter();
-        match certs.reload(forced) {
-            tls::store::Reload::Unchanged => {}
-            tls::store::Reload::Reloaded => {
-                let info = &certs.current().info;
-                info!(subject = %info.subject, not_after = info.not_after, "certificate reloaded");
-            }
-            tls::store::Reload::Failed(e) => {
-                shared.metrics.cert_reload_failed();
-                error!(error = %e, "new certificate refused; still serving the previous one");
-            }
-        }
-        shared
-            .metrics
-            .set_cert_expiry(certs.current().info.not_after);
-    }
-}
-
-/// The files whose change reloads the accounts and keys.
-fn account_files(config: &Config) -> Vec<std::path::PathBuf> {
-    config
-        .source
-        .iter()
-        .chain(config.auth.users_file.iter())
-        .cloned()
-        .chain(std::iter::once(crate::auth::keys::path(&config.state_dir)))
-        .collect()
-}
-
-/// What identifies a version of each file: modification time, size and inode (`user add`
-/// replaces the file by a rename). `None` for a file that cannot be read.
-type Stamp = Option<(std::time::SystemTime, u64, u64)>;
-
-fn stamps(files: &[std::path::PathBuf]) -> Vec<Stamp> {
-    files
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(f).ok()?;
-            #[cfg(unix)]
-            let ino = std::os::unix::fs::MetadataExt::ino(&m);
-            #[cfg(not(unix))]
-            let ino = 0;
-            Some((m.modified().ok()?, m.len(), ino))
-        })
-        .collect()
-}
-
-/// On SIGHUP or a file change: re-reads the configuration's accounts (and `auth.users_file`) and the session
-/// keys. Users removed or disabled lose their sessions at once. An invalid file changes nothing.
-fn reload_accounts(shared: &GatewayState) {
-    let Some(source) = &shared.config.source else {
-        return;
-    };
-    // Keys first: "accounts reloaded" then means that everything read here is in force (a
-    // script waiting for the line must not race the key change).
-    if let Err(e) = shared.auth.reload_keys(&shared.config.state_dir) {
-        error!(error = %e, "session keys not reloaded");
-    }
-    match Config::load(source) {
-        Ok((fresh, _)) => match shared.auth.set_users(&fresh.auth) {
-            Ok(revoked) => info!(users = fresh.auth.users.len(), revoked, "accounts reloaded"),
-            Err(e) => error!(error = %e, "accounts not reloaded"),
-        },
-        Err(e) => error!(
-            problems = %e,
-            "configuration not reloaded: it has errors; the running accounts are kept"
-        ),
     }
 }

@@ -5,46 +5,13 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use super::{LoadedCert, TlsError, load};
-
-/// Size, modification time and inode of both files: any change triggers a reload attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Stamp(Vec<Option<(u64, SystemTime, u64)>>);
-
-impl Stamp {
-    fn of(paths: &[&Path]) -> Stamp {
-        Stamp(
-            paths
-                .iter()
-                .map(|p| {
-                    std::fs::metadata(p).ok().map(|m| {
-                        (
-                            m.len(),
-                            m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                            inode(&m),
-                        )
-                    })
-                })
-                .collect(),
-        )
-    }
-}
-
-#[cfg(unix)]
-fn inode(m: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(m)
-}
-
-#[cfg(not(unix))]
-fn inode(_: &std::fs::Metadata) -> u64 {
-    0
-}
+use crate::files::FileStamp;
 
 /// Result of a reload attempt.
 #[derive(Debug)]
@@ -59,7 +26,7 @@ pub struct CertStore {
     current: ArcSwap<LoadedCert>,
     cert_file: PathBuf,
     key_file: PathBuf,
-    stamp: Mutex<Stamp>,
+    stamp: Mutex<FileStamp>,
 }
 
 impl fmt::Debug for CertStore {
@@ -74,7 +41,7 @@ impl fmt::Debug for CertStore {
 impl CertStore {
     /// Loads the pair once; failing here stops the start.
     pub fn open(cert_file: &Path, key_file: &Path) -> Result<CertStore, TlsError> {
-        let stamp = Stamp::of(&[cert_file, key_file]);
+        let stamp = FileStamp::of(&[cert_file, key_file]);
         let loaded = load(cert_file, key_file)?;
         Ok(CertStore {
             current: ArcSwap::from_pointee(loaded),
@@ -91,7 +58,7 @@ impl CertStore {
 
     /// Reloads when either file changed since the last attempt (`force`: always).
     pub fn reload(&self, force: bool) -> Reload {
-        let stamp = Stamp::of(&[&self.cert_file, &self.key_file]);
+        let stamp = FileStamp::of(&[&self.cert_file, &self.key_file]);
         {
             let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
             if !force && *last == stamp {

@@ -1,0 +1,103 @@
+//! What a running gateway picks up without a restart, and how: it looks every
+//! `tls.reload_interval` (and at once on SIGHUP) at the files involved and reloads what changed.
+//! A file that fails to load changes nothing and is reported; the running version stays.
+//!
+//! | reloads                                   | when its files change, or on SIGHUP        |
+//! |-------------------------------------------|--------------------------------------------|
+//! | certificate and key (`tls.cert_file`, `tls.key_file`) | served to new connections at once |
+//! | accounts (`auth.users`, `auth.users_file`) and the `auth` settings the request path reads, such as its timeouts | removed or disabled users lose their sessions at once |
+//! | session-signing keys (`vigie rotate-keys`) | read before the accounts                   |
+//!
+//! Every other setting (listeners, upstream, limits, the access policy, logging, `state_dir`)
+//! is read once at start: changing it needs a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tracing::{error, info, info_span};
+
+use crate::config::Config;
+use crate::files::FileStamp;
+use crate::state::GatewayState;
+use crate::tls::CertStore;
+use crate::tls::store::Reload;
+
+/// Reloads the certificate when its files change (checked every `tls.reload_interval`) or on
+/// SIGHUP. A failed reload keeps the current certificate. The accounts and session keys are
+/// reloaded the same way: on SIGHUP, or when the configuration, `auth.users_file` or the keys
+/// file changes (so that `vigie user add` and `vigie rotate-keys` need no signal).
+pub async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
+    let account_files = account_files(&shared.config);
+    let mut account_stamps = FileStamp::of(&account_files);
+    let mut tick = tokio::time::interval(shared.config.tls.reload_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tick.tick().await;
+            false
+        };
+        let now_stamps = FileStamp::of(&account_files);
+        if forced || now_stamps != account_stamps {
+            account_stamps = now_stamps;
+            reload_accounts(&shared);
+        }
+        let span = info_span!("certificate_reload", forced);
+        let _enter = span.enter();
+        match certs.reload(forced) {
+            Reload::Unchanged => {}
+            Reload::Reloaded => {
+                let info = &certs.current().info;
+                info!(subject = %info.subject, not_after = info.not_after, "certificate reloaded");
+            }
+            Reload::Failed(e) => {
+                shared.metrics.cert_reload_failed();
+                error!(error = %e, "new certificate refused; still serving the previous one");
+            }
+        }
+        shared
+            .metrics
+            .set_cert_expiry(certs.current().info.not_after);
+    }
+}
+
+/// The files whose change reloads the accounts and keys.
+fn account_files(config: &Config) -> Vec<PathBuf> {
+    config
+        .source
+        .iter()
+        .chain(config.auth.users_file.iter())
+        .cloned()
+        .chain(std::iter::once(crate::auth::keys::path(&config.state_dir)))
+        .collect()
+}
+
+/// On SIGHUP or a file change: re-reads the configuration's accounts (and `auth.users_file`) and the session
+/// keys. Users removed or disabled lose their sessions at once. An invalid file changes nothing.
+fn reload_accounts(shared: &GatewayState) {
+    let Some(source) = &shared.config.source else {
+        return;
+    };
+    // Keys first: "accounts reloaded" then means that everything read here is in force (a
+    // script waiting for the line must not race the key change).
+    if let Err(e) = shared.auth.reload_keys(&shared.config.state_dir) {
+        error!(error = %e, "session keys not reloaded");
+    }
+    match Config::load(source) {
+        Ok((fresh, _)) => match shared.auth.set_users(&fresh.auth) {
+            Ok(revoked) => info!(users = fresh.auth.users.len(), revoked, "accounts reloaded"),
+            Err(e) => error!(error = %e, "accounts not reloaded"),
+        },
+        Err(e) => error!(
+            problems = %e,
+            "configuration not reloaded: it has errors; the running accounts are kept"
+        ),
+    }
+}
