@@ -27,6 +27,7 @@ pub mod conn;
 pub mod error_page;
 pub mod exposure;
 pub mod files;
+pub mod http_util;
 pub mod listen;
 pub mod metrics;
 pub mod middleware;

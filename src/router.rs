@@ -14,12 +14,10 @@ use tower::Service;
 use crate::body::Body;
 use crate::conn::ConnInfo;
 use crate::error_page;
-use crate::middleware::guard::request_host_value;
+use crate::http_util::authority::request_host_value;
+use crate::http_util::reserved;
 use crate::proxy::Proxy;
 use crate::state::GatewayState;
-
-/// The prefix no upstream path may use.
-pub const RESERVED_PREFIX: &str = "/_vigie/";
 
 /// The innermost service.
 #[derive(Debug, Clone)]
@@ -54,7 +52,7 @@ impl Service<Request<Incoming>> for Router {
         let conn = self.conn.clone();
         Box::pin(async move {
             let version = req.version();
-            if req.uri().path().starts_with(RESERVED_PREFIX) {
+            if req.uri().path().starts_with(reserved::PREFIX) {
                 let deadline = shared.config.limits.header_read_timeout;
                 return Ok(crate::auth::routes::handle(
                     &shared.auth,

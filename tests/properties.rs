@@ -25,7 +25,8 @@ use vigie::body::Body;
 use vigie::config::{Config, ConfigError, Severity, parse_duration, parse_size};
 use vigie::conn::ClientForwarding;
 use vigie::conn::{Activity, ConnInfo};
-use vigie::middleware::guard::{GuardLayer, request_host, split_authority};
+use vigie::http_util::authority::{request_host, split_authority};
+use vigie::middleware::guard::GuardLayer;
 use vigie::middleware::normalize::normalize;
 
 /// `cases` unless `PROPTEST_CASES` is set (for the occasional long run).

@@ -15,6 +15,7 @@ use super::pages::{self, Lang, Notice};
 use super::{Auth, NoSession, SignIn, csrf, session};
 use crate::body::Body;
 use crate::error_page;
+use crate::http_util::reserved::{LOGIN, LOGIN_SIGNED_OUT, LOGOUT, STYLESHEET};
 
 /// Largest sign-in or sign-out form accepted.
 const MAX_FORM: usize = 8 * 1024;
@@ -30,14 +31,12 @@ pub async fn handle(
     let version = req.version();
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::GET | &Method::HEAD, "/_vigie/login") => login_page(auth, &req),
-        (&Method::POST, "/_vigie/login") => login_submit(auth, req, client, form_deadline).await,
-        (&Method::GET | &Method::HEAD, "/_vigie/logout") => logout_page(auth, &req),
-        (&Method::POST, "/_vigie/logout") => logout_submit(auth, req, form_deadline).await,
-        (&Method::GET | &Method::HEAD, "/_vigie/assets/vigie.css") => pages::stylesheet(),
-        (_, "/_vigie/login" | "/_vigie/logout") => {
-            error_page::response(StatusCode::METHOD_NOT_ALLOWED, version, false)
-        }
+        (&Method::GET | &Method::HEAD, LOGIN) => login_page(auth, &req),
+        (&Method::POST, LOGIN) => login_submit(auth, req, client, form_deadline).await,
+        (&Method::GET | &Method::HEAD, LOGOUT) => logout_page(auth, &req),
+        (&Method::POST, LOGOUT) => logout_submit(auth, req, form_deadline).await,
+        (&Method::GET | &Method::HEAD, STYLESHEET) => pages::stylesheet(),
+        (_, LOGIN | LOGOUT) => error_page::response(StatusCode::METHOD_NOT_ALLOWED, version, false),
         _ => error_page::response(StatusCode::NOT_FOUND, version, false),
     }
 }
@@ -320,7 +319,7 @@ fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
             let lang = lang_of(req, q.lang.as_deref());
             pages::html(StatusCode::OK, pages::logout(lang, &id.user, &token))
         }
-        Err(_) => redirect("/_vigie/login"),
+        Err(_) => redirect(LOGIN),
     }
 }
 
@@ -334,7 +333,7 @@ async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) 
     let (id, _) = match identity {
         Ok(i) => i,
         Err(NoSession::Missing | NoSession::Expired | NoSession::Invalid) => {
-            let mut res = redirect("/_vigie/login?signed_out=1");
+            let mut res = redirect(LOGIN_SIGNED_OUT);
             res.headers_mut()
                 .append(SET_COOKIE, session::clear_cookie());
             return res;
@@ -353,7 +352,7 @@ async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) 
         return error_page::response(StatusCode::SERVICE_UNAVAILABLE, version, false);
     }
     tracing::info!(user = %id.user, "signed out");
-    let mut res = redirect("/_vigie/login?signed_out=1");
+    let mut res = redirect(LOGIN_SIGNED_OUT);
     res.headers_mut()
         .append(SET_COOKIE, session::clear_cookie());
     res

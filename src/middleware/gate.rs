@@ -20,8 +20,8 @@ use crate::auth::{Auth, NoSession, TokenCache, session};
 use crate::body::Body;
 use crate::config::AccessRule;
 use crate::error_page;
+use crate::http_util::reserved;
 use crate::policy;
-use crate::router::RESERVED_PREFIX;
 
 /// Applies the gate; see the module documentation.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if req.uri().path().starts_with(RESERVED_PREFIX) {
+        if req.uri().path().starts_with(reserved::PREFIX) {
             return Either::Left(MapResponse::new(self.inner.call(req), Refresh(None, None)));
         }
         match self
@@ -141,7 +141,7 @@ fn is_navigation<B>(req: &Request<B>) -> bool {
 fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
     let mut res = if is_navigation(req) {
         let next = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let mut location = String::from("/_vigie/login?next=");
+        let mut location = String::from(reserved::LOGIN_NEXT);
         location.extend(percent_encoding::utf8_percent_encode(next, NEXT_ENCODE));
         if why == NoSession::Expired {
             location.push_str("&expired=1");
