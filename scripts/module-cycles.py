@@ -1,20 +1,16 @@
 #!/usr/bin/env python3
-"""Lists the two-way dependencies between Vigie's modules: pairs A, B where code in A names
-`crate::B…` and code in B names `crate::A…` (top-level modules; inside one folder, its files).
-Comments and `#[cfg(test)]` parts are left out. Exit 1 when a pair is found that is not in
-KNOWN below: KNOWN only ever shrinks, as issue 9 untangles the rest.
-Run from anywhere: scripts/module-cycles.py [--all]  (--all: print every pair, known or not)."""
+"""Lists the dependency cycles between Vigie's modules: groups of modules that reach each other
+through `crate::…` paths (A names B, B names C, C names A; top-level modules, and inside one
+folder its files, `super::` included). Comments and `#[cfg(test)]` parts are left out.
+Exit 1 when a cycle is found that is not in KNOWN below (empty: none is allowed).
+Run from anywhere: scripts/module-cycles.py [--all]  (--all: also print the known ones)."""
 import collections
 import os
 import re
 import sys
 
-# Cycles that remain, to be removed (issue 9: config owns no policy, auth or tls types).
-KNOWN = {
-    ("auth", "config"),
-    ("config", "policy"),
-    ("config", "tls"),
-}
+# Cycles tolerated for now, as sorted tuples of module names. Keep it empty.
+KNOWN = set()
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 NAME = re.compile(r"^[a-z_]+$")
@@ -64,14 +60,45 @@ def edges():
     return out
 
 
+def cycles(e):
+    """Strongly connected groups of two or more modules (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    nodes = sorted(set(e) | {b for bs in e.values() for b in bs})
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(e.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(tuple(sorted(group)))
+
+    for v in nodes:
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
 def main():
-    e = edges()
-    pairs = sorted({tuple(sorted((a, b))) for a in e for b in e[a] if a in e.get(b, ())})
-    new = [p for p in pairs if p not in KNOWN]
-    for p in pairs if "--all" in sys.argv else new:
-        print(f"{p[0]} <-> {p[1]}{'' if p in KNOWN else '  (new)'}")
-    gone = sorted(KNOWN - set(pairs))
-    print(f"{len(pairs)} two-way module dependencies, {len(new)} new"
+    found = cycles(edges())
+    new = [c for c in found if c not in KNOWN]
+    for c in found if "--all" in sys.argv else new:
+        print(" -> ".join(c) + ("" if c in KNOWN else "  (new)"))
+    gone = sorted(KNOWN - set(found))
+    print(f"{len(found)} module cycles, {len(new)} new"
           + (f"; remove from KNOWN: {gone}" if gone else ""))
     return 1 if new else 0
 

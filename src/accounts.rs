@@ -6,8 +6,9 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use crate::auth::{keys::KeyRing, password, totp};
+use crate::auth::keys::KeyRing;
 use crate::config::{Config, ConfigError};
+use crate::credentials::{password, totp};
 use crate::files::{self, Mode};
 
 /// What can go wrong, in the administrator's words.

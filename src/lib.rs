@@ -24,6 +24,8 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod conn;
+pub mod credentials;
+pub mod diagnose;
 pub mod error_page;
 pub mod exposure;
 pub mod files;

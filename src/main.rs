@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use vigie::config::{CheckOptions, Config, ConfigError, LogFormat, Problem, Severity};
+use vigie::config::{Config, ConfigError, LogFormat, Problem, Severity};
+use vigie::diagnose::{CheckOptions, check_environment};
 
 #[derive(Parser)]
 #[command(
@@ -162,7 +163,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 
 fn hash_password() -> anyhow::Result<()> {
     let pw = vigie::accounts::read_new_password()?;
-    let hash = vigie::auth::password::hash(&pw).map_err(anyhow::Error::msg)?;
+    let hash = vigie::credentials::password::hash(&pw).map_err(anyhow::Error::msg)?;
     println!("{hash}");
     Ok(())
 }
@@ -224,7 +225,7 @@ fn check(path: &std::path::Path, offline: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    problems.extend(vigie::config::check_environment(
+    problems.extend(check_environment(
         &config,
         CheckOptions { upstream: !offline },
     ));
@@ -327,10 +328,7 @@ fn serve(path: &std::path::Path, log_format: Option<CliLogFormat>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    problems.extend(vigie::config::check_environment(
-        &config,
-        CheckOptions { upstream: true },
-    ));
+    problems.extend(check_environment(&config, CheckOptions { upstream: true }));
     if problems.iter().any(|p| p.severity == Severity::Error) {
         eprintln!("{}: the gateway cannot start", path.display());
         print_problems(&problems);

@@ -7,7 +7,17 @@
 
 use http::Method;
 
-use crate::config::AccessRule;
+/// One line of the access policy: requests whose normalised path starts with `path` (at a
+/// segment boundary; is `path` when `exact`) and whose method is in `methods` (all when `None`)
+/// need one of `roles` (`*`: any signed-in user; empty: nobody).
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    pub path: String,
+    /// The path must be `path` itself (a trailing `/` aside), not only start with it.
+    pub exact: bool,
+    pub methods: Option<Vec<Method>>,
+    pub roles: Vec<String>,
+}
 
 /// Whether `roles` may send `method` to `path` (normalised).
 pub fn allows(rules: Option<&[AccessRule]>, method: &Method, path: &str, roles: &[String]) -> bool {

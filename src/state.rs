@@ -7,9 +7,10 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, watch};
 
 use crate::auth::Auth;
-use crate::config::{AccessRule, Config};
+use crate::config::Config;
 use crate::conn::per_client::PerClient;
 use crate::metrics::Metrics;
+use crate::policy::AccessRule;
 use crate::proxy::Proxy;
 use crate::proxy::limit::Slots;
 

@@ -15,8 +15,8 @@ fn now() -> u64 {
 }
 
 fn code_now() -> String {
-    let secret = vigie::auth::totp::decode_secret(TEST_TOTP).unwrap();
-    vigie::auth::totp::code_at(&secret, now()).unwrap()
+    let secret = vigie::credentials::totp::decode_secret(TEST_TOTP).unwrap();
+    vigie::credentials::totp::code_at(&secret, now()).unwrap()
 }
 
 /// A configuration with these accounts (all with `TEST_PASSWORD` / `TEST_TOTP`), `auth_extra`

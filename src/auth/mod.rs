@@ -14,10 +14,8 @@
 pub mod csrf;
 pub mod keys;
 pub mod pages;
-pub mod password;
 pub mod routes;
 pub mod session;
-pub mod totp;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,6 +30,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::config::{AuthSettings, Config, Secret, User};
+use crate::credentials::{password, totp};
 use crate::store::{LastActivity, SessionRecord, Store, StoreError};
 use keys::KeyRing;
 use session::{Claims, Tokens};

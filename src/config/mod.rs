@@ -2,7 +2,6 @@
 //! [`Config`] (`validate`), and the checks of what the file points to (`check`). Every problem is
 //! reported with its YAML path and a hint, all at once.
 
-pub(crate) mod check;
 mod file;
 mod units;
 mod validate;
@@ -12,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use check::{CheckOptions, check_environment};
+use crate::policy::AccessRule;
+
 pub use units::{parse_duration, parse_size};
 
 /// Whether `name` is an acceptable user name: 1 to 64 letters, digits and `. _ - @`.
@@ -189,18 +189,6 @@ pub struct User {
     pub disabled: bool,
 }
 
-/// One line of the access policy: requests whose normalised path starts with `path` (at a
-/// segment boundary; is `path` when `exact`) and whose method is in `methods` (all when `None`)
-/// need one of `roles` (`*`: any signed-in user; empty: nobody).
-#[derive(Debug, Clone)]
-pub struct AccessRule {
-    pub path: String,
-    /// The path must be `path` itself (a trailing `/` aside), not only start with it.
-    pub exact: bool,
-    pub methods: Option<Vec<http::Method>>,
-    pub roles: Vec<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Listen {
     pub https: SocketAddr,
@@ -289,7 +277,7 @@ pub struct LogSettings {
 
 impl Config {
     /// Reads and validates a YAML file. Only the file itself is examined: certificates and the
-    /// upstream are looked at by [`check_environment`].
+    /// upstream are looked at by [`crate::diagnose::check_environment`].
     pub fn load(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),

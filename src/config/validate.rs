@@ -10,9 +10,11 @@ use super::file::{
     FileUpstream, FileUser,
 };
 use super::units::{parse_duration, parse_size};
+use crate::policy::AccessRule;
+
 use super::{
-    AccessRule, AuthSettings, Config, ConfigError, Limits, Listen, LogFormat, LogSettings, Problem,
-    Secret, Severity, TlsMinVersion, TlsSettings, Upstream, User,
+    AuthSettings, Config, ConfigError, Limits, Listen, LogFormat, LogSettings, Problem, Secret,
+    Severity, TlsMinVersion, TlsSettings, Upstream, User,
 };
 
 /// `upstream.max_connections` by default: below Orthanc's default `HttpThreadsCount` (50), which
@@ -309,7 +311,7 @@ impl Validator {
             "create one with `vigie hash-password`",
         );
         if let Some(h) = &password_hash
-            && let Err(why) = crate::auth::password::check_phc(h)
+            && let Err(why) = crate::credentials::password::check_phc(h)
         {
             self.error(
                 &format!("{at}.password_hash"),
@@ -375,7 +377,7 @@ impl Validator {
     }
 
     fn totp(&mut self, text: &str, at: &str) -> Option<Secret<Vec<u8>>> {
-        match crate::auth::totp::decode_secret(text) {
+        match crate::credentials::totp::decode_secret(text) {
             Ok(bytes) => Some(Secret::new(bytes)),
             Err(why) => {
                 self.error(
@@ -967,7 +969,7 @@ mod tests {
     use super::*;
 
     static GOOD_TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let hash = crate::auth::password::hash("Radio-Thorax-2026").unwrap();
+        let hash = crate::credentials::password::hash("Radio-Thorax-2026").unwrap();
         format!(
             "{BASE}state_dir: /tmp/vigie-test\nauth:\n  users:\n    - username: dr.martin\n      \
              password_hash: \"{hash}\"\n      totp_secret: GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n      \

@@ -18,10 +18,10 @@ use tracing::debug;
 use super::{MapResponse, ResponseMapper};
 use crate::auth::{Auth, NoSession, TokenCache, session};
 use crate::body::Body;
-use crate::config::AccessRule;
 use crate::error_page;
 use crate::http_util::reserved;
 use crate::policy;
+use crate::policy::AccessRule;
 
 /// Applies the gate; see the module documentation.
 #[derive(Debug, Clone)]

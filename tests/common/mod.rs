@@ -393,7 +393,7 @@ pub const TEST_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 /// An argon2id hash of `TEST_PASSWORD`, computed once per test binary.
 pub fn test_hash() -> &'static str {
     static HASH: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| vigie::auth::password::hash(TEST_PASSWORD).unwrap());
+        std::sync::LazyLock::new(|| vigie::credentials::password::hash(TEST_PASSWORD).unwrap());
     &HASH
 }
 
@@ -476,12 +476,12 @@ pub async fn sign_in(
     let csrf_cookie = set_cookie(&page, "__Host-vigie-csrf").expect("no CSRF cookie");
     let html = page.text().await.unwrap();
     let token = hidden_field(&html, "csrf").expect("no csrf field");
-    let secret = vigie::auth::totp::decode_secret(totp_b32).unwrap();
+    let secret = vigie::credentials::totp::decode_secret(totp_b32).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let code = vigie::auth::totp::code_at(&secret, now).unwrap();
+    let code = vigie::credentials::totp::code_at(&secret, now).unwrap();
     let res = c
         .post(format!("{base}/_vigie/login"))
         .header("cookie", format!("__Host-vigie-csrf={csrf_cookie}"))

@@ -4,7 +4,7 @@
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Config, Problem};
+use crate::config::{Config, Problem};
 use crate::tls::{self, TlsError};
 
 /// Which checks to run.
@@ -103,7 +103,7 @@ fn covered(info: &tls::CertInfo) -> String {
 }
 
 /// Maps a loading error to the YAML key an administrator has to look at.
-pub(crate) fn cert_problem(e: &TlsError, t: &super::TlsSettings) -> Problem {
+pub(crate) fn cert_problem(e: &TlsError, t: &crate::config::TlsSettings) -> Problem {
     let (path, hint) = match e {
         TlsError::Read { path, .. } if *path == t.key_file => (
             "tls.key_file",
