@@ -60,7 +60,7 @@ while IFS= read -r -d '' f; do
   if [[ "$f" == *.sh || "$first" =~ $shebang_re ]]; then shell_scripts+=("$f"); fi
 done < <("${git_here[@]}" ls-files -z)
 shellcheck -x "${shell_scripts[@]}"
-step "module dependencies: no new two-way dependency between modules"
+step "module dependencies: no cycle between modules (scripts/module-cycles.py)"
 python3 scripts/module-cycles.py
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
