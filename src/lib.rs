@@ -36,6 +36,7 @@ pub mod middleware;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod respond;
 pub mod router;
 pub mod stack;
 pub mod state;

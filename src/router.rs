@@ -13,10 +13,10 @@ use tower::Service;
 
 use crate::body::Body;
 use crate::conn::ConnInfo;
-use crate::error_page;
 use crate::http_util::authority::request_host_value;
 use crate::http_util::reserved;
 use crate::proxy::Proxy;
+use crate::respond::Refusal;
 use crate::state::GatewayState;
 
 /// The innermost service.
@@ -64,7 +64,9 @@ impl Service<Request<Incoming>> for Router {
             }
             // The guard layer has already refused requests without a valid host.
             let Some(host) = request_host_value(&req) else {
-                return Ok(error_page::response(StatusCode::BAD_REQUEST, version, true));
+                return Ok(
+                    Refusal::refused(StatusCode::BAD_REQUEST, "no_host", true).respond(version)
+                );
             };
             Ok(proxy.forward(req, &conn, host, &shared.metrics).await)
         })

@@ -1283,3 +1283,65 @@ async fn one_client_cannot_take_every_connection() {
     assert_eq!(res.status(), 200);
     gw.shutdown().await;
 }
+
+/// When the gateway answers a request itself, the client gets a generic page and the access log
+/// says why; an answer from the upstream has no reason.
+#[tokio::test]
+async fn the_access_log_names_why_the_gateway_answered() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let auth = format!(
+        "auth:\n  users:\n{}{TEST_ACCESS}",
+        user_yaml(TEST_USER, "[doctor]")
+    );
+    let yaml = config_yaml_with_auth(&certs, &up.url(), &auth, "log:\n  access_log: true\n");
+    let mut gw = GwProcess::start(&yaml).await;
+    let c = gw.client(&certs, false);
+    let https = gw.https;
+    let url = |p: &str| format!("https://viewer.test:{}{p}", https.port());
+
+    assert_eq!(c.get(url("/x")).send().await.unwrap().status(), 200);
+    let line = access_line(&mut gw, 200).await;
+    assert!(!line.contains("\"reason\""), "{line}");
+
+    assert_eq!(
+        c.get(url("/tools/find")).send().await.unwrap().status(),
+        403
+    );
+    let line = access_line(&mut gw, 403).await;
+    assert!(line.contains("\"reason\":\"access_policy\""), "{line}");
+
+    let res = c
+        .get(url("/x"))
+        .header("x-http-method-override", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let page = res.text().await.unwrap();
+    assert!(
+        !page.contains("method_override"),
+        "the page stays generic: {page}"
+    );
+    let line = access_line(&mut gw, 400).await;
+    assert!(line.contains("\"reason\":\"method_override\""), "{line}");
+
+    let anonymous = client(&certs, https, false);
+    assert_eq!(anonymous.get(url("/x")).send().await.unwrap().status(), 401);
+    let line = access_line(&mut gw, 401).await;
+    assert!(line.contains("\"reason\":\"no_session\""), "{line}");
+
+    up.stop().await;
+    assert_eq!(c.get(url("/x")).send().await.unwrap().status(), 502);
+    let line = access_line(&mut gw, 502).await;
+    assert!(line.contains("\"reason\":\"upstream_connect\""), "{line}");
+}
+
+/// The access log line of the next request answered with `status`.
+async fn access_line(gw: &mut GwProcess, status: u16) -> String {
+    let line = gw
+        .wait_log(&format!("\"status\":{status}"), Duration::from_secs(5))
+        .await;
+    assert!(line.contains("\"message\":\"request\""), "{line}");
+    line
+}

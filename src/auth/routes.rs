@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{LOCATION, SET_COOKIE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::header::SET_COOKIE;
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tracing::error;
@@ -14,8 +14,8 @@ use tracing::error;
 use super::pages::{self, Lang, Notice};
 use super::{Auth, NoSession, SignIn, csrf, session};
 use crate::body::Body;
-use crate::error_page;
 use crate::http_util::reserved::{LOGIN, LOGIN_SIGNED_OUT, LOGOUT, STYLESHEET};
+use crate::respond::{self, Refusal};
 
 /// Largest sign-in or sign-out form accepted.
 const MAX_FORM: usize = 8 * 1024;
@@ -36,8 +36,10 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, LOGOUT) => logout_page(auth, &req),
         (&Method::POST, LOGOUT) => logout_submit(auth, req, form_deadline).await,
         (&Method::GET | &Method::HEAD, STYLESHEET) => pages::stylesheet(),
-        (_, LOGIN | LOGOUT) => error_page::response(StatusCode::METHOD_NOT_ALLOWED, version, false),
-        _ => error_page::response(StatusCode::NOT_FOUND, version, false),
+        (_, LOGIN | LOGOUT) => {
+            Refusal::refused(StatusCode::METHOD_NOT_ALLOWED, "method", false).respond(version)
+        }
+        _ => Refusal::refused(StatusCode::NOT_FOUND, "no_such_page", false).respond(version),
     }
 }
 
@@ -106,23 +108,14 @@ fn moves_or_reaches_vigie(next: &str) -> bool {
             .any(|s| s == b"." || s == b"..")
 }
 
-fn redirect(to: &str) -> Response<Body> {
-    let mut res = Response::new(Body::Empty);
-    *res.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(to) {
-        res.headers_mut().insert(LOCATION, v);
-    }
-    res.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
-    res
+fn redirect(to: &str, reason: &'static str) -> Response<Body> {
+    respond::redirect(StatusCode::SEE_OTHER, to, reason)
 }
 
 fn login_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
     let q = query(req);
     if auth.authenticate(req.headers()).is_ok() {
-        return redirect(&q.next);
+        return redirect(&q.next, "already_signed_in");
     }
     let lang = lang_of(req, q.lang.as_deref());
     let notice = if q.expired {
@@ -159,11 +152,11 @@ fn render_login(
         None => match csrf::new_nonce() {
             Some(n) => (n, true),
             None => {
-                return error_page::response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    req.version(),
-                    false,
-                );
+                let refusal = Refusal::Unavailable {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    reason: "no_randomness",
+                };
+                return refusal.respond(req.version());
             }
         },
     };
@@ -186,9 +179,13 @@ enum FormError {
 impl FormError {
     fn response(&self, version: http::Version) -> Response<Body> {
         match self {
-            FormError::Invalid => error_page::response(StatusCode::BAD_REQUEST, version, true),
+            FormError::Invalid => {
+                Refusal::refused(StatusCode::BAD_REQUEST, "form_invalid", true).respond(version)
+            }
             // The rest of the body is unread: the connection cannot carry another request.
-            FormError::Timeout => error_page::response(StatusCode::REQUEST_TIMEOUT, version, true),
+            FormError::Timeout => {
+                Refusal::refused(StatusCode::REQUEST_TIMEOUT, "form_timeout", true).respond(version)
+            }
         }
     }
 }
@@ -274,14 +271,18 @@ async fn login_submit(
         .await
     {
         Ok(SignIn::Success { cookie, .. }) => {
-            let mut res = redirect(&next);
+            let mut res = redirect(&next, "signed_in");
             res.headers_mut().append(SET_COOKIE, cookie);
             res
         }
         Ok(SignIn::Failed) => render_failed(auth, &for_page, lang, &next, username),
         Err(e) => {
             error!(error = %e, "sign-in could not be recorded");
-            error_page::response(StatusCode::SERVICE_UNAVAILABLE, version, false)
+            let refusal = Refusal::Unavailable {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: "store_unavailable",
+            };
+            refusal.respond(version)
         }
     }
 }
@@ -319,7 +320,7 @@ fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
             let lang = lang_of(req, q.lang.as_deref());
             pages::html(StatusCode::OK, pages::logout(lang, &id.user, &token))
         }
-        Err(_) => redirect(LOGIN),
+        Err(_) => redirect(LOGIN, "no_session"),
     }
 }
 
@@ -333,7 +334,7 @@ async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) 
     let (id, _) = match identity {
         Ok(i) => i,
         Err(NoSession::Missing | NoSession::Expired | NoSession::Invalid) => {
-            let mut res = redirect(LOGIN_SIGNED_OUT);
+            let mut res = redirect(LOGIN_SIGNED_OUT, "no_session");
             res.headers_mut()
                 .append(SET_COOKIE, session::clear_cookie());
             return res;
@@ -345,14 +346,18 @@ async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) 
         &id.session_id,
         field(&fields, "csrf"),
     ) {
-        return error_page::response(StatusCode::FORBIDDEN, version, false);
+        return Refusal::Forbidden { reason: "csrf" }.respond(version);
     }
     if let Err(e) = auth.sign_out(&id.session_id).await {
         error!(error = %e, "sign-out could not be recorded");
-        return error_page::response(StatusCode::SERVICE_UNAVAILABLE, version, false);
+        let refusal = Refusal::Unavailable {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "store_unavailable",
+        };
+        return refusal.respond(version);
     }
     tracing::info!(user = %id.user, "signed out");
-    let mut res = redirect(LOGIN_SIGNED_OUT);
+    let mut res = redirect(LOGIN_SIGNED_OUT, "signed_out");
     res.headers_mut()
         .append(SET_COOKIE, session::clear_cookie());
     res

@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::header::{HeaderValue, LOCATION};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
@@ -13,6 +12,7 @@ use tokio::sync::watch;
 
 use super::plain::serve_plain;
 use crate::body::Body;
+use crate::respond;
 use crate::state::GatewayState;
 
 pub(crate) async fn serve(
@@ -51,10 +51,5 @@ fn redirect(origin: &str, req: &Request<Incoming>) -> Response<Body> {
     } else {
         StatusCode::PERMANENT_REDIRECT
     };
-    let mut res = Response::new(Body::Empty);
-    *res.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(&format!("{origin}{pq}")) {
-        res.headers_mut().insert(LOCATION, v);
-    }
-    res
+    respond::redirect(status, &format!("{origin}{pq}"), "https_only")
 }

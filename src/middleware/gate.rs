@@ -18,10 +18,10 @@ use tracing::debug;
 use super::{MapResponse, ResponseMapper};
 use crate::auth::{Auth, NoSession, TokenCache, session};
 use crate::body::Body;
-use crate::error_page;
 use crate::http_util::reserved;
 use crate::policy;
 use crate::policy::AccessRule;
+use crate::respond::{self, Refusal};
 
 /// Applies the gate; see the module documentation.
 #[derive(Debug, Clone)]
@@ -93,11 +93,10 @@ where
                 );
                 if !allowed {
                     debug!(user = %identity.user, path = req.uri().path(), "refused by the access policy");
-                    return Either::Right(ready(Ok(error_page::response(
-                        StatusCode::FORBIDDEN,
-                        req.version(),
-                        false,
-                    ))));
+                    let refusal = Refusal::Forbidden {
+                        reason: "access_policy",
+                    };
+                    return Either::Right(ready(Ok(refusal.respond(req.version()))));
                 }
                 // The response's extension map is allocated only when something is put in it.
                 let user = self.layer.name_user.then(|| identity.user.clone());
@@ -139,6 +138,11 @@ fn is_navigation<B>(req: &Request<B>) -> bool {
 }
 
 fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
+    let reason = match why {
+        NoSession::Missing => "no_session",
+        NoSession::Expired => "session_expired",
+        NoSession::Invalid => "session_invalid",
+    };
     let mut res = if is_navigation(req) {
         let next = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let mut location = String::from(reserved::LOGIN_NEXT);
@@ -146,16 +150,10 @@ fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
         if why == NoSession::Expired {
             location.push_str("&expired=1");
         }
-        let mut res = Response::new(Body::Empty);
-        *res.status_mut() = StatusCode::SEE_OTHER;
-        if let Ok(v) = HeaderValue::from_str(&location) {
-            res.headers_mut().insert(header::LOCATION, v);
-        }
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
+        respond::redirect(StatusCode::SEE_OTHER, &location, reason)
     } else {
-        error_page::response(StatusCode::UNAUTHORIZED, req.version(), false)
+        let refusal = Refusal::refused(StatusCode::UNAUTHORIZED, reason, false);
+        refusal.respond(req.version())
     };
     if why != NoSession::Missing {
         res.headers_mut()

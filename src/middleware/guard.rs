@@ -20,9 +20,9 @@ use tracing::debug;
 use crate::body::Body;
 use crate::config::Config;
 use crate::conn::ConnInfo;
-use crate::error_page;
 use crate::http_util::authority::{request_host, split_authority};
 use crate::middleware::request_id::RequestId;
+use crate::respond::Refusal;
 
 /// Applies the checks in the module documentation.
 #[derive(Debug, Clone)]
@@ -72,34 +72,31 @@ where
             .and_then(|()| normalize_uri(&mut req));
         match checked {
             Ok(()) => Either::Left(self.inner.call(req)),
-            Err(Refusal { status, reason }) => {
+            Err(refusal) => {
                 let id = req
                     .extensions()
                     .get::<RequestId>()
                     .and_then(|r| r.0.to_str().ok());
-                debug!(id, status = status.as_u16(), reason, "request refused");
-                // After a framing error the rest of the stream cannot be trusted: close it.
-                let close = !matches!(
-                    status,
-                    StatusCode::MISDIRECTED_REQUEST | StatusCode::FORBIDDEN
+                debug!(
+                    id,
+                    status = refusal.status().as_u16(),
+                    reason = refusal.reason(),
+                    "request refused"
                 );
-                Either::Right(ready(Ok(error_page::response(
-                    status,
-                    req.version(),
-                    close,
-                ))))
+                Either::Right(ready(Ok(refusal.respond(req.version()))))
             }
         }
     }
 }
 
-struct Refusal {
-    status: StatusCode,
-    reason: &'static str,
-}
-
 fn refuse(status: StatusCode, reason: &'static str) -> Result<(), Refusal> {
-    Err(Refusal { status, reason })
+    // After a framing error the rest of the stream cannot be trusted: close it. A wrong host
+    // or a cross-site request says nothing about the stream.
+    let close = !matches!(
+        status,
+        StatusCode::MISDIRECTED_REQUEST | StatusCode::FORBIDDEN
+    );
+    Err(Refusal::refused(status, reason, close))
 }
 
 fn check<B>(
@@ -171,10 +168,7 @@ fn normalize_uri<B>(req: &mut Request<B>) -> Result<(), Refusal> {
     let normal = match super::normalize::normalize(path) {
         Ok(n) => n,
         Err(reason) => {
-            return Err(Refusal {
-                status: StatusCode::BAD_REQUEST,
-                reason,
-            });
+            return refuse(StatusCode::BAD_REQUEST, reason);
         }
     };
     let normal = match normal {

@@ -28,6 +28,7 @@ use super::{MapResponse, ResponseMapper};
 use crate::body::{Body, BoxError};
 use crate::conn::Activity;
 use crate::metrics::Metrics;
+use crate::respond::Reason;
 
 /// Traces, logs and counts requests on one connection.
 #[derive(Debug, Clone)]
@@ -91,6 +92,7 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
+            reason: None,
         });
         let completion = Completion {
             start: Instant::now(),
@@ -113,6 +115,8 @@ struct AccessRecord {
     method: http::Method,
     uri: http::Uri,
     version: http::Version,
+    /// Why the gateway answered itself (`crate::respond`), when it did.
+    reason: Option<&'static str>,
 }
 
 /// Records the request when dropped: by then the body has ended or the client has gone.
@@ -134,6 +138,7 @@ impl ResponseMapper<Body> for Completion {
         self.status = res.status();
         if let Some(r) = self.record.as_mut() {
             r.user = res.extensions().get::<ServedTo>().map(|u| u.0.clone());
+            r.reason = res.extensions().get::<Reason>().map(|r| r.0);
         }
         if self.status == StatusCode::SWITCHING_PROTOCOLS {
             self.activity.upgraded();
@@ -164,6 +169,7 @@ impl Drop for Completion {
                 latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
                 bytes = self.bytes,
                 complete = self.complete,
+                reason = r.reason,
                 "request"
             );
         }

@@ -23,9 +23,9 @@ use crate::auth::{Auth, Identity};
 use crate::body::{Body, BodyFault, Progress};
 use crate::config::{Limits, Upstream};
 use crate::conn::ConnInfo;
-use crate::error_page;
 use crate::metrics::{Metrics, UpstreamError};
 use crate::middleware::request_id::RequestId;
+use crate::respond::Refusal;
 use limit::{LimitedConnector, Slots};
 
 /// The upstream client and what it needs to rewrite requests.
@@ -140,7 +140,8 @@ impl Proxy {
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let Ok(uri) = self.upstream_uri(pq) else {
-            return error_page::response(StatusCode::BAD_REQUEST, version, true);
+            return Refusal::refused(StatusCode::BAD_REQUEST, "upstream_uri", true)
+                .respond(version);
         };
 
         let mut h = std::mem::take(&mut parts.headers);
@@ -207,7 +208,12 @@ impl Proxy {
                 reason = "content_length_and_transfer_encoding",
                 "upstream answer refused: it has both Content-Length and Transfer-Encoding"
             );
-            return error_page::response(StatusCode::BAD_GATEWAY, version, false);
+            let refusal = Refusal::Upstream {
+                status: StatusCode::BAD_GATEWAY,
+                reason: "upstream_ambiguous_framing",
+                close: false,
+            };
+            return refusal.respond(version);
         }
 
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -221,7 +227,12 @@ impl Proxy {
                 ),
                 None => {
                     warn!(id, "upstream switched protocols without a client upgrade");
-                    error_page::response(StatusCode::BAD_GATEWAY, version, true)
+                    let refusal = Refusal::Upstream {
+                        status: StatusCode::BAD_GATEWAY,
+                        reason: "upstream_unasked_upgrade",
+                        close: true,
+                    };
+                    refusal.respond(version)
                 }
             };
         }
@@ -289,19 +300,39 @@ fn failed(failure: &Failure, id: &str, version: Version, metrics: &Metrics) -> R
         Some(BodyFault::Idle) => (StatusCode::REQUEST_TIMEOUT, "body_idle_timeout"),
         Some(BodyFault::Client) => (StatusCode::BAD_REQUEST, "client_body_error"),
         None => {
-            let (kind, status) = match failure {
-                Failure::Timeout => (UpstreamError::Timeout, StatusCode::GATEWAY_TIMEOUT),
-                Failure::Busy => (UpstreamError::Busy, StatusCode::SERVICE_UNAVAILABLE),
-                Failure::Retryable(e) | Failure::Fatal(e) => (classify(e), StatusCode::BAD_GATEWAY),
+            let (kind, status, reason) = match failure {
+                Failure::Timeout => (
+                    UpstreamError::Timeout,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                ),
+                Failure::Busy => (
+                    UpstreamError::Busy,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_busy",
+                ),
+                Failure::Retryable(e) | Failure::Fatal(e) => match classify(e) {
+                    UpstreamError::Connect => (
+                        UpstreamError::Connect,
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_connect",
+                    ),
+                    kind => (kind, StatusCode::BAD_GATEWAY, "upstream_error"),
+                },
             };
             metrics.upstream_error(kind);
             warn!(id, error = %failure, "upstream request failed");
-            return error_page::response(status, version, false);
+            let refusal = Refusal::Upstream {
+                status,
+                reason,
+                close: false,
+            };
+            return refusal.respond(version);
         }
     };
     debug!(id, reason, "request body refused; upstream request aborted");
     // The rest of the client's body is unread: the connection cannot carry another request.
-    error_page::response(status, version, true)
+    Refusal::refused(status, reason, true).respond(version)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -33,8 +33,8 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::auth::{Auth, Identity, SessionEnd, SessionWatch};
 use crate::body::Body;
-use crate::error_page;
 use crate::metrics::Metrics;
+use crate::respond::Refusal;
 
 /// How often an open tunnel checks that its session still stands.
 pub const RECHECK: Duration = Duration::from_secs(1);
@@ -73,7 +73,12 @@ pub fn tunnel(
 ) -> Response<Body> {
     let Some(identity) = identity else {
         warn!("websocket upgrade without a session: refused");
-        return error_page::response(StatusCode::BAD_GATEWAY, Version::HTTP_11, true);
+        let refusal = Refusal::Upstream {
+            status: StatusCode::BAD_GATEWAY,
+            reason: "upgrade_without_session",
+            close: true,
+        };
+        return refusal.respond(Version::HTTP_11);
     };
     let mut watch = SessionWatch::new(identity.session.clone());
     let auth = auth.clone();
