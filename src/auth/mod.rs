@@ -477,7 +477,7 @@ impl Auth {
         password: &str,
         code: &str,
         client: IpAddr,
-    ) -> Result<SignIn, StoreError> {
+    ) -> Result<SignIn, SignInError> {
         let settings = self.settings.load_full();
         let now = now();
         let user_key = format!("user:{}", username.to_ascii_lowercase());
@@ -485,11 +485,7 @@ impl Auth {
         let store = self.store.clone();
         let (user_fail, ip_fail) = {
             let (s, u, i) = (store.clone(), user_key.clone(), ip_key.clone());
-            tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>((s.failures(&u)?, s.failures(&i)?))
-            })
-            .await
-            .map_err(|e| StoreError::Db(e.to_string()))??
+            blocking(move || Ok((s.failures(&u)?, s.failures(&i)?))).await?
         };
         let locked = user_fail.locked_until > now || ip_fail.locked_until > now;
 
@@ -520,9 +516,7 @@ impl Auth {
             (true, Some(a), true, Some(step)) => {
                 // The code is consumed only now, so a wrong password cannot burn codes.
                 let (s, u) = (store.clone(), a.username.to_string());
-                tokio::task::spawn_blocking(move || s.consume_totp_step(&u, step))
-                    .await
-                    .map_err(|e| StoreError::Db(e.to_string()))??
+                blocking(move || s.consume_totp_step(&u, step)).await?
             }
             (ok, ..) => ok,
         };
@@ -537,13 +531,12 @@ impl Auth {
             };
             let (s, id, r) = (store.clone(), sid.clone(), rec.clone());
             let (uk, ik) = (user_key, ip_key);
-            tokio::task::spawn_blocking(move || {
+            blocking(move || {
                 s.create_session(&id, r)?;
                 s.clear_failures(&uk)?;
                 s.clear_failures(&ik)
             })
-            .await
-            .map_err(|e| StoreError::Db(e.to_string()))??;
+            .await?;
             let claims = Claims {
                 iss: "vigie".into(),
                 aud: self.audience.clone(),
@@ -559,7 +552,7 @@ impl Auth {
                 .load()
                 .sign(&claims)
                 .and_then(|t| session::set_cookie(&t))
-                .ok_or_else(|| StoreError::Db("cannot sign the session token".into()))?;
+                .ok_or(SignInError::Token)?;
             info!(user = %account.username, %client, "signed in");
             return Ok(SignIn::Success {
                 cookie,
@@ -570,14 +563,13 @@ impl Auth {
         let (max, lock) = (settings.max_failures, settings.lockout.as_secs());
         let (uf, ipf) = {
             let s = store.clone();
-            tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>((
+            blocking(move || {
+                Ok((
                     s.record_failure(&user_key, now, max, lock)?,
                     s.record_failure(&ip_key, now, max, lock)?,
                 ))
             })
-            .await
-            .map_err(|e| StoreError::Db(e.to_string()))??
+            .await?
         };
         let reason = if locked {
             "locked"
@@ -597,19 +589,37 @@ impl Auth {
     }
 
     /// Ends a session at once (and on disk).
-    pub async fn sign_out(&self, session_id: &str) -> Result<(), StoreError> {
+    pub async fn sign_out(&self, session_id: &str) -> Result<(), SignInError> {
         let (s, sid) = (self.store.clone(), session_id.to_owned());
-        tokio::task::spawn_blocking(move || s.revoke_session(&sid))
-            .await
-            .map_err(|e| StoreError::Db(e.to_string()))??;
+        blocking(move || s.revoke_session(&sid)).await?;
         Ok(())
     }
 }
 
+/// Why a sign-in or sign-out could not be carried out (not a refusal: a fault of the gateway).
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a blocking store task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot sign the session token")]
+    Token,
+    #[error("no randomness for a session id: {0}")]
+    Randomness(getrandom::Error),
+}
+
+/// Runs store calls (blocking disk I/O) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SignInError> {
+    Ok(tokio::task::spawn_blocking(f).await??)
+}
+
 /// 128 bits from the system's CSPRNG, base64url.
-fn new_session_id() -> Result<String, StoreError> {
+fn new_session_id() -> Result<String, SignInError> {
     use base64::Engine as _;
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Db(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut b).map_err(SignInError::Randomness)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }

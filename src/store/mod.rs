@@ -43,11 +43,13 @@ pub enum StoreError {
         source: Box<redb::DatabaseError>,
     },
     #[error("state database error: {0}")]
-    Db(String),
+    Db(#[source] Box<redb::Error>),
+    #[error("a state record cannot be encoded: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Db(e.to_string())
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(Box::new(e.into()))
 }
 
 /// A signed-in session.
@@ -190,7 +192,7 @@ impl Store {
     /// Records a new session (on disk first).
     pub fn create_session(&self, sid: &str, rec: SessionRecord) -> Result<(), StoreError> {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let bytes = serde_json::to_vec(&rec).map_err(db_err)?;
+        let bytes = serde_json::to_vec(&rec).map_err(StoreError::Encode)?;
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = txn.open_table(SESSIONS).map_err(db_err)?;
@@ -278,7 +280,7 @@ impl Store {
             if rec.count >= max {
                 rec.locked_until = now + lock_secs;
             }
-            let bytes = serde_json::to_vec(&rec).map_err(db_err)?;
+            let bytes = serde_json::to_vec(&rec).map_err(StoreError::Encode)?;
             t.insert(key, bytes.as_slice()).map_err(db_err)?;
             rec
         };
