@@ -1,6 +1,8 @@
-//! Listeners and connections: binding everything before serving anything, the HTTPS accept loop
-//! with its connection limit and handshake timeout, certificate reloading, and graceful
-//! shutdown (stop accepting, let in-flight requests finish up to `limits.drain_timeout`).
+//! Listeners: binding everything before serving anything, the HTTPS accept loop with its
+//! connection limits, the workers that serve the connections (`worker.rs`: handshake timeout,
+//! HTTP, drain), the plain-HTTP listeners (`redirect`, `admin`), and graceful shutdown (stop
+//! accepting, let in-flight requests finish up to `limits.drain_timeout`). Reloading is
+//! `crate::reload`.
 //!
 //! HTTPS traffic runs on worker threads, one per core, each with its own single-threaded tokio
 //! runtime and its own upstream connection pool. One accept loop hands each new connection to the
@@ -13,31 +15,27 @@
 mod admin;
 mod plain;
 mod redirect;
+mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ConfigError, Problem};
-use crate::conn::per_client::{ClientSlot, PerClient};
-use crate::conn::{Activity, ConnInfo, ConnIo, ConnTimeouts};
+use crate::conn::per_client::PerClient;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::proxy::limit::Slots;
-use crate::stack;
 use crate::state::GatewayState;
 use crate::tls::{self, CertStore};
+use worker::{NewConn, WorkerHandle, start_workers};
 
 /// A gateway whose listeners are bound and whose certificate is loaded, ready to serve.
 pub struct Gateway {
@@ -260,46 +258,6 @@ async fn bind(addr: SocketAddr, path: &str, problems: &mut Vec<Problem>) -> Opti
     }
 }
 
-/// The hyper server settings shared by every HTTPS connection.
-fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
-    let l = &cfg.limits;
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        // Header and idle timeouts are enforced by ConnIo, which can answer 408.
-        .header_read_timeout(None)
-        .max_headers(l.max_headers)
-        // hyper answers 431 when a head does not fit in this buffer.
-        .max_buf_size(l.max_header_bytes.max(8192))
-        .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(l.h2_max_concurrent_streams)
-        .max_header_list_size(l.max_header_bytes as u32)
-        .max_pending_accept_reset_streams(Some(50))
-        .max_local_error_reset_streams(Some(256))
-        .initial_stream_window_size(Some(1 << 20))
-        .initial_connection_window_size(Some(4 << 20))
-        .max_send_buf_size(256 * 1024)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    b
-}
-
-/// A new client connection on its way to a worker, with its place under `max_connections` and
-/// under its client's `max_connections_per_client`.
-struct NewConn {
-    tcp: std::net::TcpStream,
-    peer: SocketAddr,
-    permit: (OwnedSemaphorePermit, ClientSlot),
-}
-
-/// The accept loop's handle on one worker.
-struct WorkerHandle {
-    tx: mpsc::UnboundedSender<NewConn>,
-    open: Arc<AtomicUsize>,
-}
-
 /// Accepts HTTPS connections and gives each to the least-loaded worker.
 async fn accept_https(
     listener: TcpListener,
@@ -349,178 +307,6 @@ async fn accept_https(
         worker.open.fetch_add(1, Ordering::Relaxed);
         if worker.tx.send(NewConn { tcp, peer, permit }).is_err() {
             worker.open.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Starts one worker thread per core (or `limits.worker_threads`). Returns the handles the
-/// accept loop uses, and one channel per worker that reports whether it drained all its
-/// connections before the deadline.
-fn start_workers(
-    acceptor: TlsAcceptor,
-    shared: &Arc<GatewayState>,
-    stop: &watch::Receiver<bool>,
-) -> (Vec<WorkerHandle>, Vec<tokio::sync::oneshot::Receiver<bool>>) {
-    let count = match shared.config.limits.worker_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
-    let mut handles = Vec::with_capacity(count);
-    let mut done = Vec::with_capacity(count);
-    let share = shared.config.upstream.max_connections.div_ceil(count);
-    for i in 0..count {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let open = Arc::new(AtomicUsize::new(0));
-        let (acceptor, shared, stop) = (acceptor.clone(), shared.clone(), stop.clone());
-        let worker_open = open.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("vigie-worker-{i}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let drained = match runtime {
-                    Ok(rt) => rt.block_on(worker(rx, worker_open, acceptor, shared, stop, share)),
-                    Err(e) => {
-                        error!(error = %e, "cannot start a worker runtime");
-                        false
-                    }
-                };
-                let _ = done_tx.send(drained);
-            });
-        match spawned {
-            Ok(_) => {
-                handles.push(WorkerHandle { tx, open });
-                done.push(done_rx);
-            }
-            Err(e) => error!(error = %e, "cannot start a worker thread"),
-        }
-    }
-    (handles, done)
-}
-
-/// One worker: serves the connections it is handed until told to stop, then drains them.
-async fn worker(
-    mut incoming: mpsc::UnboundedReceiver<NewConn>,
-    open: Arc<AtomicUsize>,
-    acceptor: TlsAcceptor,
-    shared: Arc<GatewayState>,
-    mut stop: watch::Receiver<bool>,
-    idle_share: usize,
-) -> bool {
-    let cfg = &shared.config;
-    // Each worker has its own upstream pool: its connections never leave its thread. The bound
-    // on their number is shared by all pools; each keeps idle at most its share of the bound, so
-    // that connections parked after a burst on one worker leave slots for the others.
-    let proxy = Proxy::new(
-        &cfg.upstream,
-        &cfg.limits,
-        cfg.no_store,
-        shared.auth.clone(),
-        shared.upstream_slots.clone(),
-        cfg.upstream.pool_max_idle.min(idle_share),
-    );
-    let graceful = GracefulShutdown::new();
-    let builder = Arc::new(http_builder(cfg));
-    let timeouts = ConnTimeouts {
-        header: cfg.limits.header_read_timeout,
-        keepalive: cfg.limits.keepalive_timeout,
-    };
-    loop {
-        let conn = tokio::select! {
-            c = incoming.recv() => match c { Some(c) => c, None => break },
-            _ = stop.changed() => break,
-        };
-        let NewConn { tcp, peer, permit } = conn;
-        let tcp = match tcp
-            .set_nonblocking(true)
-            .and_then(|()| TcpStream::from_std(tcp))
-        {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(error = %e, "cannot take over a new connection");
-                open.fetch_sub(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        let (shared, acceptor, builder) = (shared.clone(), acceptor.clone(), builder.clone());
-        let (proxy, open) = (proxy.clone(), open.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
-            shared.metrics.connection_opened();
-            serve_connection(
-                tcp, peer, acceptor, &shared, proxy, &builder, watcher, timeouts,
-            )
-            .await;
-            shared.metrics.connection_closed();
-            open.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-    // Connections handed over but not yet taken are closed with the channel.
-    drop(incoming);
-    tokio::time::timeout(cfg.limits.drain_timeout, graceful.shutdown())
-        .await
-        .is_ok()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    shared: &Arc<GatewayState>,
-    proxy: Proxy,
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: hyper_util::server::graceful::Watcher,
-    timeouts: ConnTimeouts,
-) {
-    let _ = tcp.set_nodelay(true);
-    let handshake = tokio::time::timeout(
-        shared.config.limits.tls_handshake_timeout,
-        acceptor.accept(tcp),
-    );
-    let tls = match handshake.await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            shared.metrics.handshake_failed();
-            debug!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            shared.metrics.handshake_failed();
-            debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    let (_, session) = tls.get_ref();
-    let sni_ok = session
-        .server_name()
-        .is_none_or(|name| shared.config.accepts_host(name));
-    let h1 = session.alpn_protocol() != Some(b"h2");
-    let activity = Arc::new(Activity::default());
-    let conn = ConnInfo {
-        peer,
-        sni_ok,
-        forwarded: Arc::new(crate::conn::ClientForwarding::new(peer)),
-        activity: activity.clone(),
-    };
-    let io = ConnIo::new(tls, activity.clone(), timeouts, h1);
-    let service = TowerToHyperService::new(stack::build(shared.clone(), proxy, conn));
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
-    tokio::select! {
-        ended = graceful.watch(connection) => {
-            if let Err(e) = ended {
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
-        }
-        // Dropping the connection drops its responses, and with them the upstream requests.
-        () = activity.stalled(shared.config.limits.send_timeout) => {
-            shared.metrics.send_timed_out();
-            debug!(%peer, reason = "send_timeout", "client stopped reading: connection closed");
         }
     }
 }
