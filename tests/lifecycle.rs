@@ -1,5 +1,6 @@
 //! The gateway over time: certificate reloads (file change and SIGHUP), graceful drain on
 //! SIGTERM, and what its logs never contain.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The proxy path end to end: a real upstream, the real gateway, real TLS clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! 1 GiB each way through the gateway process, with its memory measured while the bytes flow:
 //! the proxy must stream, never buffer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! the connections it holds open at once: the bound holds across both HTTPS workers (and both
 //! protocols), requests beyond it wait inside the gateway and complete, and a request that finds
 //! no connection within the queue timeout gets a 503.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! WebSocket tunnels end to end: which handshakes are let through (cross-site WebSocket
 //! hijacking), and that a tunnel ends with the session that opened it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

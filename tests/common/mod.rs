@@ -1,5 +1,6 @@
 //! Test harness: a real upstream HTTP server, the real gateway (in-process or as the `vigie`
 //! binary), and real TLS clients. Everything binds to 127.0.0.1:0.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 #![allow(dead_code)]
 
 use std::convert::Infallible;
