@@ -112,7 +112,9 @@ impl Proxy {
     }
 
     /// Forwards one client request; `host` is the public authority the client asked for (checked
-    /// by the guard layer).
+    /// by the guard layer). In phases: the upstream request (`upstream_request`), sent with one
+    /// retry (`send_with_retry`), then a tunnel for a WebSocket upgrade or the downstream
+    /// response (`downstream_response`); any failure becomes its page through `crate::respond`.
     pub async fn forward(
         &self,
         req: Request<Incoming>,
@@ -133,15 +135,63 @@ impl Proxy {
         } else {
             None
         };
+        let outgoing = match self.upstream_request(&mut parts, body, conn, &host, websocket) {
+            Ok(o) => o,
+            Err(refusal) => return refusal.respond(version),
+        };
+        let res = match self.send_with_retry(outgoing, id).await {
+            Ok(res) => res,
+            Err(failure) => return failed(&failure, id, version, metrics),
+        };
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return match client_upgrade {
+                Some(client) => upgrade::tunnel(
+                    client,
+                    res,
+                    parts.extensions.get::<Identity>(),
+                    &self.auth,
+                    metrics,
+                ),
+                None => {
+                    warn!(id, "upstream switched protocols without a client upgrade");
+                    let refusal = Refusal::Upstream {
+                        status: StatusCode::BAD_GATEWAY,
+                        reason: "upstream_unasked_upgrade",
+                        close: true,
+                    };
+                    refusal.respond(version)
+                }
+            };
+        }
+        match self.downstream_response(res, &host, id, metrics) {
+            Ok(res) => res,
+            Err(refusal) => refusal.respond(version),
+        }
+    }
 
+    /// Phase 1: the request for the upstream. Headers the client may not set are removed, the
+    /// gateway's own are set (forwarding, identity, the upstream's credentials), the body gets
+    /// its size and idle limits. An idempotent request without a body keeps a spare copy of its
+    /// head, to be sent again once if the pooled connection turns out to be closed.
+    fn upstream_request(
+        &self,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+        conn: &ConnInfo,
+        host: &HeaderValue,
+        websocket: bool,
+    ) -> Result<Outgoing, Refusal> {
         let pq = parts
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let Ok(uri) = self.upstream_uri(pq) else {
-            return Refusal::refused(StatusCode::BAD_REQUEST, "upstream_uri", true)
-                .respond(version);
+            return Err(Refusal::refused(
+                StatusCode::BAD_REQUEST,
+                "upstream_uri",
+                true,
+            ));
         };
 
         let mut h = std::mem::take(&mut parts.headers);
@@ -150,7 +200,7 @@ impl Proxy {
         headers::forward_cookies(&mut h);
         // The gateway answered any `Expect: 100-continue` itself; the upstream gets the body.
         h.remove(header::EXPECT);
-        headers::set_forwarded(&mut h, &conn.forwarded, &host);
+        headers::set_forwarded(&mut h, &conn.forwarded, host);
         h.insert(header::HOST, host.clone());
         // The gateway authenticated the client; the upstream learns who it is from us only.
         h.remove(header::AUTHORIZATION);
@@ -175,26 +225,55 @@ impl Proxy {
             let (b, p) = Body::upload(body, self.max_request_body, self.body_idle_timeout);
             (b, Some(p))
         };
-        let mut upstream_req = Request::new(body);
-        *upstream_req.method_mut() = parts.method;
-        *upstream_req.uri_mut() = uri;
-        *upstream_req.version_mut() = Version::HTTP_11;
-        *upstream_req.headers_mut() = h;
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = h;
+        Ok(Outgoing {
+            request,
+            progress,
+            spare,
+        })
+    }
 
-        let mut result = self.send(upstream_req, progress.as_deref()).await;
-        if let (Err(Failure::Retryable(e)), Some((method, uri, h))) = (&result, spare) {
-            debug!(id, error = %e, "upstream connection failed, retrying once");
-            let mut again = Request::new(Body::Empty);
-            *again.method_mut() = method;
-            *again.uri_mut() = uri;
-            *again.headers_mut() = h;
-            result = self.send(again, None).await;
+    /// Phase 2: sends the request, and once more on a fresh connection when the pooled one was
+    /// closed before the request reached the upstream (Orthanc closes idle connections after
+    /// 1 s) and the request can be repeated.
+    async fn send_with_retry(
+        &self,
+        outgoing: Outgoing,
+        id: &str,
+    ) -> Result<Response<Incoming>, Failure> {
+        let Outgoing {
+            request,
+            progress,
+            spare,
+        } = outgoing;
+        let result = self.send(request, progress.as_deref()).await;
+        match (&result, spare) {
+            (Err(Failure::Retryable(e)), Some((method, uri, h))) => {
+                debug!(id, error = %e, "upstream connection failed, retrying once");
+                let mut again = Request::new(Body::Empty);
+                *again.method_mut() = method;
+                *again.uri_mut() = uri;
+                *again.headers_mut() = h;
+                self.send(again, None).await
+            }
+            _ => result,
         }
-        let mut res = match result {
-            Ok(res) => res,
-            Err(failure) => return failed(&failure, id, version, metrics),
-        };
+    }
 
+    /// Phase 3: the upstream's answer made fit for the client: refused when its framing is
+    /// ambiguous, hop-by-hop headers and the gateway's cookie names removed, its own address
+    /// in `Location` replaced by the public one, `no-store` when configured.
+    fn downstream_response(
+        &self,
+        mut res: Response<Incoming>,
+        host: &HeaderValue,
+        id: &str,
+        metrics: &Metrics,
+    ) -> Result<Response<Body>, Refusal> {
         // RFC 9112 §6.3: a response with both framings "ought to be handled as an error". The
         // gateway will not guess which one the upstream meant (forwarding it with the wrong one
         // truncates the body, or desynchronises a pooled connection that the next user's
@@ -208,33 +287,11 @@ impl Proxy {
                 reason = "content_length_and_transfer_encoding",
                 "upstream answer refused: it has both Content-Length and Transfer-Encoding"
             );
-            let refusal = Refusal::Upstream {
+            return Err(Refusal::Upstream {
                 status: StatusCode::BAD_GATEWAY,
                 reason: "upstream_ambiguous_framing",
                 close: false,
-            };
-            return refusal.respond(version);
-        }
-
-        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return match client_upgrade {
-                Some(client) => upgrade::tunnel(
-                    client,
-                    res,
-                    parts.extensions.get::<Identity>(),
-                    &self.auth,
-                    metrics,
-                ),
-                None => {
-                    warn!(id, "upstream switched protocols without a client upgrade");
-                    let refusal = Refusal::Upstream {
-                        status: StatusCode::BAD_GATEWAY,
-                        reason: "upstream_unasked_upgrade",
-                        close: true,
-                    };
-                    refusal.respond(version)
-                }
-            };
+            });
         }
 
         let public = host.to_str().unwrap_or_default();
@@ -252,7 +309,7 @@ impl Proxy {
         if self.no_store {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        res.map(Body::Stream)
+        Ok(res.map(Body::Stream))
     }
 
     /// Sends a request and waits for the response head. The upstream has
@@ -333,6 +390,15 @@ fn failed(failure: &Failure, id: &str, version: Version, metrics: &Metrics) -> R
     debug!(id, reason, "request body refused; upstream request aborted");
     // The rest of the client's body is unread: the connection cannot carry another request.
     Refusal::refused(status, reason, true).respond(version)
+}
+
+/// A request ready for the upstream (phase 1 of [`Proxy::forward`]).
+struct Outgoing {
+    request: Request<Body>,
+    /// When the request body last moved, for the response deadline.
+    progress: Option<Arc<Progress>>,
+    /// Method, URI and headers to send again without a body; see [`Proxy::send_with_retry`].
+    spare: Option<(http::Method, http::Uri, http::HeaderMap)>,
 }
 
 #[derive(Debug, thiserror::Error)]
