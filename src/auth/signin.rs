@@ -1,0 +1,246 @@
+//! Signing in and out: the throttling state, the credentials (password and TOTP), then a new
+//! session or a recorded failure with its growing delay. Every store call runs off the async
+//! workers ([`blocking`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use tracing::{info, warn};
+
+use super::session::{self, Claims};
+use super::{Account, Auth, now};
+use crate::config::AuthSettings;
+use crate::credentials::{password, totp};
+use crate::store::{LastActivity, SessionRecord, StoreError};
+
+/// Outcome of a sign-in attempt. The page shows the same message for every failure.
+#[derive(Debug)]
+pub enum SignIn {
+    Success { cookie: HeaderValue, user: Arc<str> },
+    Failed,
+}
+
+impl Auth {
+    /// Checks a sign-in attempt: throttling first, then password (always hashed, also for
+    /// unknown users) and TOTP. Takes tens of milliseconds; failures add a growing delay.
+    /// In phases: the throttling state, the credentials, then a new session or a recorded
+    /// failure.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        code: &str,
+        client: IpAddr,
+    ) -> Result<SignIn, SignInError> {
+        let settings = self.settings.load_full();
+        let now = now();
+        let keys = ThrottleKeys {
+            user: format!("user:{}", username.to_ascii_lowercase()),
+            ip: format!("ip:{client}"),
+        };
+        let (user_fail, ip_fail) = {
+            let (s, u, i) = (self.store.clone(), keys.user.clone(), keys.ip.clone());
+            blocking(move || Ok((s.failures(&u)?, s.failures(&i)?))).await?
+        };
+        let locked = user_fail.locked_until > now || ip_fail.locked_until > now;
+        let checked = self
+            .check_credentials(username, password, code, &settings, now)
+            .await;
+        let success = !locked && checked.password_ok && checked.step.is_some();
+        let success = match (
+            success,
+            &checked.account,
+            settings.second_factor,
+            checked.step,
+        ) {
+            (true, Some(a), true, Some(step)) => {
+                // The code is consumed only now, so a wrong password cannot burn codes.
+                let (s, u) = (self.store.clone(), a.username.to_string());
+                blocking(move || s.consume_totp_step(&u, step)).await?
+            }
+            (ok, ..) => ok,
+        };
+        match (success, checked.account) {
+            (true, Some(account)) => {
+                let cookie = self.open_session(&account, keys, &settings, now).await?;
+                info!(user = %account.username, %client, "signed in");
+                Ok(SignIn::Success {
+                    cookie,
+                    user: account.username.clone(),
+                })
+            }
+            _ => {
+                let reason = if locked {
+                    "locked"
+                } else if !checked.password_ok || checked.step.is_none() {
+                    "bad_credentials"
+                } else {
+                    "replayed_code"
+                };
+                self.record_failure(keys, &settings, now, client, reason)
+                    .await?;
+                Ok(SignIn::Failed)
+            }
+        }
+    }
+
+    /// Sign-in phase: the password (hashed even for an unknown or disabled account, so that
+    /// timing tells nothing) and the TOTP step the code matches. No store write.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: &str,
+        code: &str,
+        settings: &AuthSettings,
+        now: u64,
+    ) -> Credentials {
+        let account = self.accounts.load().get(username).cloned();
+        let hash = match &account {
+            Some(a) if !a.disabled => a.password_hash.clone(),
+            _ => password::DUMMY_HASH.clone(),
+        };
+        let password_ok = {
+            let _permit = self.verifications.acquire().await;
+            let pw = password.to_owned();
+            tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
+                .await
+                .unwrap_or(false)
+        };
+        let account = account.filter(|a| !a.disabled);
+        let step = match (&account, settings.second_factor) {
+            (Some(a), true) => a
+                .totp_secret
+                .as_ref()
+                .and_then(|s| totp::matching_step(s.expose(), code, now)),
+            (Some(_), false) => Some(0),
+            (None, _) => None,
+        };
+        Credentials {
+            account,
+            password_ok,
+            step,
+        }
+    }
+
+    /// Sign-in phase, on success: the session on disk, the failure counters cleared, the signed
+    /// cookie.
+    async fn open_session(
+        &self,
+        account: &Account,
+        keys: ThrottleKeys,
+        settings: &AuthSettings,
+        now: u64,
+    ) -> Result<HeaderValue, SignInError> {
+        let sid = new_session_id()?;
+        let rec = SessionRecord {
+            user: account.username.to_string(),
+            created: now,
+            expires: now + settings.absolute_timeout.as_secs(),
+            activity: LastActivity::new(now),
+        };
+        let (s, id, r) = (self.store.clone(), sid.clone(), rec.clone());
+        blocking(move || {
+            s.create_session(&id, r)?;
+            s.clear_failures(&keys.user)?;
+            s.clear_failures(&keys.ip)
+        })
+        .await?;
+        let claims = Claims {
+            iss: "vigie".into(),
+            aud: self.audience.clone(),
+            sub: rec.user.clone(),
+            sid,
+            iat: now,
+            nbf: now,
+            exp: rec.expires,
+            act: now,
+        };
+        self.tokens
+            .load()
+            .sign(&claims)
+            .and_then(|t| session::set_cookie(&t))
+            .ok_or(SignInError::Token)
+    }
+
+    /// Sign-in phase, on failure: counted per account and per client address (a lockout after
+    /// `auth.max_failures`), logged, then a growing delay.
+    async fn record_failure(
+        &self,
+        keys: ThrottleKeys,
+        settings: &AuthSettings,
+        now: u64,
+        client: IpAddr,
+        reason: &'static str,
+    ) -> Result<(), SignInError> {
+        let (max, lock) = (settings.max_failures, settings.lockout.as_secs());
+        let (uf, ipf) = {
+            let s = self.store.clone();
+            blocking(move || {
+                Ok((
+                    s.record_failure(&keys.user, now, max, lock)?,
+                    s.record_failure(&keys.ip, now, max, lock)?,
+                ))
+            })
+            .await?
+        };
+        warn!(%client, reason, failures = uf.count.max(ipf.count), "sign-in refused");
+        if uf.locked_until > now || ipf.locked_until > now {
+            warn!(%client, "sign-in locked out for {} s", lock);
+        }
+        // Growing delay: 1, 2, 4, 8, then 16 times auth.failure_delay (0.25 s by default).
+        let n = uf.count.max(ipf.count).clamp(1, 5);
+        tokio::time::sleep(settings.failure_delay * (1 << (n - 1))).await;
+        Ok(())
+    }
+
+    /// Ends a session at once (and on disk).
+    pub async fn sign_out(&self, session_id: &str) -> Result<(), SignInError> {
+        let (s, sid) = (self.store.clone(), session_id.to_owned());
+        blocking(move || s.revoke_session(&sid)).await?;
+        Ok(())
+    }
+}
+
+/// The store keys a sign-in attempt is throttled under: the account and the client address.
+struct ThrottleKeys {
+    user: String,
+    ip: String,
+}
+
+/// What the credentials of a sign-in attempt are worth (see `Auth::check_credentials`).
+struct Credentials {
+    /// The account, when it exists and is not disabled.
+    account: Option<Arc<Account>>,
+    password_ok: bool,
+    /// The TOTP step the code matches (0 without a second factor).
+    step: Option<u64>,
+}
+
+/// Why a sign-in or sign-out could not be carried out (not a refusal: a fault of the gateway).
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a blocking store task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot sign the session token")]
+    Token,
+    #[error("no randomness for a session id: {0}")]
+    Randomness(getrandom::Error),
+}
+
+/// Runs store calls (blocking disk I/O) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SignInError> {
+    Ok(tokio::task::spawn_blocking(f).await??)
+}
+
+/// 128 bits from the system's CSPRNG, base64url.
+fn new_session_id() -> Result<String, SignInError> {
+    use base64::Engine as _;
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(SignInError::Randomness)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
