@@ -117,10 +117,13 @@ PASSWORD_FILE="$WORK/orthanc/password"
   umask 077
   # 144 random bits, letters and digits only (safe inside JSON and curl's config).
   head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$PASSWORD_FILE"
-  sed -e "s#@WORK@#$WORK#g" -e "s#@HTTP_PORT@#$ORTHANC_PORT#g" -e "s#@USER@#$ORTHANC_USER#g" \
-    -e "s#@PASSWORD@#$(cat "$PASSWORD_FILE")#g" "$E2E/orthanc.json.in" >"$WORK/orthanc/orthanc.json"
-  # curl reads the credentials from a file: they never appear in a command line.
-  printf 'user = "%s:%s"\n' "$ORTHANC_USER" "$(cat "$PASSWORD_FILE")" >"$WORK/orthanc/curl.conf"
+  # The password is put in by bash itself ($(<file), parameter expansion, printf are
+  # builtins), and curl reads it from a file: it never appears in a command line.
+  password="$(<"$PASSWORD_FILE")"
+  template="$(sed -e "s#@WORK@#$WORK#g" -e "s#@HTTP_PORT@#$ORTHANC_PORT#g" \
+    -e "s#@USER@#$ORTHANC_USER#g" "$E2E/orthanc.json.in")"
+  printf '%s\n' "${template//@PASSWORD@/$password}" >"$WORK/orthanc/orthanc.json"
+  printf 'user = "%s:%s"\n' "$ORTHANC_USER" "$password" >"$WORK/orthanc/curl.conf"
 )
 ORTHANC_URL="http://127.0.0.1:$ORTHANC_PORT"
 ocurl() { curl -sS --max-time 30 -K "$WORK/orthanc/curl.conf" "$@"; }
