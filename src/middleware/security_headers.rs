@@ -79,13 +79,13 @@ impl<B> ResponseMapper<B> for Apply {
             .get_all(header::X_FRAME_OPTIONS)
             .iter()
             .any(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"deny"));
-        let (xfo, ancestors) = if deny {
-            (FRAME_DENY, ANCESTORS_NONE)
+        let (xfo, ancestors, source) = if deny {
+            (FRAME_DENY, ANCESTORS_NONE, "'none'")
         } else {
-            (FRAME_SAMEORIGIN, ANCESTORS_SELF)
+            (FRAME_SAMEORIGIN, ANCESTORS_SELF, "'self'")
         };
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static(xfo));
-        add_frame_ancestors(h, ancestors);
+        add_frame_ancestors(h, ancestors, source);
         h.remove(header::SERVER);
         h.remove(&X_POWERED_BY);
         res
@@ -95,32 +95,30 @@ impl<B> ResponseMapper<B> for Apply {
 /// Adds `ancestors` as a policy of its own, in the same header field as the policies already
 /// there: a comma separates policies in one field and browsers enforce each, while several
 /// `Content-Security-Policy` fields make scanners (testssl.sh) report a misconfiguration. Nothing
-/// is added when a policy already forbids every framer or says exactly what we would.
-fn add_frame_ancestors(h: &mut http::HeaderMap, ancestors: &'static str) {
-    let values: Vec<&[u8]> = h
-        .get_all(header::CONTENT_SECURITY_POLICY)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
-    if values.is_empty() {
+/// is added when a policy already forbids every framer or says exactly what we would (`source`:
+/// our policy's one source, `'self'` or `'none'`).
+fn add_frame_ancestors(h: &mut http::HeaderMap, ancestors: &'static str, source: &str) {
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(ancestors),
         );
         return;
     }
-    let ours = frame_sources(ancestors.as_bytes());
-    let covered = values.iter().any(|v| {
-        v.split(|&b| b == b',').any(|policy| {
-            let theirs = frame_sources(policy);
-            theirs == Some(vec![b"'none'".to_vec()]) || theirs == ours
-        })
+    let policies = h.get_all(header::CONTENT_SECURITY_POLICY);
+    let covered = policies.iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|policy| only_frame_source(policy, "'none'") || only_frame_source(policy, source))
     });
     if covered {
         return;
     }
-    let mut joined = values.join(&b", "[..]);
-    joined.extend_from_slice(b", ");
+    let mut joined = Vec::with_capacity(256);
+    for v in policies {
+        joined.extend_from_slice(v.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
     joined.extend_from_slice(ancestors.as_bytes());
     // Joining valid field values with ", " gives a valid field value.
     if let Ok(v) = HeaderValue::from_bytes(&joined) {
@@ -128,16 +126,22 @@ fn add_frame_ancestors(h: &mut http::HeaderMap, ancestors: &'static str) {
     }
 }
 
-/// The source list of a policy's first `frame-ancestors` directive (later ones are ignored by
-/// browsers), lower-cased; `None` without one.
-fn frame_sources(policy: &[u8]) -> Option<Vec<Vec<u8>>> {
-    policy.split(|&b| b == b';').find_map(|directive| {
+/// Whether the policy's first `frame-ancestors` directive (browsers ignore later ones) lists
+/// `source` and nothing else, ignoring case. Reads the bytes in place: no allocation.
+fn only_frame_source(policy: &[u8], source: &str) -> bool {
+    let first = policy.split(|&b| b == b';').find_map(|directive| {
         let mut tokens = directive
             .split(|b| b.is_ascii_whitespace())
             .filter(|t| !t.is_empty());
         let name = tokens.next()?;
         name.eq_ignore_ascii_case(b"frame-ancestors")
-            .then(|| tokens.map(<[u8]>::to_ascii_lowercase).collect())
+            .then_some(tokens)
+    });
+    first.is_some_and(|mut tokens| {
+        tokens
+            .next()
+            .is_some_and(|t| t.eq_ignore_ascii_case(source.as_bytes()))
+            && tokens.next().is_none()
     })
 }
 
