@@ -278,7 +278,7 @@ pub fn qr_for_terminal(data: &str) -> Option<String> {
 /// that every existing session stops verifying once the gateway reloads the keys.
 pub fn rotate_keys(config_path: &Path, end_all_sessions: bool) -> Result<String, AccountError> {
     let (config, _) = Config::load(config_path)?;
-    let now = crate::auth::now();
+    let now = crate::host::unix_now();
     crate::store::create_private_dir(&config.state_dir)
         .map_err(|e| AccountError::Other(e.to_string()))?;
     let mut ring = KeyRing::load_or_create(&config.state_dir, now)

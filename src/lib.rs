@@ -1,5 +1,6 @@
 //! Vigie: a TLS-terminating reverse proxy that stands in front of a medical-imaging web viewer.
-//! `main.rs` is only the command line; [`run`] serves a validated [`config::Config`].
+//! The command line is [`cli`] (`main.rs` only calls it); [`run`] serves a validated
+//! [`config::Config`].
 //!
 //! One request, end to end:
 //!
@@ -22,14 +23,16 @@
 pub mod accounts;
 pub mod auth;
 pub mod body;
+pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod credentials;
 pub mod diagnose;
 pub mod error_page;
-pub mod exposure;
 pub mod files;
+pub mod host;
 pub mod http_util;
+pub mod lang;
 pub mod listen;
 pub mod metrics;
 pub mod middleware;

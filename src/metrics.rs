@@ -206,11 +206,8 @@ impl Metrics {
     }
 
     pub fn set_cert_expiry(&self, not_after_unix: i64) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        self.cert_expiry.set(not_after_unix - now);
+        self.cert_expiry
+            .set(not_after_unix - crate::host::unix_now_i64());
     }
 
     pub fn cert_reload_failed(&self) {

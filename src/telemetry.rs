@@ -16,7 +16,7 @@ pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
 /// Installs the global subscriber. `format: None` picks JSON inside a container.
 pub fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
     let format = format.unwrap_or_else(|| {
-        if in_container() {
+        if crate::host::in_container() {
             LogFormat::Json
         } else {
             LogFormat::Text
@@ -51,14 +51,6 @@ pub fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
     // A second init (in tests) keeps the first subscriber.
     let _ = result;
     guard
-}
-
-/// Docker, Podman and Kubernetes leave one of these marks.
-fn in_container() -> bool {
-    std::path::Path::new("/.dockerenv").exists()
-        || std::path::Path::new("/run/.containerenv").exists()
-        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
-        || std::env::var_os("container").is_some()
 }
 
 /// Displays a header map with credentials and cookies replaced by `***`.

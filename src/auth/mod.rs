@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
@@ -31,6 +30,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::config::{AuthSettings, Config, Secret, User};
+use crate::host::unix_now;
 use crate::store::{SessionRecord, Store, StoreError};
 use keys::KeyRing;
 use session::{Claims, Tokens};
@@ -231,14 +231,6 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// Unix seconds now.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Why the sign-in machinery could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -252,7 +244,7 @@ impl Auth {
     /// Opens the state store and the signing keys under `state_dir`, and drops the sessions of
     /// users who are no longer allowed in.
     pub fn open(config: &Config) -> Result<Auth, AuthError> {
-        let now = now();
+        let now = unix_now();
         let store = Arc::new(Store::open(&config.state_dir, now)?);
         let ring = KeyRing::load_or_create(&config.state_dir, now)?;
         let audience = format!("vigie:{}", config.server_name);
@@ -304,7 +296,7 @@ impl Auth {
 
     /// Reloads the signing keys (after `vigie rotate-keys`).
     pub fn reload_keys(&self, state_dir: &Path) -> Result<(), keys::KeyError> {
-        let ring = KeyRing::load_or_create(state_dir, now())?;
+        let ring = KeyRing::load_or_create(state_dir, unix_now())?;
         self.tokens
             .store(Arc::new(Tokens::new(&ring, &self.audience)));
         self.form_key.store(Arc::new(ring.keys[0].bytes()));
@@ -368,7 +360,7 @@ impl Auth {
             }
         };
         let claims = &lease.claims;
-        let now = now();
+        let now = unix_now();
         let idle = self.settings.load().idle_timeout.as_secs();
         // `verify` tolerates a few seconds of clock skew; our own clock needs none.
         if now.saturating_sub(claims.act) > idle || claims.exp <= now {
@@ -442,7 +434,7 @@ impl Auth {
     /// after the keys changed.
     pub fn session_standing(&self, watch: &mut SessionWatch) -> Result<(), SessionEnd> {
         let claims = &watch.lease.claims;
-        let now = now();
+        let now = unix_now();
         if claims.exp <= now {
             return Err(SessionEnd::Expired);
         }

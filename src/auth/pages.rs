@@ -13,50 +13,7 @@ pub const CSS: &str = include_str!("vigie.css");
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
 form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Fr,
-    En,
-}
-
-impl Lang {
-    /// `?lang=` first, then the first of French or English in `Accept-Language` order;
-    /// French when nothing says otherwise (the product's home).
-    pub fn pick(query_lang: Option<&str>, accept_language: Option<&str>) -> Lang {
-        match query_lang {
-            Some("en") => return Lang::En,
-            Some("fr") => return Lang::Fr,
-            _ => {}
-        }
-        let mut best: Option<(f32, Lang)> = None;
-        for item in accept_language.unwrap_or("").split(',') {
-            let mut parts = item.trim().split(';');
-            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .and_then(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let lang = if tag == "fr" || tag.starts_with("fr-") {
-                Lang::Fr
-            } else if tag == "en" || tag.starts_with("en-") {
-                Lang::En
-            } else {
-                continue;
-            };
-            if best.is_none_or(|(bq, _)| q > bq) {
-                best = Some((q, lang));
-            }
-        }
-        best.map_or(Lang::Fr, |(_, l)| l)
-    }
-
-    fn code(self) -> &'static str {
-        match self {
-            Lang::Fr => "fr",
-            Lang::En => "en",
-        }
-    }
-}
+pub use crate::lang::Lang;
 
 /// What the sign-in page says above the form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,15 +237,6 @@ pub fn stylesheet() -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn language_choice() {
-        assert_eq!(Lang::pick(None, Some("en-GB,en;q=0.9,fr;q=0.8")), Lang::En);
-        assert_eq!(Lang::pick(None, Some("de-DE,fr;q=0.5,en;q=0.4")), Lang::Fr);
-        assert_eq!(Lang::pick(None, Some("de")), Lang::Fr);
-        assert_eq!(Lang::pick(Some("en"), Some("fr")), Lang::En);
-        assert_eq!(Lang::pick(None, None), Lang::Fr);
-    }
 
     #[test]
     fn page_escapes_and_has_accessible_fields() {

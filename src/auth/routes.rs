@@ -75,7 +75,7 @@ fn lang_of(req: &Request<Incoming>, explicit: Option<&str>) -> Lang {
         .headers()
         .get(http::header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    Lang::pick(explicit, accept)
+    Lang::negotiate(explicit, accept)
 }
 
 /// Only same-origin relative paths: anything else (`//host`, `/\host`, schemes, control
@@ -238,7 +238,7 @@ async fn login_submit(
         }
     };
     let next = safe_next(field(&fields, "next"));
-    let lang = Lang::pick(
+    let lang = Lang::negotiate(
         Some(field(&fields, "lang")),
         headers
             .get(http::header::ACCEPT_LANGUAGE)

@@ -197,12 +197,7 @@ mod tests {
         (dir, ring)
     }
 
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    }
+    use crate::host::unix_now as now;
 
     fn claims(aud: &str) -> Claims {
         let n = now();

@@ -9,9 +9,10 @@ use http::HeaderValue;
 use tracing::{info, warn};
 
 use super::session::{self, Claims};
-use super::{Account, Auth, now};
+use super::{Account, Auth};
 use crate::config::AuthSettings;
 use crate::credentials::{password, totp};
+use crate::host::unix_now;
 use crate::store::{LastActivity, SessionRecord, StoreError};
 
 /// Outcome of a sign-in attempt. The page shows the same message for every failure.
@@ -34,7 +35,7 @@ impl Auth {
         client: IpAddr,
     ) -> Result<SignIn, SignInError> {
         let settings = self.settings.load_full();
-        let now = now();
+        let now = unix_now();
         let keys = ThrottleKeys {
             user: format!("user:{}", username.to_ascii_lowercase()),
             ip: format!("ip:{client}"),

@@ -277,7 +277,7 @@ pub struct LogSettings {
 
 impl Config {
     /// Reads and validates a YAML file. Only the file itself is examined: certificates and the
-    /// upstream are looked at by [`crate::diagnose::check_environment`].
+    /// upstream are looked at by [`crate::diagnose::check`].
     pub fn load(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),

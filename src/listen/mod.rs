@@ -70,7 +70,7 @@ impl Gateway {
         let certs = match CertStore::open(&config.tls.cert_file, &config.tls.key_file) {
             Ok(c) => Some(Arc::new(c)),
             Err(e) => {
-                problems.push(crate::diagnose::environment::cert_problem(&e, &config.tls));
+                problems.push(crate::diagnose::load_problem(&e, &config.tls));
                 None
             }
         };

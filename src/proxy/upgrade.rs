@@ -19,7 +19,7 @@
 //! worker stops, at the latest at the drain deadline.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
@@ -174,13 +174,10 @@ async fn session_end(auth: &Auth, watch: &mut SessionWatch) -> SessionEnd {
 /// The monotonic instant at which the wall clock reads `unix` seconds (now, if past; a year
 /// ahead at most, which the periodic check covers).
 fn instant_at(unix: u64) -> Instant {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let wait = Duration::from_secs(unix)
-        .saturating_sub(now)
-        .min(Duration::from_secs(365 * 24 * 3600));
-    Instant::now() + wait
+    let wait = unix
+        .saturating_sub(crate::host::unix_now())
+        .min(365 * 24 * 3600);
+    Instant::now() + Duration::from_secs(wait)
 }
 
 /// The upstream-to-client half of a tunnel. Its state lives outside the copying future, so that

@@ -1,0 +1,220 @@
+//! The `vigie` command line: one subcommand per file, one shared `--config` argument, and the
+//! helpers every subcommand uses to load the configuration and print problems. `main.rs` only
+//! calls [`main`].
+//!
+//! | subcommand | file |
+//! |---|---|
+//! | `serve` | `serve.rs` |
+//! | `check`, `check --exposure` | `check.rs` (the checks themselves: `diagnose/`) |
+//! | `health` | `health.rs` |
+//! | `hash-password`, `user add`, `rotate-keys` | `accounts.rs` |
+//! | `dev-cert` | `dev_cert.rs` |
+
+mod accounts;
+mod check;
+mod dev_cert;
+mod health;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError, Problem};
+use crate::lang::Lang;
+
+#[derive(Parser)]
+#[command(
+    name = "vigie",
+    version,
+    about = "A secure HTTPS gateway for medical-imaging viewers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The configuration file, shared by every subcommand that reads one.
+#[derive(Args)]
+struct ConfigArg {
+    /// The configuration file.
+    #[arg(long, short, default_value = "config/vigie.yaml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Log format; default: JSON in containers, text elsewhere (or `log.format`).
+        #[arg(long, value_enum)]
+        log_format: Option<CliLogFormat>,
+    },
+    /// Validate the configuration and everything it points to, without serving.
+    ///
+    /// Exit status: 0 nothing to report, 1 errors, 3 warnings only.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Skip the connection test to the upstream (e.g. when linting in CI).
+        #[arg(long, conflicts_with = "exposure")]
+        offline: bool,
+        /// Inspect the running deployment from the inside: certificate, TLS versions, where the
+        /// viewer is and whether it answers without credentials, second factor, access policy,
+        /// the viewer's ports on this machine's network addresses. Exit status: 0 nothing
+        /// serious, 1 high or critical findings, 3 warnings only.
+        #[arg(long)]
+        exposure: bool,
+        /// Language of the exposure report (default: from LANG).
+        #[arg(long, value_enum, requires = "exposure")]
+        lang: Option<CliLang>,
+        /// Print the exposure findings as JSON.
+        #[arg(long, requires = "exposure")]
+        json: bool,
+    },
+    /// Ask the running gateway whether it is ready (GET /readyz on `listen.admin`); for
+    /// container health checks. Exit status 0 ready, 1 not.
+    Health {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Hash a password (argon2id) for `auth.users[].password_hash`. Reads it at a no-echo
+    /// prompt, or one line from standard input; refuses weak passwords.
+    HashPassword,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Start signing sessions with a new key; the previous keys keep verifying until their
+    /// sessions expire. The running gateway applies it within `tls.reload_interval` (SIGHUP: at
+    /// once).
+    RotateKeys {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also drop the previous keys: once the gateway applies it, every session ends and
+        /// everybody signs in again (for a suspected breach).
+        #[arg(long)]
+        end_all_sessions: bool,
+    },
+    /// Create a local CA and an ECDSA P-256 server certificate for development.
+    DevCert {
+        #[arg(long, default_value = "certs/")]
+        out: PathBuf,
+        #[arg(long, default_value = "localhost")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add an account with a fresh TOTP secret (shown as a QR code for the phone's app). Writes
+    /// to `auth.users_file` when set, otherwise to `auth.users` in the configuration file.
+    Add {
+        name: String,
+        /// Comma-separated roles, e.g. doctor or admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliLang {
+    Fr,
+    En,
+}
+
+impl From<CliLang> for Lang {
+    fn from(l: CliLang) -> Lang {
+        match l {
+            CliLang::Fr => Lang::Fr,
+            CliLang::En => Lang::En,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliLogFormat {
+    Json,
+    Text,
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve { config, log_format } => serve::run(&config.config, log_format),
+        Command::Check {
+            config,
+            exposure: true,
+            lang,
+            json,
+            ..
+        } => check::exposure(&config.config, lang.map(Lang::from), json),
+        Command::Check {
+            config, offline, ..
+        } => check::check(&config.config, offline),
+        Command::Health { config } => health::run(&config.config),
+        Command::HashPassword => report(accounts::hash_password()),
+        Command::User {
+            action:
+                UserAction::Add {
+                    name,
+                    roles,
+                    config,
+                },
+        } => report(accounts::user_add(&config.config, &name, &roles)),
+        Command::RotateKeys {
+            config,
+            end_all_sessions,
+        } => report(accounts::rotate_keys(&config.config, end_all_sessions)),
+        Command::DevCert { out, name } => report(dev_cert::run(&out, &name)),
+    }
+}
+
+/// Exit status of a subcommand that either works or says why not.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_problems(problems: &[Problem]) {
+    for p in problems {
+        eprintln!("{p}");
+    }
+}
+
+/// Loads and validates the configuration; on failure prints every problem and returns the exit
+/// status to end with.
+fn load(path: &Path) -> Result<(Config, Vec<Problem>), ExitCode> {
+    Config::load(path).map_err(|e: ConfigError| {
+        let problems = e.problems();
+        eprintln!(
+            "{}: {} problem(s) in the configuration",
+            path.display(),
+            problems.len()
+        );
+        print_problems(&problems);
+        ExitCode::FAILURE
+    })
+}
+
+/// A single-threaded runtime for the subcommands that talk to the network once.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
