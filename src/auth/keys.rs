@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+use secrecy::{ExposeSecret, SecretSlice};
 
 /// File name under `state_dir`.
 pub const FILE: &str = "session-keys.json";
@@ -53,8 +53,8 @@ impl Key {
     }
 
     /// The raw key bytes.
-    pub fn bytes(&self) -> Secret<Vec<u8>> {
-        Secret::new(STANDARD.decode(&self.secret).unwrap_or_default())
+    pub fn bytes(&self) -> SecretSlice<u8> {
+        STANDARD.decode(&self.secret).unwrap_or_default().into()
     }
 }
 
@@ -95,7 +95,12 @@ impl KeyRing {
                         path: path.clone(),
                         reason: e.to_string(),
                     })?;
-                if ring.keys.is_empty() || ring.keys.iter().any(|k| k.bytes().expose().len() < 32) {
+                if ring.keys.is_empty()
+                    || ring
+                        .keys
+                        .iter()
+                        .any(|k| k.bytes().expose_secret().len() < 32)
+                {
                     return Err(KeyError::Damaged {
                         path,
                         reason: "no usable key".into(),

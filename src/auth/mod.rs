@@ -26,10 +26,11 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use secrecy::SecretSlice;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::config::{AuthSettings, Config, Secret, User};
+use crate::config::{AuthSettings, Config, User};
 use crate::host::unix_now;
 use crate::store::{SessionRecord, Store, StoreError};
 use keys::KeyRing;
@@ -130,7 +131,7 @@ pub struct Account {
     user_header: HeaderValue,
     roles_header: HeaderValue,
     password_hash: String,
-    totp_secret: Option<Secret<Vec<u8>>>,
+    totp_secret: Option<SecretSlice<u8>>,
     pub disabled: bool,
 }
 
@@ -173,7 +174,7 @@ pub struct Auth {
     accounts: ArcSwap<HashMap<Arc<str>, Arc<Account>>>,
     tokens: ArcSwap<Tokens>,
     /// Keys for form (CSRF) tokens: the session keys' newest entry.
-    form_key: ArcSwap<Secret<Vec<u8>>>,
+    form_key: ArcSwap<SecretSlice<u8>>,
     store: Arc<Store>,
     audience: String,
     /// Bounds concurrent password verifications: each costs 19 MiB and tens of milliseconds.
@@ -312,7 +313,7 @@ impl Auth {
         self.settings.load_full()
     }
 
-    pub(crate) fn form_key(&self) -> Arc<Secret<Vec<u8>>> {
+    pub(crate) fn form_key(&self) -> Arc<SecretSlice<u8>> {
         self.form_key.load_full()
     }
 

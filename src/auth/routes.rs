@@ -9,6 +9,7 @@ use http::header::SET_COOKIE;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use secrecy::ExposeSecret;
 use tracing::error;
 
 use super::pages::{self, Lang, Notice};
@@ -160,7 +161,7 @@ fn render_login(
             }
         },
     };
-    let token = csrf::token(auth.form_key().expose(), "login", &nonce);
+    let token = csrf::token(auth.form_key().expose_secret(), "login", &nonce);
     let mut res = pages::html(status, pages::login(lang, notice, next, &token, username));
     if fresh && let Some(c) = csrf::set_cookie(&nonce) {
         res.headers_mut().append(SET_COOKIE, c);
@@ -248,7 +249,7 @@ async fn login_submit(
     let nonce = session::cookie_value(&headers, csrf::COOKIE).unwrap_or("");
     let csrf_ok = !nonce.is_empty()
         && csrf::verify(
-            auth.form_key().expose(),
+            auth.form_key().expose_secret(),
             "login",
             nonce,
             field(&fields, "csrf"),
@@ -299,7 +300,7 @@ fn render_failed(
         .map(str::to_owned)
         .or_else(csrf::new_nonce)
         .unwrap_or_default();
-    let token = csrf::token(auth.form_key().expose(), "login", &nonce);
+    let token = csrf::token(auth.form_key().expose_secret(), "login", &nonce);
     let mut res = pages::html(
         StatusCode::UNAUTHORIZED,
         pages::login(lang, Notice::Failed, next, &token, username),
@@ -316,7 +317,7 @@ fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
     let q = query(req);
     match auth.authenticate(req.headers()) {
         Ok((id, _)) => {
-            let token = csrf::token(auth.form_key().expose(), "logout", &id.session_id);
+            let token = csrf::token(auth.form_key().expose_secret(), "logout", &id.session_id);
             let lang = lang_of(req, q.lang.as_deref());
             pages::html(StatusCode::OK, pages::logout(lang, &id.user, &token))
         }
@@ -341,7 +342,7 @@ async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) 
         }
     };
     if !csrf::verify(
-        auth.form_key().expose(),
+        auth.form_key().expose_secret(),
         "logout",
         &id.session_id,
         field(&fields, "csrf"),

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use super::keys::KeyRing;
@@ -73,12 +74,17 @@ impl Tokens {
         Tokens {
             signing: (
                 signing.kid.clone(),
-                EncodingKey::from_secret(signing.bytes().expose()),
+                EncodingKey::from_secret(signing.bytes().expose_secret()),
             ),
             verifying: ring
                 .keys
                 .iter()
-                .map(|k| (k.kid.clone(), DecodingKey::from_secret(k.bytes().expose())))
+                .map(|k| {
+                    (
+                        k.kid.clone(),
+                        DecodingKey::from_secret(k.bytes().expose_secret()),
+                    )
+                })
                 .collect(),
             validation,
             audience: audience.to_owned(),

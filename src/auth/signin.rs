@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::HeaderValue;
+use secrecy::ExposeSecret;
 use tracing::{info, warn};
 
 use super::session::{self, Claims};
@@ -113,7 +114,7 @@ impl Auth {
             (Some(a), true) => a
                 .totp_secret
                 .as_ref()
-                .and_then(|s| totp::matching_step(s.expose(), code, now)),
+                .and_then(|s| totp::matching_step(s.expose_secret(), code, now)),
             (Some(_), false) => Some(0),
             (None, _) => None,
         };

@@ -48,6 +48,7 @@ pub struct FileUser {
     pub password_hash: Option<String>,
     pub totp_secret: Option<String>,
     pub totp_secret_file: Option<String>,
+    pub totp_secret_env: Option<String>,
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
 }

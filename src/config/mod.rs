@@ -3,6 +3,7 @@
 //! reported with its YAML path and a hint, all at once.
 
 mod file;
+pub mod secret;
 mod units;
 mod validate;
 
@@ -10,6 +11,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::policy::AccessRule;
 
@@ -138,27 +141,6 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-/// A value that must never appear in logs or error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret<T>(T);
-
-impl<T> Secret<T> {
-    pub fn new(value: T) -> Self {
-        Secret(value)
-    }
-
-    /// The value itself, for the one place that uses it.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// Sign-in settings.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -184,7 +166,7 @@ pub struct User {
     /// argon2id PHC string.
     pub password_hash: String,
     /// The decoded TOTP key.
-    pub totp_secret: Option<Secret<Vec<u8>>>,
+    pub totp_secret: Option<SecretSlice<u8>>,
     pub roles: Vec<String>,
     pub disabled: bool,
 }
@@ -232,8 +214,20 @@ pub struct Upstream {
     pub queue_timeout: Duration,
     /// Path that `/readyz` requests to decide whether the upstream is reachable.
     pub health_path: String,
-    /// `Authorization: Basic …` sent to the upstream on every request, when configured.
-    pub credentials: Option<Secret<http::HeaderValue>>,
+    /// The `Authorization: Basic …` value sent to the upstream on every request, when configured.
+    pub credentials: Option<SecretString>,
+}
+
+impl Upstream {
+    /// The `Authorization` header for the upstream, marked sensitive (hyper and the HTTP/2
+    /// encoder then never index or print it). Built once per proxy: a `HeaderValue`'s bytes
+    /// cannot be zeroized, the configuration's copy is.
+    pub fn authorization(&self) -> Option<http::HeaderValue> {
+        let text = self.credentials.as_ref()?.expose_secret();
+        let mut value = http::HeaderValue::from_str(text).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -205,7 +205,7 @@ pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report)
         );
         return;
     }
-    let Some(creds) = &u.credentials else {
+    let Some(creds) = u.authorization() else {
         r.add(
             Level::Warning,
             "upstream_credentials",
@@ -220,7 +220,7 @@ pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report)
         );
         return;
     };
-    match get(config, &u.health_path, Some(creds.expose()), opts.timeout).await {
+    match get(config, &u.health_path, Some(&creds), opts.timeout).await {
         Ok(s) if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => r.add(
             Level::High,
             "upstream_credentials",

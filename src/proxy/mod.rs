@@ -74,7 +74,7 @@ impl Proxy {
             .build(LimitedConnector::new(connector, slots));
         Proxy {
             client,
-            credentials: upstream.credentials.as_ref().map(|c| c.expose().clone()),
+            credentials: upstream.authorization(),
             authority: upstream.authority.clone(),
             response_timeout: upstream.response_timeout,
             max_request_body: limits.max_request_body,
