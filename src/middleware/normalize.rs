@@ -5,6 +5,11 @@
 //! and `//` runs collapse. Spellings whose meaning depends on the server reading them are
 //! refused (400): `.` and `..` segments (browsers resolve them before sending), encoded `/`,
 //! `\` raw or encoded, `;` path parameters, NUL and other control characters, bad escapes.
+//!
+//! Hand-written on purpose: which spellings are refused is the gateway's security semantics (no
+//! auth bypass by URL spelling), and general-purpose URL crates normalise differently (they
+//! resolve dot segments instead of refusing them, decode or keep escapes by their own rules).
+//! It is checked by property tests against a model (`tests/properties.rs`).
 
 use std::borrow::Cow;
 
