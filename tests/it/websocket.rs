@@ -1,13 +1,10 @@
 //! WebSocket tunnels end to end: which handshakes are let through (cross-site WebSocket
 //! hijacking), and that a tunnel ends with the session that opened it.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;

@@ -3,14 +3,11 @@
 //! mistakes of the two CNIL cases of December 2020 (a viewer on a public address, a viewer that
 //! answers without credentials, reachable on the machine's network address, no second factor)
 //! are each flagged with what to change.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::process::Command;
 
+use crate::support::*;
 use base64::Engine as _;
-use common::*;
 use serde_json::Value;
 
 const ORTHANC_PASSWORD: &str = "only-vigie-knows-this-1";

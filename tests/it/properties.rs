@@ -6,7 +6,6 @@
 //!
 //! Case counts keep this file to a few seconds in a debug build; `PROPTEST_CASES=N` overrides
 //! them all for a longer run.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::borrow::Cow;
 use std::convert::Infallible;

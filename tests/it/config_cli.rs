@@ -1,15 +1,12 @@
 //! Every configuration error path, through the real binary: one clear message per problem, with
 //! its YAML path and a hint, a non-zero exit, and nothing started.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
+use crate::support::*;
 
 struct Run {
     code: i32,

@@ -1,12 +1,9 @@
 //! What the TLS listener offers: TLS 1.3 and 1.2 only, ECDHE + AEAD suites only, ALPN h2 and
 //! http/1.1, and the hybrid post-quantum group X25519MLKEM768.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::support::*;
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;

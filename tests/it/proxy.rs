@@ -1,11 +1,8 @@
 //! The proxy path end to end: a real upstream, the real gateway, real TLS clients.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 
 #[tokio::test]

@@ -1,12 +1,9 @@
 //! Sign-in, sessions, the gate and the access policy, with a real client against the real
 //! gateway and a real upstream.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 fn now() -> u64 {
     std::time::SystemTime::now()

@@ -1,14 +1,11 @@
 //! 1 GiB each way through the gateway process, with its memory measured while the bytes flow:
 //! the proxy must stream, never buffer.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use futures_util::StreamExt;
 
 const GIB: u64 = 1 << 30;

@@ -2,14 +2,11 @@
 //! the connections it holds open at once: the bound holds across both HTTPS workers (and both
 //! protocols), requests beyond it wait inside the gateway and complete, and a request that finds
 //! no connection within the queue timeout gets a 503.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 /// The value of a metric line (`name` with its labels), 0 when absent.
 fn metric(text: &str, name: &str) -> f64 {

@@ -1,12 +1,9 @@
 //! The gateway over time: certificate reloads (file change and SIGHUP), graceful drain on
 //! SIGTERM, and what its logs never contain.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 /// The leaf certificate a fresh TLS connection is served.
 async fn served_leaf(certs: &Certs, addr: std::net::SocketAddr) -> Vec<u8> {
