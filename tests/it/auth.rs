@@ -17,18 +17,6 @@ fn code_now() -> String {
     vigie::credentials::totp::code_at(&secret, now()).unwrap()
 }
 
-/// A configuration with these accounts (all with `TEST_PASSWORD` / `TEST_TOTP`), `auth_extra`
-/// lines under `auth:`, and the test access policy.
-fn yaml_with(certs: &Certs, up: &Upstream, users: &[(&str, &str)], auth_extra: &str) -> String {
-    let mut auth = String::from("auth:\n  users:\n");
-    for (name, roles) in users {
-        auth.push_str(&user_yaml(name, roles));
-    }
-    auth.push_str(auth_extra);
-    auth.push_str(TEST_ACCESS);
-    config_yaml_with_auth(certs, &up.url(), &auth, "")
-}
-
 /// One sign-in attempt through the form: returns the response (not followed).
 async fn attempt(
     certs: &Certs,
@@ -67,7 +55,12 @@ fn session_of(res: &reqwest::Response) -> Option<String> {
 async fn full_sign_in_reaches_the_upstream_as_the_user() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(&certs, &up, &[("dr.martin", "[doctor]")], "")).await;
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[("dr.martin", &["doctor"])])
+            .build_yaml(),
+    )
+    .await;
     let res = attempt(
         &certs,
         gw.https,
@@ -110,12 +103,13 @@ async fn full_sign_in_reaches_the_upstream_as_the_user() {
 async fn failures_all_look_the_same() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[("dr.martin", "[doctor]"), ("dr.off", "[doctor]")],
-        "  max_failures: 100\n  failure_delay: 1ms\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[("dr.martin", &["doctor"]), ("dr.off", &["doctor"])])
+            .set("auth.max_failures", 100)
+            .set("auth.failure_delay", "1ms")
+            .build_yaml(),
+    )
     .await;
     let wrong_code = format!(
         "{:06}",
@@ -157,12 +151,13 @@ async fn failures_all_look_the_same() {
 async fn unknown_users_take_as_long_as_known_ones() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[("dr.martin", "[doctor]")],
-        "  max_failures: 100\n  failure_delay: 1ms\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[("dr.martin", &["doctor"])])
+            .set("auth.max_failures", 100)
+            .set("auth.failure_delay", "1ms")
+            .build_yaml(),
+    )
     .await;
     let mut known = Vec::new();
     let mut unknown = Vec::new();
@@ -197,12 +192,12 @@ async fn unknown_users_take_as_long_as_known_ones() {
 async fn a_totp_code_works_once() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[("dr.martin", "[doctor]")],
-        "  failure_delay: 1ms\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[("dr.martin", &["doctor"])])
+            .set("auth.failure_delay", "1ms")
+            .build_yaml(),
+    )
     .await;
     // Sign in near the start of a step so both attempts fall in the same one.
     while now() % 30 > 25 {
@@ -220,12 +215,14 @@ async fn a_totp_code_works_once() {
 async fn lockout_and_its_expiry() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[("dr.martin", "[doctor]")],
-        "  max_failures: 3\n  lockout: 2s\n  failure_delay: 1ms\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[("dr.martin", &["doctor"])])
+            .set("auth.max_failures", 3)
+            .set("auth.lockout", "2s")
+            .set("auth.failure_delay", "1ms")
+            .build_yaml(),
+    )
     .await;
     for i in 0..3 {
         let res = attempt(
@@ -268,12 +265,13 @@ async fn lockout_and_its_expiry() {
 async fn idle_and_absolute_expiry() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]")],
-        "  idle_timeout: 2s\n  absolute_timeout: 5s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[(TEST_USER, &["doctor"])])
+            .set("auth.idle_timeout", "2s")
+            .set("auth.absolute_timeout", "5s")
+            .build_yaml(),
+    )
     .await;
     let c = gw.client(&certs, true);
     assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
@@ -309,12 +307,13 @@ async fn idle_and_absolute_expiry() {
     // Activity refreshes the idle clock: a client that takes the re-issued cookie stays in
     // past the idle timeout; the cookie it started with does not.
     let certs = Certs::new();
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]")],
-        "  idle_timeout: 2s\n  absolute_timeout: 1h\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[(TEST_USER, &["doctor"])])
+            .set("auth.idle_timeout", "2s")
+            .set("auth.absolute_timeout", "1h")
+            .build_yaml(),
+    )
     .await;
     let first = gw.cookie.clone();
     let mut cookie = first.clone();
@@ -345,12 +344,13 @@ async fn idle_and_absolute_expiry() {
 
     // Absolute: activity every second does not extend the session past its lifetime.
     let certs = Certs::new();
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]")],
-        "  idle_timeout: 2s\n  absolute_timeout: 3s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[(TEST_USER, &["doctor"])])
+            .set("auth.idle_timeout", "2s")
+            .set("auth.absolute_timeout", "3s")
+            .build_yaml(),
+    )
     .await;
     let c = gw.client(&certs, true);
     let started = Instant::now();
@@ -372,13 +372,9 @@ async fn idle_and_absolute_expiry() {
 async fn logout_revokes_and_the_revocation_survives_a_restart() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]"), ("dr.b", "[doctor]")],
-        "",
-    );
-    let gw = Gw::start(&yaml).await;
+    let config = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"]), ("dr.b", &["doctor"])]);
+    let gw = Gw::start(&config.build_yaml()).await;
     let kept =
         session_of(&attempt(&certs, gw.https, "dr.b", TEST_PASSWORD, &code_now(), "/").await)
             .unwrap();
@@ -417,7 +413,7 @@ async fn logout_revokes_and_the_revocation_survives_a_restart() {
 
     // Same state directory, new process lifetime: the signed-out token stays dead, the other
     // session lives on.
-    let gw = Gw::start(&yaml.replace(&user_yaml(TEST_USER, "[doctor]"), "")).await;
+    let gw = Gw::start(&config.remove_user(TEST_USER).build_yaml()).await;
     let dead = session_client(&certs, gw.https, true, &old_cookie);
     assert_eq!(dead.get(gw.url("/x")).send().await.unwrap().status(), 401);
     let alive = session_client(&certs, gw.https, true, &kept);
@@ -429,22 +425,14 @@ async fn logout_revokes_and_the_revocation_survives_a_restart() {
 async fn disabled_or_removed_users_lose_their_sessions_at_once() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]"), ("dr.b", "[doctor]")],
-        "",
-    );
-    let mut gw = GwProcess::start(&yaml).await;
+    let config = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"]), ("dr.b", &["doctor"])]);
+    let mut gw = GwProcess::start(&config.build_yaml()).await;
     let c = gw.client(&certs, true);
     let url = format!("https://viewer.test:{}/x", gw.https.port());
     assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
     // Disable the user in the file and reload.
-    let disabled = yaml.replace(
-        &user_yaml(TEST_USER, "[doctor]"),
-        &user_yaml(TEST_USER, "[doctor]")
-            .replace("      roles:", "      disabled: true\n      roles:"),
-    );
+    let disabled = config.clone().disable_user(TEST_USER).build_yaml();
     std::fs::write(gw.config.path(), &disabled).unwrap();
     gw.signal("HUP");
     gw.wait_log("accounts reloaded", Duration::from_secs(5))
@@ -460,12 +448,11 @@ async fn forged_tokens_are_refused() {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor, admin]")],
-        "",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[(TEST_USER, &["doctor", "admin"])])
+            .build_yaml(),
+    )
     .await;
     let token = gw.cookie.trim_start_matches("__Host-vigie=").to_owned();
     let parts: Vec<&str> = token.split('.').collect();
@@ -566,12 +553,9 @@ async fn forged_tokens_are_refused() {
 async fn key_rotation_keeps_old_sessions_and_signs_with_the_new_key() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]"), ("dr.b", "[doctor]")],
-        "",
-    );
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"]), ("dr.b", &["doctor"])])
+        .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let kid_of = |cookie: &str| -> String {
         let t = cookie.trim_start_matches("__Host-vigie=");
@@ -623,12 +607,9 @@ async fn rotate_keys(gw: &mut GwProcess, extra: &[&str]) {
 async fn rotate_keys_can_end_every_session() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]"), ("dr.b", "[doctor]")],
-        "",
-    );
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"]), ("dr.b", &["doctor"])])
+        .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let url = format!("https://viewer.test:{}/x", gw.https.port());
     // One kept-alive connection whose token is already verified and cached.
@@ -658,7 +639,7 @@ async fn rotate_keys_can_end_every_session() {
 async fn next_is_never_an_open_redirect() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     // Already signed in: the sign-in page forwards to `next`, after the same check.
     let c = gw.client(&certs, true);
     for (next, want) in [
@@ -691,7 +672,12 @@ async fn next_is_never_an_open_redirect() {
 async fn path_tricks_cannot_reach_a_protected_prefix() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(&certs, &up, &[(TEST_USER, "[doctor]")], "")).await;
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[(TEST_USER, &["doctor"])])
+            .build_yaml(),
+    )
+    .await;
     let cases: [(&str, &str); 14] = [
         ("/tools/execute-script", "403"),
         ("//tools/execute-script", "403"),
@@ -738,12 +724,11 @@ async fn path_tricks_cannot_reach_a_protected_prefix() {
 async fn the_access_policy_applies_per_role() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(
-        &certs,
-        &up,
-        &[(TEST_USER, "[doctor]"), ("dr.admin", "[admin]")],
-        "",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[(TEST_USER, &["doctor"]), ("dr.admin", &["admin"])])
+            .build_yaml(),
+    )
     .await;
     let doctor = gw.client(&certs, true);
     let admin = session_client(
@@ -785,7 +770,12 @@ async fn the_access_policy_applies_per_role() {
 async fn method_faking_and_unknown_methods_are_refused() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&yaml_with(&certs, &up, &[(TEST_USER, "[doctor]")], "")).await;
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .users(&[(TEST_USER, &["doctor"])])
+            .build_yaml(),
+    )
+    .await;
     let cases = [
         (
             "GET /studies/x",
@@ -839,17 +829,14 @@ async fn method_faking_and_unknown_methods_are_refused() {
 async fn the_orthanc_preset_is_an_allow_list() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = yaml_with(
-        &certs,
-        &up,
-        &[
-            (TEST_USER, "[doctor]"),
-            ("dr.admin", "[admin]"),
-            ("dr.trusted", "[doctor, download, upload]"),
-        ],
-        "",
-    )
-    .replace(TEST_ACCESS, &orthanc_preset());
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .users(&[
+            (TEST_USER, &["doctor"]),
+            ("dr.admin", &["admin"]),
+            ("dr.trusted", &["doctor", "download", "upload"]),
+        ])
+        .access_yaml(&orthanc_preset())
+        .build_yaml();
     let gw = Gw::start(&yaml).await;
     let doctor = gw.client(&certs, false);
     let signed_in = |user: &'static str| {
@@ -932,7 +919,7 @@ async fn no_session_means_sign_in_for_pages_and_401_for_the_rest() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let anon = client(&certs, gw.https, true);
     // A browser page load (Sec-Fetch-Mode, or an HTML Accept without it).
     for req in [
@@ -985,7 +972,7 @@ async fn no_session_means_sign_in_for_pages_and_401_for_the_rest() {
 async fn cross_site_unsafe_requests_are_refused() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let c = gw.client(&certs, true);
     let origin = format!("https://viewer.test:{}", gw.https.port());
     let post = |headers: &[(&str, &str)]| {
@@ -1047,13 +1034,12 @@ async fn upstream_credentials_replace_the_clients() {
     let up = Upstream::start(None).await;
     let secret = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(secret.path(), "orthanc-secret\n").unwrap();
-    let yaml = config_yaml(&certs, &up.url(), "").replace(
-        "  response_timeout: 2s\n",
-        &format!(
-            "  response_timeout: 2s\n  credentials:\n    username: gateway\n    password_file: {}\n",
-            secret.path().display()
-        ),
-    );
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set(
+            "upstream.credentials",
+            serde_json::json!({ "username": "gateway", "password_file": secret.path() }),
+        )
+        .build_yaml();
     let gw = Gw::start(&yaml).await;
     let res = gw
         .client(&certs, true)
@@ -1078,7 +1064,7 @@ async fn upstream_credentials_replace_the_clients() {
 async fn the_sign_in_page_is_bilingual_strict_and_self_contained() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let anon = client(&certs, gw.https, true);
     let fr = anon
         .get(gw.url("/_vigie/login"))
@@ -1133,7 +1119,7 @@ async fn the_sign_in_page_is_bilingual_strict_and_self_contained() {
 async fn head_requests_get_headers_only_over_both_protocols() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     for h2 in [false, true] {
         let anon = client(&certs, gw.https, h2);
         for (path, status) in [
@@ -1170,16 +1156,13 @@ async fn head_requests_get_headers_only_over_both_protocols() {
 async fn account_changes_apply_without_a_signal() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = yaml_with(&certs, &up, &[(TEST_USER, "[doctor]")], "");
+    let config = ConfigBuilder::new(&certs, &up.url()).users(&[(TEST_USER, &["doctor"])]);
+    let yaml = config.build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let url = format!("https://viewer.test:{}/x", gw.https.port());
     let client = gw.client(&certs, true);
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-    let disabled = yaml.replacen(
-        "      roles: [doctor]\n",
-        "      roles: [doctor]\n      disabled: true\n",
-        1,
-    );
+    let disabled = config.disable_user(TEST_USER).build_yaml();
     assert_ne!(disabled, yaml);
     std::fs::write(gw.config.path(), disabled).unwrap();
     gw.wait_log("accounts reloaded", Duration::from_secs(5))

@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 async fn proxies_http1_and_http2_with_security_headers() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     for h2 in [false, true] {
         let c = gw.client(&certs, h2);
         let res = c.get(gw.url("/echo?a=1&b=%2F")).send().await.unwrap();
@@ -49,7 +49,7 @@ async fn proxies_http1_and_http2_with_security_headers() {
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let request = format!(
         "GET /echo HTTP/1.1\r\nHost: viewer.test\r\nCookie: {}\r\nConnection: close, X-Client-Hop\r\n\
@@ -93,11 +93,11 @@ Proxy-Connection: keep-alive\r\nX-End-To-End: kept\r\n\r\n",
 async fn cache_control_passes_through_when_admin_opts_out() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "responses:\n  no_store: false\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("responses.no_store", false)
+            .build_yaml(),
+    )
     .await;
     let res = gw
         .client(&certs, true)
@@ -113,7 +113,7 @@ async fn cache_control_passes_through_when_admin_opts_out() {
 async fn forwarding_headers_replace_whatever_the_client_sent() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     for h2 in [false, true] {
         let res = gw
             .client(&certs, h2)
@@ -148,7 +148,7 @@ async fn forwarding_headers_replace_whatever_the_client_sent() {
 async fn upstream_locations_are_rewritten_to_the_public_origin() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let res = gw
         .client(&certs, true)
         .get(gw.url("/redirect"))
@@ -172,7 +172,7 @@ async fn upstream_locations_are_rewritten_to_the_public_origin() {
 async fn range_requests_get_partial_content() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     for h2 in [false, true] {
         let res = gw
             .client(&certs, h2)
@@ -217,7 +217,7 @@ async fn websocket_echo_through_the_tunnel() {
     use tokio_tungstenite::tungstenite::Message;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let (mut ws, res) = tokio_tungstenite::client_async(ws_request(&gw), tls)
         .await
@@ -239,11 +239,12 @@ async fn websocket_outlives_the_http_idle_timeout() {
     use tokio_tungstenite::tungstenite::Message;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  keepalive_timeout: 300ms\n  header_read_timeout: 300ms\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.keepalive_timeout", "300ms")
+            .set("limits.header_read_timeout", "300ms")
+            .build_yaml(),
+    )
     .await;
     let tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let (mut ws, _) = tokio_tungstenite::client_async(ws_request(&gw), tls)
@@ -270,7 +271,7 @@ async fn raw(certs: &Certs, gw: &Gw, request: &[u8]) -> (String, String, bool) {
 async fn request_smuggling_shapes_are_refused_and_the_connection_closed() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let cases: [(&[u8], &str); 8] = [
         (
             b"POST /echo HTTP/1.1\r\nHost: viewer.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: viewer.test\r\n\r\n",
@@ -321,11 +322,12 @@ async fn request_smuggling_shapes_are_refused_and_the_connection_closed() {
 async fn malformed_oversized_and_slow_requests() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  header_read_timeout: 500ms\n  max_header_bytes: 16KiB\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.header_read_timeout", "500ms")
+            .set("limits.max_header_bytes", "16KiB")
+            .build_yaml(),
+    )
     .await;
     // Garbage request line.
     let (status, _, closed) =
@@ -370,11 +372,11 @@ async fn idle_keepalive_connections_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  keepalive_timeout: 400ms\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.keepalive_timeout", "400ms")
+            .build_yaml(),
+    )
     .await;
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let request = format!(
@@ -404,7 +406,9 @@ async fn idle_keepalive_connections_are_closed() {
 async fn unknown_host_or_sni_gets_421() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml(&certs, &up.url(), "").replace("server_aliases: [localhost]", "");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .unset("server_aliases")
+        .build_yaml();
     let gw = Gw::start(&yaml).await;
     // SNI viewer.test but Host another name.
     let (status, _, _) = raw(
@@ -443,7 +447,7 @@ async fn upstream_down_gives_a_plain_502_then_recovers() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
     let addr = up.addr;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let c = gw.client(&certs, true);
     assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
     up.stop().await;
@@ -474,7 +478,7 @@ async fn upstream_down_gives_a_plain_502_then_recovers() {
 async fn slow_upstream_gives_504() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let res = gw
         .client(&certs, true)
         .get(gw.url("/slow/3000"))
@@ -496,13 +500,14 @@ async fn slow_upstream_gives_504() {
 #[tokio::test]
 async fn upstream_closing_idle_connections_after_1s_never_surfaces() {
     let up = Upstream::start(Some(Duration::from_secs(1))).await;
-    for extra in ["", "  pool_idle_timeout: 5s\n"] {
+    for pool_idle_timeout in [None, Some("5s")] {
         // A state directory each: a second sign-in with the same code would be a replay.
         let certs = Certs::new();
-        let yaml = config_yaml(&certs, &up.url(), "").replace(
-            "  response_timeout: 2s\n",
-            &format!("  response_timeout: 2s\n{extra}"),
-        );
+        let mut config = ConfigBuilder::new(&certs, &up.url());
+        if let Some(t) = pool_idle_timeout {
+            config = config.set("upstream.pool_idle_timeout", t);
+        }
+        let yaml = config.build_yaml();
         let gw = Gw::start(&yaml).await;
         let c = gw.client(&certs, true);
         let mut failures = Vec::new();
@@ -520,7 +525,10 @@ async fn upstream_closing_idle_connections_after_1s_never_surfaces() {
                 }
             }
         }
-        assert!(failures.is_empty(), "pool settings {extra:?}: {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "pool_idle_timeout {pool_idle_timeout:?}: {failures:?}"
+        );
         gw.shutdown().await;
     }
 }
@@ -529,10 +537,11 @@ async fn upstream_closing_idle_connections_after_1s_never_surfaces() {
 async fn redirect_listener_never_proxies() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "").replace(
-        "  admin: \"127.0.0.1:0\"\n",
-        "  admin: \"127.0.0.1:0\"\n  public_https_port: 443\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("listen.public_https_port", 443)
+            .build_yaml(),
+    )
     .await;
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -574,11 +583,11 @@ async fn redirect_listener_never_proxies() {
 async fn request_bodies_over_the_limit_are_refused() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  max_request_body: 1KiB\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.max_request_body", "1KiB")
+            .build_yaml(),
+    )
     .await;
     let c = gw.client(&certs, true);
     let res = c
@@ -615,7 +624,7 @@ async fn request_bodies_over_the_limit_are_refused() {
 async fn admin_endpoints() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let _ = gw
         .client(&certs, true)
         .get(gw.url("/x"))
@@ -663,7 +672,7 @@ async fn admin_endpoints() {
 async fn reserved_prefix_is_never_proxied() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let res = gw
         .client(&certs, true)
         .get(gw.url("/_vigie/anything"))
@@ -685,11 +694,11 @@ async fn garbage_input_never_panics() {
     use tokio::io::AsyncWriteExt;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = GwProcess::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  header_read_timeout: 300ms\n",
-    ))
+    let gw = GwProcess::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.header_read_timeout", "300ms")
+            .build_yaml(),
+    )
     .await;
     // A fixed-seed generator: the same inputs on every run.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -818,7 +827,7 @@ async fn raw_text(certs: &Certs, gw: &Gw, request: &[u8]) -> String {
 async fn foreign_cookie_bytes_neither_leak_nor_hide_the_session() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let session = gw.cookie.as_bytes();
     // HTTP/1.1: one field with a non-ASCII cookie beside the session, then two fields.
     let one = [
@@ -879,7 +888,7 @@ async fn foreign_cookie_bytes_neither_leak_nor_hide_the_session() {
 async fn the_upstream_cannot_set_gateway_cookies_or_allow_framing() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let c = gw.client(&certs, true);
     let res = c
         .get(gw.url(
@@ -918,7 +927,7 @@ async fn the_upstream_cannot_set_gateway_cookies_or_allow_framing() {
 async fn underscore_spellings_of_gateway_headers_are_dropped() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let request = format!(
         "GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: close\r\nCookie: {}\r\n\
 X_Vigie_User: admin\r\nX_VIGIE_ROLES: admin\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-Prefix: /evil\r\n\
@@ -989,7 +998,7 @@ async fn ambiguous_or_oversized_upstream_answers_become_502() {
         // A state folder each: a second sign-in with the same code would be a replay.
         let certs = Certs::new();
         let up = raw_upstream(answer).await;
-        let gw = Gw::start(&config_yaml(&certs, &format!("http://{up}"), "")).await;
+        let gw = Gw::start(&ConfigBuilder::new(&certs, &format!("http://{up}")).build_yaml()).await;
         for h2 in [false, true] {
             let res = gw
                 .client(&certs, h2)
@@ -1020,11 +1029,11 @@ fn h2_post(gw: &Gw, path: &str, cookie: &str, body: Dribble) -> http::Request<Dr
 async fn a_stalled_sign_in_form_gets_408_over_both_protocols() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  header_read_timeout: 1s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.header_read_timeout", "1s")
+            .build_yaml(),
+    )
     .await;
     // HTTP/1.1: 8000 bytes announced, one sent.
     let started = std::time::Instant::now();
@@ -1065,11 +1074,11 @@ async fn a_stalled_upload_is_answered_408_and_aborted_upstream() {
     use std::sync::atomic::Ordering::Relaxed;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  body_idle_timeout: 1s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.body_idle_timeout", "1s")
+            .build_yaml(),
+    )
     .await;
     let started = std::time::Instant::now();
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
@@ -1112,11 +1121,11 @@ async fn a_slow_upload_that_keeps_moving_goes_through() {
     let up = Upstream::start(None).await;
     // 12 chunks 400 ms apart: 4.8 s in all, longer than the response timeout (2 s) and each
     // pause shorter than the body idle timeout (1 s).
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  body_idle_timeout: 1s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.body_idle_timeout", "1s")
+            .build_yaml(),
+    )
     .await;
     for h2 in [false, true] {
         let chunks = futures_util::stream::unfold(0u64, |i| async move {
@@ -1150,11 +1159,11 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_upstream_released()
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  send_timeout: 1s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.send_timeout", "1s")
+            .build_yaml(),
+    )
     .await;
     const SIZE: u64 = 1 << 30;
     // HTTP/1.1: ask for 1 GiB and read nothing.
@@ -1216,11 +1225,13 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_upstream_released()
 async fn a_stalled_body_without_a_session_does_not_hold_the_connection() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  header_read_timeout: 1s\n  keepalive_timeout: 1s\n  body_idle_timeout: 1s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.header_read_timeout", "1s")
+            .set("limits.keepalive_timeout", "1s")
+            .set("limits.body_idle_timeout", "1s")
+            .build_yaml(),
+    )
     .await;
     let started = std::time::Instant::now();
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
@@ -1249,11 +1260,11 @@ async fn one_client_cannot_take_every_connection() {
     use tokio::io::AsyncReadExt;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  max_connections_per_client: 2\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.max_connections_per_client", 2)
+            .build_yaml(),
+    )
     .await;
     let first = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let _second = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
@@ -1288,11 +1299,10 @@ async fn one_client_cannot_take_every_connection() {
 async fn the_access_log_names_why_the_gateway_answered() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = format!(
-        "auth:\n  users:\n{}{TEST_ACCESS}",
-        user_yaml(TEST_USER, "[doctor]")
-    );
-    let yaml = config_yaml_with_auth(&certs, &up.url(), &auth, "log:\n  access_log: true\n");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"])])
+        .set("log.access_log", true)
+        .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let c = gw.client(&certs, false);
     let https = gw.https;

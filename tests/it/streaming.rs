@@ -28,8 +28,10 @@ fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
 async fn one_gib_each_way_with_flat_memory() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml(&certs, &up.url(), "log:\n  access_log: true\n")
-        .replace("response_timeout: 2s", "response_timeout: 60s");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set("log.access_log", true)
+        .set("upstream.response_timeout", "60s")
+        .build_yaml();
     let gw = GwProcess::start(&yaml).await;
     let pid = gw.pid();
     let url = |p: &str| format!("https://viewer.test:{}{p}", gw.https.port());

@@ -40,7 +40,7 @@ fn handshake(host: &str, cookie: &str, extra: &str) -> String {
 async fn cross_site_handshakes_are_refused_before_the_upstream() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
     let port = gw.https.port();
     let host = format!("viewer.test:{port}");
     let own = format!("Origin: https://{host}\r\n");
@@ -181,16 +181,10 @@ async fn still_flows_after(ws: &mut Ws, during: Duration) {
     assert_flows(ws).await;
 }
 
-/// The `auth:` section with these accounts (`TEST_PASSWORD`, `TEST_TOTP`), `extra` lines under
-/// `auth:`, and the test access policy.
-fn auth_section(users: &[&str], extra: &str) -> String {
-    let mut auth = String::from("auth:\n  users:\n");
-    for name in users {
-        auth.push_str(&user_yaml(name, "[doctor]"));
-    }
-    auth.push_str(extra);
-    auth.push_str(TEST_ACCESS);
-    auth
+/// The test configuration with these accounts (`TEST_PASSWORD`, `TEST_TOTP`), doctors only.
+fn doctors(certs: &Certs, up: &Upstream, users: &[&str]) -> ConfigBuilder {
+    let users: Vec<(&str, &[&str])> = users.iter().map(|u| (*u, &["doctor"][..])).collect();
+    ConfigBuilder::new(certs, &up.url()).users(&users)
 }
 
 /// Signs `cookie`'s session out through the real form.
@@ -221,8 +215,7 @@ async fn open_tunnels(gw: &Gw) -> String {
 async fn sign_out_ends_the_sessions_tunnels_only() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER, "dr.b"], "");
-    let gw = Gw::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let gw = Gw::start(&doctors(&certs, &up, &[TEST_USER, "dr.b"]).build_yaml()).await;
     let other = sign_in(&certs, gw.https, "dr.b", TEST_PASSWORD, TEST_TOTP)
         .await
         .unwrap();
@@ -297,8 +290,13 @@ async fn keep_active(certs: &Certs, gw: &Gw, mut cookie: String, during: Duratio
 async fn a_tunnel_lives_while_its_session_is_active_then_ends_when_idle() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER], "  idle_timeout: 2s\n  absolute_timeout: 1h\n");
-    let gw = Gw::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let gw = Gw::start(
+        &doctors(&certs, &up, &[TEST_USER])
+            .set("auth.idle_timeout", "2s")
+            .set("auth.absolute_timeout", "1h")
+            .build_yaml(),
+    )
+    .await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // Requests on other connections are the session's activity: the tunnel outlives the idle
     // timeout while they go on.
@@ -330,8 +328,13 @@ async fn a_tunnel_lives_while_its_session_is_active_then_ends_when_idle() {
 async fn a_tunnel_never_outlives_the_absolute_timeout() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER], "  idle_timeout: 2s\n  absolute_timeout: 4s\n");
-    let gw = Gw::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let gw = Gw::start(
+        &doctors(&certs, &up, &[TEST_USER])
+            .set("auth.idle_timeout", "2s")
+            .set("auth.absolute_timeout", "4s")
+            .build_yaml(),
+    )
+    .await;
     let (_, exp) = claims(&gw.cookie);
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // Activity all along: only the absolute lifetime can end the session.
@@ -372,8 +375,7 @@ async fn rotate_keys(gw: &mut GwProcess, extra: &[&str]) {
 async fn replacing_the_keys_ends_every_tunnel_rotating_them_does_not() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER], "");
-    let mut gw = GwProcess::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let mut gw = GwProcess::start(&doctors(&certs, &up, &[TEST_USER]).build_yaml()).await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // A plain rotation keeps the previous key verifying: sessions, and their tunnels, go on.
     rotate_keys(&mut gw, &[]).await;
@@ -387,12 +389,8 @@ async fn replacing_the_keys_ends_every_tunnel_rotating_them_does_not() {
 async fn disabling_or_removing_the_account_ends_its_tunnels() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml_with_auth(
-        &certs,
-        &up.url(),
-        &auth_section(&[TEST_USER, "dr.b"], ""),
-        "",
-    );
+    let config = doctors(&certs, &up, &[TEST_USER, "dr.b"]);
+    let yaml = config.build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let other = sign_in(&certs, gw.https, "dr.b", TEST_PASSWORD, TEST_TOTP)
         .await
@@ -401,11 +399,8 @@ async fn disabling_or_removing_the_account_ends_its_tunnels() {
     let mut other_ws = open_tunnel(&certs, gw.https, &other).await;
 
     // Disabled in the file, picked up without a signal.
-    let test_user = user_yaml(TEST_USER, "[doctor]");
-    let disabled = yaml.replace(
-        &test_user,
-        &test_user.replace("      roles:", "      disabled: true\n      roles:"),
-    );
+    let config = config.disable_user(TEST_USER);
+    let disabled = config.build_yaml();
     assert_ne!(disabled, yaml);
     std::fs::write(gw.config.path(), &disabled).unwrap();
     gw.wait_log("accounts reloaded", Duration::from_secs(5))
@@ -414,7 +409,7 @@ async fn disabling_or_removing_the_account_ends_its_tunnels() {
     assert_flows(&mut other_ws).await;
 
     // Removed from the file.
-    let removed = disabled.replace(&user_yaml("dr.b", "[doctor]"), "");
+    let removed = config.remove_user("dr.b").build_yaml();
     assert_ne!(removed, disabled);
     std::fs::write(gw.config.path(), &removed).unwrap();
     gw.wait_log("accounts reloaded", Duration::from_secs(5))
@@ -426,11 +421,11 @@ async fn disabling_or_removing_the_account_ends_its_tunnels() {
 async fn an_open_tunnel_does_not_hold_up_shutdown() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  drain_timeout: 10s\n",
-    ))
+    let gw = Gw::start(
+        &ConfigBuilder::new(&certs, &up.url())
+            .set("limits.drain_timeout", "10s")
+            .build_yaml(),
+    )
     .await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     let started = std::time::Instant::now();
