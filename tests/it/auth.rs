@@ -6,15 +6,11 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    unix_now()
 }
 
 fn code_now() -> String {
-    let secret = vigie::credentials::totp::decode_secret(TEST_TOTP).unwrap();
-    vigie::credentials::totp::code_at(&secret, now()).unwrap()
+    totp_now(TEST_TOTP)
 }
 
 /// One sign-in attempt through the form: returns the response (not followed).

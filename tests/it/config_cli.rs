@@ -260,7 +260,7 @@ fn certificate_problems_name_the_file_and_the_fix() {
         &["PRIVATE KEY"],
     );
 
-    let other = vigie::tls::devcert::generate(dir.path(), "viewer.test").unwrap();
+    let other = Certs::new();
     let mismatch = with("tls.key_file", &other.key.display().to_string());
     assert_problem(
         &vigie(&["check"], Some(&mismatch)),

@@ -22,7 +22,7 @@ async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_file
     let c = gw.client(&certs, true);
     assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
 
-    vigie::tls::devcert::generate(certs.dir.path(), "viewer.test").unwrap();
+    certs.renew();
     let deadline = Instant::now() + Duration::from_secs(5);
     let second = loop {
         let leaf = served_leaf(&certs, gw.https).await;
@@ -38,9 +38,8 @@ async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_file
     std::fs::write(&certs.cert, b"-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(served_leaf(&certs, gw.https).await, second);
-    let other = tempfile::tempdir().unwrap();
-    let made = vigie::tls::devcert::generate(other.path(), "viewer.test").unwrap();
-    std::fs::copy(&made.cert, &certs.cert).unwrap();
+    let other = Certs::new();
+    std::fs::copy(&other.cert, &certs.cert).unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(served_leaf(&certs, gw.https).await, second);
     let metrics = gw.metrics().await;
@@ -61,7 +60,7 @@ async fn sighup_reloads_the_certificate_at_once() {
         .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let first = served_leaf(&certs, gw.https).await;
-    vigie::tls::devcert::generate(certs.dir.path(), "viewer.test").unwrap();
+    certs.renew();
     gw.signal("HUP");
     let line = gw
         .wait_log("certificate reloaded", Duration::from_secs(5))

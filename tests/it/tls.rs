@@ -39,7 +39,7 @@ async fn tls13_offers_post_quantum_key_exchange_and_alpn() {
         (vec![b"h2".to_vec(), b"http/1.1".to_vec()], &b"h2"[..]),
         (vec![b"http/1.1".to_vec()], &b"http/1.1"[..]),
     ] {
-        let mut cfg = ClientConfig::builder_with_provider(vigie::tls::provider())
+        let mut cfg = ClientConfig::builder_with_provider(tls_provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots(&certs))
@@ -61,7 +61,7 @@ async fn tls12_negotiates_ecdhe_with_aead_only() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
     let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
-    let cfg = ClientConfig::builder_with_provider(vigie::tls::provider())
+    let cfg = ClientConfig::builder_with_provider(tls_provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(roots(&certs))
@@ -87,7 +87,7 @@ async fn min_version_13_refuses_tls12() {
             .build_yaml(),
     )
     .await;
-    let cfg = ClientConfig::builder_with_provider(vigie::tls::provider())
+    let cfg = ClientConfig::builder_with_provider(tls_provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(roots(&certs))

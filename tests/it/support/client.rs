@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::fixtures::Certs;
+use super::fixtures::{Certs, totp_now};
 
 /// Signs in through the real form (GET the page for its CSRF token, POST the fields) and
 /// returns the `Cookie` header value for the session, or the failure page.
@@ -27,12 +27,7 @@ pub async fn sign_in(
     let csrf_cookie = set_cookie(&page, "__Host-vigie-csrf").expect("no CSRF cookie");
     let html = page.text().await.unwrap();
     let token = hidden_field(&html, "csrf").expect("no csrf field");
-    let secret = vigie::credentials::totp::decode_secret(totp_b32).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let code = vigie::credentials::totp::code_at(&secret, now).unwrap();
+    let code = totp_now(totp_b32);
     let res = c
         .post(format!("{base}/_vigie/login"))
         .header("cookie", format!("__Host-vigie-csrf={csrf_cookie}"))
@@ -102,6 +97,11 @@ fn client_builder(certs: &Certs, gw: SocketAddr, h2: bool) -> reqwest::ClientBui
     if h2 { b } else { b.http1_only() }
 }
 
+/// The gateway's rustls provider (its cipher suites and key exchanges), for clients built here.
+pub fn tls_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    vigie::tls::provider()
+}
+
 /// A raw TLS connection to the gateway, for requests no well-behaved client would send.
 pub async fn tls_connect(
     certs: &Certs,
@@ -111,7 +111,7 @@ pub async fn tls_connect(
 ) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certs.ca_der()).unwrap();
-    let mut cfg = rustls::ClientConfig::builder_with_provider(vigie::tls::provider())
+    let mut cfg = rustls::ClientConfig::builder_with_provider(tls_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)

@@ -27,6 +27,11 @@ impl Certs {
         }
     }
 
+    /// Writes a new server certificate and key over the old ones (same CA), as a renewal does.
+    pub fn renew(&self) {
+        vigie::tls::devcert::generate(self.dir.path(), "viewer.test").unwrap();
+    }
+
     pub fn ca_der(&self) -> CertificateDer<'static> {
         CertificateDer::from_pem_file(&self.ca).unwrap()
     }
@@ -89,4 +94,18 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The TOTP code of a base32 secret at this moment.
+pub fn totp_now(secret_b32: &str) -> String {
+    let secret = vigie::credentials::totp::decode_secret(secret_b32).unwrap();
+    vigie::credentials::totp::code_at(&secret, unix_now()).unwrap()
 }
