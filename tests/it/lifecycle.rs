@@ -16,7 +16,7 @@ async fn served_leaf(certs: &Certs, addr: std::net::SocketAddr) -> Vec<u8> {
 async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_files() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let first = served_leaf(&certs, gw.https).await;
     // An HTTP/2 connection opened before the reload must survive it.
     let c = gw.client(&certs, true);

@@ -34,7 +34,7 @@ fn roots(certs: &Certs) -> RootCertStore {
 async fn tls13_offers_post_quantum_key_exchange_and_alpn() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     for (alpn, want) in [
         (vec![b"h2".to_vec(), b"http/1.1".to_vec()], &b"h2"[..]),
         (vec![b"http/1.1".to_vec()], &b"http/1.1"[..]),
@@ -60,7 +60,7 @@ async fn tls13_offers_post_quantum_key_exchange_and_alpn() {
 async fn tls12_negotiates_ecdhe_with_aead_only() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let cfg = ClientConfig::builder_with_provider(tls_provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
@@ -81,12 +81,10 @@ async fn tls12_negotiates_ecdhe_with_aead_only() {
 async fn min_version_13_refuses_tls12() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("tls.min_version", "1.3")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("tls.min_version", "1.3")
+        .start()
+        .await;
     let cfg = ClientConfig::builder_with_provider(tls_provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
@@ -109,7 +107,7 @@ async fn legacy_protocols_and_suites_are_refused() {
     }
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let target = gw.https.to_string();
     let probe = move |args: &[&str]| {
         let out = std::process::Command::new("openssl")

@@ -40,7 +40,7 @@ fn handshake(host: &str, cookie: &str, extra: &str) -> String {
 async fn cross_site_handshakes_are_refused_before_the_upstream() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let port = gw.https.port();
     let host = format!("viewer.test:{port}");
     let own = format!("Origin: https://{host}\r\n");
@@ -215,7 +215,7 @@ async fn open_tunnels(gw: &Gw) -> String {
 async fn sign_out_ends_the_sessions_tunnels_only() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&doctors(&certs, &up, &[TEST_USER, "dr.b"]).build_yaml()).await;
+    let gw = doctors(&certs, &up, &[TEST_USER, "dr.b"]).start().await;
     let other = sign_in(&certs, gw.https, "dr.b", TEST_PASSWORD, TEST_TOTP)
         .await
         .unwrap();
@@ -290,13 +290,11 @@ async fn keep_active(certs: &Certs, gw: &Gw, mut cookie: String, during: Duratio
 async fn a_tunnel_lives_while_its_session_is_active_then_ends_when_idle() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &doctors(&certs, &up, &[TEST_USER])
-            .set("auth.idle_timeout", "2s")
-            .set("auth.absolute_timeout", "1h")
-            .build_yaml(),
-    )
-    .await;
+    let gw = doctors(&certs, &up, &[TEST_USER])
+        .set("auth.idle_timeout", "2s")
+        .set("auth.absolute_timeout", "1h")
+        .start()
+        .await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // Requests on other connections are the session's activity: the tunnel outlives the idle
     // timeout while they go on.
@@ -328,13 +326,11 @@ async fn a_tunnel_lives_while_its_session_is_active_then_ends_when_idle() {
 async fn a_tunnel_never_outlives_the_absolute_timeout() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &doctors(&certs, &up, &[TEST_USER])
-            .set("auth.idle_timeout", "2s")
-            .set("auth.absolute_timeout", "4s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = doctors(&certs, &up, &[TEST_USER])
+        .set("auth.idle_timeout", "2s")
+        .set("auth.absolute_timeout", "4s")
+        .start()
+        .await;
     let (_, exp) = claims(&gw.cookie);
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // Activity all along: only the absolute lifetime can end the session.
@@ -351,36 +347,16 @@ async fn a_tunnel_never_outlives_the_absolute_timeout() {
     gw.shutdown().await;
 }
 
-/// Runs `vigie rotate-keys` (with `extra` arguments) on the gateway's configuration, sends
-/// SIGHUP and waits until the gateway has reloaded.
-async fn rotate_keys(gw: &mut GwProcess, extra: &[&str]) {
-    let out = std::process::Command::new(vigie_bin())
-        .arg("rotate-keys")
-        .args(extra)
-        .arg("--config")
-        .arg(gw.config.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    gw.signal("HUP");
-    gw.wait_log("accounts reloaded", Duration::from_secs(5))
-        .await;
-}
-
 #[tokio::test]
 async fn replacing_the_keys_ends_every_tunnel_rotating_them_does_not() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let mut gw = GwProcess::start(&doctors(&certs, &up, &[TEST_USER]).build_yaml()).await;
+    let mut gw = doctors(&certs, &up, &[TEST_USER]).start_process().await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // A plain rotation keeps the previous key verifying: sessions, and their tunnels, go on.
-    rotate_keys(&mut gw, &[]).await;
+    gw.rotate_keys(&[]).await;
     still_flows_after(&mut ws, Duration::from_millis(1500)).await;
-    rotate_keys(&mut gw, &["--end-all-sessions"]).await;
+    gw.rotate_keys(&["--end-all-sessions"]).await;
     wait_for_end(&mut ws, Duration::from_secs(5)).await;
     gw.wait_log("keys_replaced", Duration::from_secs(2)).await;
 }
@@ -421,12 +397,10 @@ async fn disabling_or_removing_the_account_ends_its_tunnels() {
 async fn an_open_tunnel_does_not_hold_up_shutdown() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.drain_timeout", "10s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.drain_timeout", "10s")
+        .start()
+        .await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     let started = std::time::Instant::now();
     gw.shutdown().await;

@@ -8,7 +8,7 @@ async fn no_session_means_sign_in_for_pages_and_401_for_the_rest() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let anon = client(&certs, gw.https, true);
     // A browser page load (Sec-Fetch-Mode, or an HTML Accept without it).
     for req in [
@@ -61,7 +61,7 @@ async fn no_session_means_sign_in_for_pages_and_401_for_the_rest() {
 async fn cross_site_unsafe_requests_are_refused() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let c = gw.client(&certs, true);
     let origin = format!("https://viewer.test:{}", gw.https.port());
     let post = |headers: &[(&str, &str)]| {
@@ -154,7 +154,7 @@ async fn upstream_credentials_replace_the_clients() {
 async fn head_requests_get_headers_only_over_both_protocols() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     for h2 in [false, true] {
         let anon = client(&certs, gw.https, h2);
         for (path, status) in [

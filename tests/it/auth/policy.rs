@@ -9,12 +9,10 @@ use super::*;
 async fn path_tricks_cannot_reach_a_protected_prefix() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[(TEST_USER, &["doctor"])])
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"])])
+        .start()
+        .await;
     let cases: [(&str, &str); 14] = [
         ("/tools/execute-script", "403"),
         ("//tools/execute-script", "403"),
@@ -61,12 +59,10 @@ async fn path_tricks_cannot_reach_a_protected_prefix() {
 async fn the_access_policy_applies_per_role() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[(TEST_USER, &["doctor"]), ("dr.admin", &["admin"])])
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"]), ("dr.admin", &["admin"])])
+        .start()
+        .await;
     let doctor = gw.client(&certs, true);
     let admin = session_client(
         &certs,
@@ -107,12 +103,10 @@ async fn the_access_policy_applies_per_role() {
 async fn method_faking_and_unknown_methods_are_refused() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[(TEST_USER, &["doctor"])])
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"])])
+        .start()
+        .await;
     let cases = [
         (
             "GET /studies/x",

@@ -7,14 +7,12 @@ use super::*;
 async fn idle_and_absolute_expiry() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[(TEST_USER, &["doctor"])])
-            .set("auth.idle_timeout", "2s")
-            .set("auth.absolute_timeout", "5s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"])])
+        .set("auth.idle_timeout", "2s")
+        .set("auth.absolute_timeout", "5s")
+        .start()
+        .await;
     let c = gw.client(&certs, true);
     assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
     tokio::time::sleep(Duration::from_millis(3200)).await;
@@ -49,14 +47,12 @@ async fn idle_and_absolute_expiry() {
     // Activity refreshes the idle clock: a client that takes the re-issued cookie stays in
     // past the idle timeout; the cookie it started with does not.
     let certs = Certs::new();
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[(TEST_USER, &["doctor"])])
-            .set("auth.idle_timeout", "2s")
-            .set("auth.absolute_timeout", "1h")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"])])
+        .set("auth.idle_timeout", "2s")
+        .set("auth.absolute_timeout", "1h")
+        .start()
+        .await;
     let first = gw.cookie.clone();
     let mut cookie = first.clone();
     let mut refreshed = 0;
@@ -86,14 +82,12 @@ async fn idle_and_absolute_expiry() {
 
     // Absolute: activity every second does not extend the session past its lifetime.
     let certs = Certs::new();
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[(TEST_USER, &["doctor"])])
-            .set("auth.idle_timeout", "2s")
-            .set("auth.absolute_timeout", "3s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"])])
+        .set("auth.idle_timeout", "2s")
+        .set("auth.absolute_timeout", "3s")
+        .start()
+        .await;
     let c = gw.client(&certs, true);
     let started = Instant::now();
     let mut last_ok = Duration::ZERO;
@@ -190,12 +184,10 @@ async fn forged_tokens_are_refused() {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[(TEST_USER, &["doctor", "admin"])])
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor", "admin"])])
+        .start()
+        .await;
     let token = gw.cookie.trim_start_matches("__Host-vigie=").to_owned();
     let parts: Vec<&str> = token.split('.').collect();
     let b64 = |v: &serde_json::Value| {
@@ -304,7 +296,7 @@ async fn key_rotation_keeps_old_sessions_and_signs_with_the_new_key() {
         jsonwebtoken::decode_header(t).unwrap().kid.unwrap()
     };
     let old_kid = kid_of(&gw.cookie);
-    rotate_keys(&mut gw, &[]).await;
+    gw.rotate_keys(&[]).await;
     let url = format!("https://viewer.test:{}/x", gw.https.port());
     assert_eq!(
         gw.client(&certs, true)
@@ -323,26 +315,6 @@ async fn key_rotation_keeps_old_sessions_and_signs_with_the_new_key() {
     assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
 }
 
-/// Runs `vigie rotate-keys` (with `extra` arguments) on the gateway's configuration, sends
-/// SIGHUP and waits until the gateway has reloaded.
-async fn rotate_keys(gw: &mut GwProcess, extra: &[&str]) {
-    let out = std::process::Command::new(vigie_bin())
-        .arg("rotate-keys")
-        .args(extra)
-        .arg("--config")
-        .arg(gw.config.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    gw.signal("HUP");
-    gw.wait_log("accounts reloaded", Duration::from_secs(5))
-        .await;
-}
-
 /// For a suspected breach: `rotate-keys --end-all-sessions` then SIGHUP signs everybody out,
 /// including on connections that already had their token verified.
 #[tokio::test]
@@ -357,7 +329,7 @@ async fn rotate_keys_can_end_every_session() {
     // One kept-alive connection whose token is already verified and cached.
     let client = gw.client(&certs, true);
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-    rotate_keys(&mut gw, &["--end-all-sessions"]).await;
+    gw.rotate_keys(&["--end-all-sessions"]).await;
     assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
     assert_eq!(
         gw.client(&certs, false)

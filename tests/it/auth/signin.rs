@@ -7,12 +7,10 @@ use super::*;
 async fn full_sign_in_reaches_the_upstream_as_the_user() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[("dr.martin", &["doctor"])])
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[("dr.martin", &["doctor"])])
+        .start()
+        .await;
     let res = attempt(
         &certs,
         gw.https,
@@ -55,14 +53,12 @@ async fn full_sign_in_reaches_the_upstream_as_the_user() {
 async fn failures_all_look_the_same() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[("dr.martin", &["doctor"]), ("dr.off", &["doctor"])])
-            .set("auth.max_failures", 100)
-            .set("auth.failure_delay", "1ms")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[("dr.martin", &["doctor"]), ("dr.off", &["doctor"])])
+        .set("auth.max_failures", 100)
+        .set("auth.failure_delay", "1ms")
+        .start()
+        .await;
     let wrong_code = format!(
         "{:06}",
         (code_now().parse::<u32>().unwrap() + 500_000) % 1_000_000
@@ -103,14 +99,12 @@ async fn failures_all_look_the_same() {
 async fn unknown_users_take_as_long_as_known_ones() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[("dr.martin", &["doctor"])])
-            .set("auth.max_failures", 100)
-            .set("auth.failure_delay", "1ms")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[("dr.martin", &["doctor"])])
+        .set("auth.max_failures", 100)
+        .set("auth.failure_delay", "1ms")
+        .start()
+        .await;
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     for i in 0..8 {
@@ -144,13 +138,11 @@ async fn unknown_users_take_as_long_as_known_ones() {
 async fn a_totp_code_works_once() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[("dr.martin", &["doctor"])])
-            .set("auth.failure_delay", "1ms")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[("dr.martin", &["doctor"])])
+        .set("auth.failure_delay", "1ms")
+        .start()
+        .await;
     // Sign in near the start of a step so both attempts fall in the same one.
     while now() % 30 > 25 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -167,15 +159,13 @@ async fn a_totp_code_works_once() {
 async fn lockout_and_its_expiry() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .users(&[("dr.martin", &["doctor"])])
-            .set("auth.max_failures", 3)
-            .set("auth.lockout", "2s")
-            .set("auth.failure_delay", "1ms")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .users(&[("dr.martin", &["doctor"])])
+        .set("auth.max_failures", 3)
+        .set("auth.lockout", "2s")
+        .set("auth.failure_delay", "1ms")
+        .start()
+        .await;
     for i in 0..3 {
         let res = attempt(
             &certs,
@@ -217,7 +207,7 @@ async fn lockout_and_its_expiry() {
 async fn next_is_never_an_open_redirect() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     // Already signed in: the sign-in page forwards to `next`, after the same check.
     let c = gw.client(&certs, true);
     for (next, want) in [
@@ -248,7 +238,7 @@ async fn next_is_never_an_open_redirect() {
 async fn the_sign_in_page_is_bilingual_strict_and_self_contained() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let anon = client(&certs, gw.https, true);
     let fr = anon
         .get(gw.url("/_vigie/login"))

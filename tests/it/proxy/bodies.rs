@@ -7,12 +7,10 @@ use super::*;
 async fn request_bodies_over_the_limit_are_refused() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.max_request_body", "1KiB")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.max_request_body", "1KiB")
+        .start()
+        .await;
     let c = gw.client(&certs, true);
     let res = c
         .post(gw.url("/upload"))
@@ -58,12 +56,10 @@ fn h2_post(gw: &Gw, path: &str, cookie: &str, body: Dribble) -> http::Request<Dr
 async fn a_stalled_sign_in_form_gets_408_over_both_protocols() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.header_read_timeout", "1s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.header_read_timeout", "1s")
+        .start()
+        .await;
     // HTTP/1.1: 8000 bytes announced, one sent.
     let started = std::time::Instant::now();
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
@@ -103,12 +99,10 @@ async fn a_stalled_upload_is_answered_408_and_aborted_upstream() {
     use std::sync::atomic::Ordering::Relaxed;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.body_idle_timeout", "1s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.body_idle_timeout", "1s")
+        .start()
+        .await;
     let started = std::time::Instant::now();
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let request = format!(
@@ -150,12 +144,10 @@ async fn a_slow_upload_that_keeps_moving_goes_through() {
     let up = Upstream::start(None).await;
     // 12 chunks 400 ms apart: 4.8 s in all, longer than the response timeout (2 s) and each
     // pause shorter than the body idle timeout (1 s).
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.body_idle_timeout", "1s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.body_idle_timeout", "1s")
+        .start()
+        .await;
     for h2 in [false, true] {
         let chunks = futures_util::stream::unfold(0u64, |i| async move {
             if i == 12 {
@@ -188,12 +180,10 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_upstream_released()
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.send_timeout", "1s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.send_timeout", "1s")
+        .start()
+        .await;
     const SIZE: u64 = 1 << 30;
     // HTTP/1.1: ask for 1 GiB and read nothing.
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
@@ -254,14 +244,12 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_upstream_released()
 async fn a_stalled_body_without_a_session_does_not_hold_the_connection() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.header_read_timeout", "1s")
-            .set("limits.keepalive_timeout", "1s")
-            .set("limits.body_idle_timeout", "1s")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.header_read_timeout", "1s")
+        .set("limits.keepalive_timeout", "1s")
+        .set("limits.body_idle_timeout", "1s")
+        .start()
+        .await;
     let started = std::time::Instant::now();
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let (text, closed) = raw_exchange(

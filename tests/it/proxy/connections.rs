@@ -26,7 +26,7 @@ async fn websocket_echo_through_the_tunnel() {
     use tokio_tungstenite::tungstenite::Message;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let (mut ws, res) = tokio_tungstenite::client_async(ws_request(&gw), tls)
         .await
@@ -48,13 +48,11 @@ async fn websocket_outlives_the_http_idle_timeout() {
     use tokio_tungstenite::tungstenite::Message;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.keepalive_timeout", "300ms")
-            .set("limits.header_read_timeout", "300ms")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.keepalive_timeout", "300ms")
+        .set("limits.header_read_timeout", "300ms")
+        .start()
+        .await;
     let tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let (mut ws, _) = tokio_tungstenite::client_async(ws_request(&gw), tls)
         .await
@@ -80,7 +78,7 @@ async fn raw(certs: &Certs, gw: &Gw, request: &[u8]) -> (String, String, bool) {
 async fn request_smuggling_shapes_are_refused_and_the_connection_closed() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let cases: [(&[u8], &str); 8] = [
         (
             b"POST /echo HTTP/1.1\r\nHost: viewer.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: viewer.test\r\n\r\n",
@@ -131,13 +129,11 @@ async fn request_smuggling_shapes_are_refused_and_the_connection_closed() {
 async fn malformed_oversized_and_slow_requests() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.header_read_timeout", "500ms")
-            .set("limits.max_header_bytes", "16KiB")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.header_read_timeout", "500ms")
+        .set("limits.max_header_bytes", "16KiB")
+        .start()
+        .await;
     // Garbage request line.
     let (status, _, closed) =
         raw(&certs, &gw, b"GE T / HTTP/1.1\r\nHost: viewer.test\r\n\r\n").await;
@@ -181,12 +177,10 @@ async fn idle_keepalive_connections_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.keepalive_timeout", "400ms")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.keepalive_timeout", "400ms")
+        .start()
+        .await;
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let request = format!(
         "GET /x HTTP/1.1\r\nHost: viewer.test\r\nCookie: {}\r\n\r\n",
@@ -258,12 +252,10 @@ async fn garbage_input_never_panics() {
     use tokio::io::AsyncWriteExt;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = GwProcess::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.header_read_timeout", "300ms")
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.header_read_timeout", "300ms")
+        .start_process()
+        .await;
     // A fixed-seed generator: the same inputs on every run.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -341,12 +333,10 @@ async fn one_client_cannot_take_every_connection() {
     use tokio::io::AsyncReadExt;
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("limits.max_connections_per_client", 2)
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.max_connections_per_client", 2)
+        .start()
+        .await;
     let first = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let _second = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     // The third is closed before any handshake.

@@ -7,7 +7,7 @@ use super::*;
 async fn proxies_http1_and_http2_with_security_headers() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     for h2 in [false, true] {
         let c = gw.client(&certs, h2);
         let res = c.get(gw.url("/echo?a=1&b=%2F")).send().await.unwrap();
@@ -47,7 +47,7 @@ async fn proxies_http1_and_http2_with_security_headers() {
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let mut tls = tls_connect(&certs, gw.https, "viewer.test", &[b"http/1.1"]).await;
     let request = format!(
         "GET /echo HTTP/1.1\r\nHost: viewer.test\r\nCookie: {}\r\nConnection: close, X-Client-Hop\r\n\
@@ -91,12 +91,10 @@ Proxy-Connection: keep-alive\r\nX-End-To-End: kept\r\n\r\n",
 async fn cache_control_passes_through_when_admin_opts_out() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("responses.no_store", false)
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("responses.no_store", false)
+        .start()
+        .await;
     let res = gw
         .client(&certs, true)
         .get(gw.url("/hop"))
@@ -111,7 +109,7 @@ async fn cache_control_passes_through_when_admin_opts_out() {
 async fn forwarding_headers_replace_whatever_the_client_sent() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     for h2 in [false, true] {
         let res = gw
             .client(&certs, h2)
@@ -146,7 +144,7 @@ async fn forwarding_headers_replace_whatever_the_client_sent() {
 async fn upstream_locations_are_rewritten_to_the_public_origin() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let res = gw
         .client(&certs, true)
         .get(gw.url("/redirect"))
@@ -179,7 +177,7 @@ async fn raw_text(certs: &Certs, gw: &Gw, request: &[u8]) -> String {
 async fn foreign_cookie_bytes_neither_leak_nor_hide_the_session() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let session = gw.cookie.as_bytes();
     // HTTP/1.1: one field with a non-ASCII cookie beside the session, then two fields.
     let one = [
@@ -240,7 +238,7 @@ async fn foreign_cookie_bytes_neither_leak_nor_hide_the_session() {
 async fn the_upstream_cannot_set_gateway_cookies_or_allow_framing() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let c = gw.client(&certs, true);
     let res = c
         .get(gw.url(
@@ -279,7 +277,7 @@ async fn the_upstream_cannot_set_gateway_cookies_or_allow_framing() {
 async fn underscore_spellings_of_gateway_headers_are_dropped() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let request = format!(
         "GET /echo HTTP/1.1\r\nHost: viewer.test\r\nConnection: close\r\nCookie: {}\r\n\
 X_Vigie_User: admin\r\nX_VIGIE_ROLES: admin\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-Prefix: /evil\r\n\

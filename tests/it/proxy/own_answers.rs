@@ -7,12 +7,10 @@ use super::*;
 async fn redirect_listener_never_proxies() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(
-        &ConfigBuilder::new(&certs, &up.url())
-            .set("listen.public_https_port", 443)
-            .build_yaml(),
-    )
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("listen.public_https_port", 443)
+        .start()
+        .await;
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -53,7 +51,7 @@ async fn redirect_listener_never_proxies() {
 async fn admin_endpoints() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let _ = gw
         .client(&certs, true)
         .get(gw.url("/x"))
@@ -101,7 +99,7 @@ async fn admin_endpoints() {
 async fn reserved_prefix_is_never_proxied() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let res = gw
         .client(&certs, true)
         .get(gw.url("/_vigie/anything"))

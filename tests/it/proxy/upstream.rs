@@ -7,7 +7,7 @@ use super::*;
 async fn range_requests_get_partial_content() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     for h2 in [false, true] {
         let res = gw
             .client(&certs, h2)
@@ -34,7 +34,7 @@ async fn upstream_down_gives_a_plain_502_then_recovers() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
     let addr = up.addr;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let c = gw.client(&certs, true);
     assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
     up.stop().await;
@@ -65,7 +65,7 @@ async fn upstream_down_gives_a_plain_502_then_recovers() {
 async fn slow_upstream_gives_504() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&ConfigBuilder::new(&certs, &up.url()).build_yaml()).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let res = gw
         .client(&certs, true)
         .get(gw.url("/slow/3000"))
@@ -160,7 +160,9 @@ async fn ambiguous_or_oversized_upstream_answers_become_502() {
         // A state folder each: a second sign-in with the same code would be a replay.
         let certs = Certs::new();
         let up = raw_upstream(answer).await;
-        let gw = Gw::start(&ConfigBuilder::new(&certs, &format!("http://{up}")).build_yaml()).await;
+        let gw = ConfigBuilder::new(&certs, &format!("http://{up}"))
+            .start()
+            .await;
         for h2 in [false, true] {
             let res = gw
                 .client(&certs, h2)

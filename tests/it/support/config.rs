@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::fixtures::{Certs, TEST_TOTP, TEST_USER, test_hash};
+use super::gateway::{Gw, GwProcess};
 
 /// A gateway configuration for tests. [`ConfigBuilder::new`] gives every listener on
 /// 127.0.0.1:0, the test certificate, `TEST_USER` (roles doctor and admin) as the only account
@@ -118,6 +119,16 @@ impl ConfigBuilder {
         let rules = parsed["access"].take();
         assert!(rules.is_array(), "no access: list in {text}");
         self.set("access", rules)
+    }
+
+    /// Starts the gateway in this process with this configuration.
+    pub async fn start(&self) -> Gw {
+        Gw::start(&self.build_yaml()).await
+    }
+
+    /// Starts the `vigie` binary with this configuration.
+    pub async fn start_process(&self) -> GwProcess {
+        GwProcess::start(&self.build_yaml()).await
     }
 
     /// The configuration as the gateway reads it.

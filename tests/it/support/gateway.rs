@@ -163,6 +163,26 @@ impl GwProcess {
         assert!(ok, "kill -{sig} failed");
     }
 
+    /// Runs `vigie rotate-keys` (with `extra` arguments) on the gateway's configuration, sends
+    /// SIGHUP and waits until the gateway has reloaded.
+    pub async fn rotate_keys(&mut self, extra: &[&str]) {
+        let out = std::process::Command::new(vigie_bin())
+            .arg("rotate-keys")
+            .args(extra)
+            .arg("--config")
+            .arg(self.config.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.signal("HUP");
+        self.wait_log("accounts reloaded", Duration::from_secs(5))
+            .await;
+    }
+
     /// Waits for a log line containing `needle`.
     pub async fn wait_log(&mut self, needle: &str, limit: Duration) -> String {
         let deadline = tokio::time::Instant::now() + limit;
