@@ -1,15 +1,12 @@
 //! Every configuration error path, through the real binary: one clear message per problem, with
 //! its YAML path and a hint, a non-zero exit, and nothing started.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
+use crate::support::*;
 
 struct Run {
     code: i32,
@@ -33,9 +30,10 @@ fn vigie(args: &[&str], config: Option<&str>) -> Run {
     }
 }
 
-/// A configuration whose upstream is a listening socket (reachable) unless told otherwise.
-fn yaml(certs: &Certs, upstream: &str) -> String {
-    config_yaml(certs, upstream, "")
+/// The test configuration, for an upstream the caller chose (a listening socket unless the test
+/// is about another).
+fn config(certs: &Certs, upstream: &str) -> ConfigBuilder {
+    ConfigBuilder::new(certs, upstream)
 }
 
 fn listening() -> (TcpListener, String) {
@@ -75,7 +73,7 @@ fn assert_problem(run: &Run, path: &str, words: &[&str]) {
 fn a_good_configuration_checks_clean() {
     let certs = Certs::new();
     let (_l, url) = listening();
-    let run = vigie(&["check"], Some(&yaml(&certs, &url)));
+    let run = vigie(&["check"], Some(&config(&certs, &url).build_yaml()));
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("OK"));
 }
@@ -119,7 +117,9 @@ fn syntax_and_type_errors_point_at_the_line() {
     assert!(run.stderr.contains("line "), "{}", run.stderr);
     let certs = Certs::new();
     let (_l, url) = listening();
-    let bad_type = yaml(&certs, &url) + "limits:\n  max_connections: lots\n";
+    let bad_type = config(&certs, &url)
+        .set("limits.max_connections", "lots")
+        .build_yaml();
     assert_problem(
         &vigie(&["check"], Some(&bad_type)),
         "limits.max_connections",
@@ -131,13 +131,17 @@ fn syntax_and_type_errors_point_at_the_line() {
 fn unknown_keys_are_errors() {
     let certs = Certs::new();
     let (_l, url) = listening();
-    let typo = yaml(&certs, &url).replace("key_file:", "key_flie:");
+    let typo = config(&certs, &url)
+        .rename("tls.key_file", "key_flie")
+        .build_yaml();
     assert_problem(
         &vigie(&["check"], Some(&typo)),
         "tls.key_flie",
         &["unknown field"],
     );
-    let top = yaml(&certs, &url) + "upstream_url: http://x\n";
+    let top = config(&certs, &url)
+        .set("upstream_url", "http://x")
+        .build_yaml();
     assert_problem(
         &vigie(&["check"], Some(&top)),
         "upstream_url",
@@ -192,24 +196,25 @@ log:
 fn contradictions_are_errors() {
     let certs = Certs::new();
     let (_l, url) = listening();
-    let same_port = yaml(&certs, &url).replace(
-        "  http: \"127.0.0.1:0\"",
-        "  http: \"127.0.0.1:8443\"\n  public_https_port: 443",
-    );
-    let same_port = same_port.replace("  https: \"127.0.0.1:0\"", "  https: \"0.0.0.0:8443\"");
+    let same_port = config(&certs, &url)
+        .set("listen.http", "127.0.0.1:8443")
+        .set("listen.public_https_port", 443)
+        .set("listen.https", "0.0.0.0:8443")
+        .build_yaml();
     assert_problem(
         &vigie(&["check", "--offline"], Some(&same_port)),
         "listen.http",
         &["collides"],
     );
-    let loops = yaml(&certs, "http://127.0.0.1:8443")
-        .replace("  https: \"127.0.0.1:0\"", "  https: \"127.0.0.1:8443\"");
+    let loops = config(&certs, "http://127.0.0.1:8443")
+        .set("listen.https", "127.0.0.1:8443")
+        .build_yaml();
     assert_problem(
         &vigie(&["check", "--offline"], Some(&loops)),
         "upstream.url",
         &["gateway's own"],
     );
-    let creds = yaml(&certs, "http://orthanc:SECRETPW@127.0.0.1:8042");
+    let creds = config(&certs, "http://orthanc:SECRETPW@127.0.0.1:8042").build_yaml();
     let run = vigie(&["check", "--offline"], Some(&creds));
     assert_problem(&run, "upstream.url", &["credentials"]);
     assert!(
@@ -223,17 +228,16 @@ fn contradictions_are_errors() {
 fn certificate_problems_name_the_file_and_the_fix() {
     let certs = Certs::new();
     let (_l, url) = listening();
-    let base = yaml(&certs, &url);
-    let cert = certs.cert.display().to_string();
-    let key = certs.key.display().to_string();
+    let base = config(&certs, &url);
+    let with = |key: &str, file: &str| base.clone().set(key, file).build_yaml();
 
-    let missing = base.replace(&cert, "/nonexistent/server.crt");
+    let missing = with("tls.cert_file", "/nonexistent/server.crt");
     assert_problem(
         &vigie(&["check"], Some(&missing)),
         "tls.cert_file",
         &["cannot read", "/nonexistent/server.crt"],
     );
-    let missing_key = base.replace(&key, "/nonexistent/server.key");
+    let missing_key = with("tls.key_file", "/nonexistent/server.key");
     assert_problem(
         &vigie(&["check"], Some(&missing_key)),
         "tls.key_file",
@@ -243,28 +247,28 @@ fn certificate_problems_name_the_file_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "hello\n").unwrap();
-    let not_pem = base.replace(&cert, &garbage.display().to_string());
+    let not_pem = with("tls.cert_file", &garbage.display().to_string());
     assert_problem(
         &vigie(&["check"], Some(&not_pem)),
         "tls.cert_file",
         &["BEGIN CERTIFICATE"],
     );
-    let not_key = base.replace(&key, &garbage.display().to_string());
+    let not_key = with("tls.key_file", &garbage.display().to_string());
     assert_problem(
         &vigie(&["check"], Some(&not_key)),
         "tls.key_file",
         &["PRIVATE KEY"],
     );
 
-    let other = vigie::tls::devcert::generate(dir.path(), "viewer.test").unwrap();
-    let mismatch = base.replace(&key, &other.key.display().to_string());
+    let other = Certs::new();
+    let mismatch = with("tls.key_file", &other.key.display().to_string());
     assert_problem(
         &vigie(&["check"], Some(&mismatch)),
         "tls.key_file",
         &["does not belong"],
     );
 
-    let wrong_name = base.replace("server_name: viewer.test", "server_name: pacs.example.org");
+    let wrong_name = with("server_name", "pacs.example.org");
     assert_problem(
         &vigie(&["check"], Some(&wrong_name)),
         "server_name",
@@ -273,8 +277,10 @@ fn certificate_problems_name_the_file_and_the_fix() {
 
     let (expired_cert, expired_key) = expired_pair(dir.path());
     let expired = base
-        .replace(&cert, &expired_cert)
-        .replace(&key, &expired_key);
+        .clone()
+        .set("tls.cert_file", expired_cert)
+        .set("tls.key_file", expired_key)
+        .build_yaml();
     assert_problem(
         &vigie(&["check"], Some(&expired)),
         "tls.cert_file",
@@ -300,7 +306,7 @@ fn expired_pair(dir: &Path) -> (String, String) {
 #[test]
 fn unreachable_upstream() {
     let certs = Certs::new();
-    let text = yaml(&certs, &closed_port_url());
+    let text = config(&certs, &closed_port_url()).build_yaml();
     assert_problem(
         &vigie(&["check"], Some(&text)),
         "upstream.url",
@@ -316,7 +322,9 @@ fn unreachable_upstream() {
 fn warnings_alone_exit_3() {
     let certs = Certs::new();
     let (_l, url) = listening();
-    let text = yaml(&certs, &url).replace("  admin: \"127.0.0.1:0\"", "  admin: \"0.0.0.0:0\"");
+    let text = config(&certs, &url)
+        .set("listen.admin", "0.0.0.0:0")
+        .build_yaml();
     let run = vigie(&["check"], Some(&text));
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(
@@ -334,15 +342,10 @@ fn a_busy_port_stops_the_start_with_nothing_half_started() {
     let free = TcpListener::bind("127.0.0.1:0").unwrap();
     let free_addr = free.local_addr().unwrap();
     drop(free);
-    let text = yaml(&certs, &url)
-        .replace(
-            "  https: \"127.0.0.1:0\"",
-            &format!("  https: \"{}\"", free_addr),
-        )
-        .replace(
-            "  admin: \"127.0.0.1:0\"",
-            &format!("  admin: \"{}\"", busy.local_addr().unwrap()),
-        );
+    let text = config(&certs, &url)
+        .set("listen.https", free_addr.to_string())
+        .set("listen.admin", busy.local_addr().unwrap().to_string())
+        .build_yaml();
     let run = vigie(&["serve"], Some(&text));
     assert_problem(&run, "listen.admin", &["cannot listen", "another program"]);
     assert!(!run.stdout.contains("vigie listening"));

@@ -1,12 +1,9 @@
 //! The gateway over time: certificate reloads (file change and SIGHUP), graceful drain on
 //! SIGTERM, and what its logs never contain.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 /// The leaf certificate a fresh TLS connection is served.
 async fn served_leaf(certs: &Certs, addr: std::net::SocketAddr) -> Vec<u8> {
@@ -19,13 +16,13 @@ async fn served_leaf(certs: &Certs, addr: std::net::SocketAddr) -> Vec<u8> {
 async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_files() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let first = served_leaf(&certs, gw.https).await;
     // An HTTP/2 connection opened before the reload must survive it.
     let c = gw.client(&certs, true);
     assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 200);
 
-    vigie::tls::devcert::generate(certs.dir.path(), "viewer.test").unwrap();
+    certs.renew();
     let deadline = Instant::now() + Duration::from_secs(5);
     let second = loop {
         let leaf = served_leaf(&certs, gw.https).await;
@@ -41,9 +38,8 @@ async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_file
     std::fs::write(&certs.cert, b"-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(served_leaf(&certs, gw.https).await, second);
-    let other = tempfile::tempdir().unwrap();
-    let made = vigie::tls::devcert::generate(other.path(), "viewer.test").unwrap();
-    std::fs::copy(&made.cert, &certs.cert).unwrap();
+    let other = Certs::new();
+    std::fs::copy(&other.cert, &certs.cert).unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(served_leaf(&certs, gw.https).await, second);
     let metrics = gw.metrics().await;
@@ -59,11 +55,12 @@ async fn certificate_reloads_when_files_change_and_keeps_the_old_one_on_bad_file
 async fn sighup_reloads_the_certificate_at_once() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml =
-        config_yaml(&certs, &up.url(), "").replace("reload_interval: 200ms", "reload_interval: 1h");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set("tls.reload_interval", "1h")
+        .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let first = served_leaf(&certs, gw.https).await;
-    vigie::tls::devcert::generate(certs.dir.path(), "viewer.test").unwrap();
+    certs.renew();
     gw.signal("HUP");
     let line = gw
         .wait_log("certificate reloaded", Duration::from_secs(5))
@@ -76,8 +73,10 @@ async fn sighup_reloads_the_certificate_at_once() {
 async fn sigterm_drains_in_flight_requests_then_exits_0() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml(&certs, &up.url(), "limits:\n  drain_timeout: 10s\n")
-        .replace("response_timeout: 2s", "response_timeout: 10s");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.drain_timeout", "10s")
+        .set("upstream.response_timeout", "10s")
+        .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let c = gw.client(&certs, true);
     let url = format!("https://viewer.test:{}/slow/1500", gw.https.port());
@@ -108,8 +107,10 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
 async fn drain_deadline_bounds_shutdown() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml(&certs, &up.url(), "limits:\n  drain_timeout: 500ms\n")
-        .replace("response_timeout: 2s", "response_timeout: 30s");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.drain_timeout", "500ms")
+        .set("upstream.response_timeout", "30s")
+        .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let c = gw.client(&certs, false);
     let url = format!("https://viewer.test:{}/slow/20000", gw.https.port());
@@ -129,7 +130,9 @@ async fn drain_deadline_bounds_shutdown() {
 async fn logs_never_contain_credentials_cookies_or_queries() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml(&certs, &up.url(), "log:\n  level: debug\n");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set("log.level", "debug")
+        .build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     for h2 in [false, true] {
         let res = gw

@@ -1,12 +1,9 @@
 //! What the TLS listener offers: TLS 1.3 and 1.2 only, ECDHE + AEAD suites only, ALPN h2 and
 //! http/1.1, and the hybrid post-quantum group X25519MLKEM768.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::Arc;
 
-use common::*;
+use crate::support::*;
 use rustls::{ClientConfig, ProtocolVersion, RootCertStore};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -37,12 +34,12 @@ fn roots(certs: &Certs) -> RootCertStore {
 async fn tls13_offers_post_quantum_key_exchange_and_alpn() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     for (alpn, want) in [
         (vec![b"h2".to_vec(), b"http/1.1".to_vec()], &b"h2"[..]),
         (vec![b"http/1.1".to_vec()], &b"http/1.1"[..]),
     ] {
-        let mut cfg = ClientConfig::builder_with_provider(vigie::tls::provider())
+        let mut cfg = ClientConfig::builder_with_provider(tls_provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots(&certs))
@@ -63,8 +60,8 @@ async fn tls13_offers_post_quantum_key_exchange_and_alpn() {
 async fn tls12_negotiates_ecdhe_with_aead_only() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
-    let cfg = ClientConfig::builder_with_provider(vigie::tls::provider())
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
+    let cfg = ClientConfig::builder_with_provider(tls_provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(roots(&certs))
@@ -84,12 +81,11 @@ async fn tls12_negotiates_ecdhe_with_aead_only() {
 async fn min_version_13_refuses_tls12() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "").replace(
-        "  reload_interval: 200ms",
-        "  reload_interval: 200ms\n  min_version: \"1.3\"",
-    ))
-    .await;
-    let cfg = ClientConfig::builder_with_provider(vigie::tls::provider())
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("tls.min_version", "1.3")
+        .start()
+        .await;
+    let cfg = ClientConfig::builder_with_provider(tls_provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
         .with_root_certificates(roots(&certs))
@@ -111,7 +107,7 @@ async fn legacy_protocols_and_suites_are_refused() {
     }
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let target = gw.https.to_string();
     let probe = move |args: &[&str]| {
         let out = std::process::Command::new("openssl")

@@ -2,14 +2,11 @@
 //! the connections it holds open at once: the bound holds across both HTTPS workers (and both
 //! protocols), requests beyond it wait inside the gateway and complete, and a request that finds
 //! no connection within the queue timeout gets a 503.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 /// The value of a metric line (`name` with its labels), 0 when absent.
 fn metric(text: &str, name: &str) -> f64 {
@@ -22,9 +19,11 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn the_bound_holds_across_workers_and_queued_requests_complete() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    // Lines indented by two spaces continue the `upstream:` section of the test configuration.
-    let extra = "  max_connections: 3\n  queue_timeout: 10s\nlimits:\n  worker_threads: 2\n";
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), extra)).await;
+    let config = ConfigBuilder::new(&certs, &up.url())
+        .set("upstream.max_connections", 3)
+        .set("upstream.queue_timeout", "10s")
+        .set("limits.worker_threads", 2);
+    let gw = Gw::start(&config.build_yaml()).await;
 
     // Eight HTTP/1.1 clients, each on a connection of its own (handed to the two workers in
     // turn), and one HTTP/2 client with ten streams on one connection: 18 requests at once that
@@ -73,8 +72,10 @@ async fn the_bound_holds_across_workers_and_queued_requests_complete() {
 async fn a_request_waits_at_most_queue_timeout_then_gets_503() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let extra = "  max_connections: 1\n  queue_timeout: 500ms\n";
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), extra)).await;
+    let config = ConfigBuilder::new(&certs, &up.url())
+        .set("upstream.max_connections", 1)
+        .set("upstream.queue_timeout", "500ms");
+    let gw = Gw::start(&config.build_yaml()).await;
     let c = gw.client(&certs, true);
 
     // The only connection is busy for 1.5 s (response_timeout is 2 s).

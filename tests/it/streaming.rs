@@ -1,14 +1,11 @@
 //! 1 GiB each way through the gateway process, with its memory measured while the bytes flow:
 //! the proxy must stream, never buffer.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use futures_util::StreamExt;
 
 const GIB: u64 = 1 << 30;
@@ -31,8 +28,10 @@ fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
 async fn one_gib_each_way_with_flat_memory() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml(&certs, &up.url(), "log:\n  access_log: true\n")
-        .replace("response_timeout: 2s", "response_timeout: 60s");
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set("log.access_log", true)
+        .set("upstream.response_timeout", "60s")
+        .build_yaml();
     let gw = GwProcess::start(&yaml).await;
     let pid = gw.pid();
     let url = |p: &str| format!("https://viewer.test:{}{p}", gw.https.port());

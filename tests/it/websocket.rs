@@ -1,13 +1,10 @@
 //! WebSocket tunnels end to end: which handshakes are let through (cross-site WebSocket
 //! hijacking), and that a tunnel ends with the session that opened it.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -43,7 +40,7 @@ fn handshake(host: &str, cookie: &str, extra: &str) -> String {
 async fn cross_site_handshakes_are_refused_before_the_upstream() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(&certs, &up.url(), "")).await;
+    let gw = ConfigBuilder::new(&certs, &up.url()).start().await;
     let port = gw.https.port();
     let host = format!("viewer.test:{port}");
     let own = format!("Origin: https://{host}\r\n");
@@ -184,16 +181,10 @@ async fn still_flows_after(ws: &mut Ws, during: Duration) {
     assert_flows(ws).await;
 }
 
-/// The `auth:` section with these accounts (`TEST_PASSWORD`, `TEST_TOTP`), `extra` lines under
-/// `auth:`, and the test access policy.
-fn auth_section(users: &[&str], extra: &str) -> String {
-    let mut auth = String::from("auth:\n  users:\n");
-    for name in users {
-        auth.push_str(&user_yaml(name, "[doctor]"));
-    }
-    auth.push_str(extra);
-    auth.push_str(TEST_ACCESS);
-    auth
+/// The test configuration with these accounts (`TEST_PASSWORD`, `TEST_TOTP`), doctors only.
+fn doctors(certs: &Certs, up: &Upstream, users: &[&str]) -> ConfigBuilder {
+    let users: Vec<(&str, &[&str])> = users.iter().map(|u| (*u, &["doctor"][..])).collect();
+    ConfigBuilder::new(certs, &up.url()).users(&users)
 }
 
 /// Signs `cookie`'s session out through the real form.
@@ -224,8 +215,7 @@ async fn open_tunnels(gw: &Gw) -> String {
 async fn sign_out_ends_the_sessions_tunnels_only() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER, "dr.b"], "");
-    let gw = Gw::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let gw = doctors(&certs, &up, &[TEST_USER, "dr.b"]).start().await;
     let other = sign_in(&certs, gw.https, "dr.b", TEST_PASSWORD, TEST_TOTP)
         .await
         .unwrap();
@@ -300,8 +290,11 @@ async fn keep_active(certs: &Certs, gw: &Gw, mut cookie: String, during: Duratio
 async fn a_tunnel_lives_while_its_session_is_active_then_ends_when_idle() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER], "  idle_timeout: 2s\n  absolute_timeout: 1h\n");
-    let gw = Gw::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let gw = doctors(&certs, &up, &[TEST_USER])
+        .set("auth.idle_timeout", "2s")
+        .set("auth.absolute_timeout", "1h")
+        .start()
+        .await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // Requests on other connections are the session's activity: the tunnel outlives the idle
     // timeout while they go on.
@@ -333,8 +326,11 @@ async fn a_tunnel_lives_while_its_session_is_active_then_ends_when_idle() {
 async fn a_tunnel_never_outlives_the_absolute_timeout() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER], "  idle_timeout: 2s\n  absolute_timeout: 4s\n");
-    let gw = Gw::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let gw = doctors(&certs, &up, &[TEST_USER])
+        .set("auth.idle_timeout", "2s")
+        .set("auth.absolute_timeout", "4s")
+        .start()
+        .await;
     let (_, exp) = claims(&gw.cookie);
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // Activity all along: only the absolute lifetime can end the session.
@@ -351,37 +347,16 @@ async fn a_tunnel_never_outlives_the_absolute_timeout() {
     gw.shutdown().await;
 }
 
-/// Runs `vigie rotate-keys` (with `extra` arguments) on the gateway's configuration, sends
-/// SIGHUP and waits until the gateway has reloaded.
-async fn rotate_keys(gw: &mut GwProcess, extra: &[&str]) {
-    let out = std::process::Command::new(vigie_bin())
-        .arg("rotate-keys")
-        .args(extra)
-        .arg("--config")
-        .arg(gw.config.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    gw.signal("HUP");
-    gw.wait_log("accounts reloaded", Duration::from_secs(5))
-        .await;
-}
-
 #[tokio::test]
 async fn replacing_the_keys_ends_every_tunnel_rotating_them_does_not() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let auth = auth_section(&[TEST_USER], "");
-    let mut gw = GwProcess::start(&config_yaml_with_auth(&certs, &up.url(), &auth, "")).await;
+    let mut gw = doctors(&certs, &up, &[TEST_USER]).start_process().await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     // A plain rotation keeps the previous key verifying: sessions, and their tunnels, go on.
-    rotate_keys(&mut gw, &[]).await;
+    gw.rotate_keys(&[]).await;
     still_flows_after(&mut ws, Duration::from_millis(1500)).await;
-    rotate_keys(&mut gw, &["--end-all-sessions"]).await;
+    gw.rotate_keys(&["--end-all-sessions"]).await;
     wait_for_end(&mut ws, Duration::from_secs(5)).await;
     gw.wait_log("keys_replaced", Duration::from_secs(2)).await;
 }
@@ -390,12 +365,8 @@ async fn replacing_the_keys_ends_every_tunnel_rotating_them_does_not() {
 async fn disabling_or_removing_the_account_ends_its_tunnels() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let yaml = config_yaml_with_auth(
-        &certs,
-        &up.url(),
-        &auth_section(&[TEST_USER, "dr.b"], ""),
-        "",
-    );
+    let config = doctors(&certs, &up, &[TEST_USER, "dr.b"]);
+    let yaml = config.build_yaml();
     let mut gw = GwProcess::start(&yaml).await;
     let other = sign_in(&certs, gw.https, "dr.b", TEST_PASSWORD, TEST_TOTP)
         .await
@@ -404,11 +375,8 @@ async fn disabling_or_removing_the_account_ends_its_tunnels() {
     let mut other_ws = open_tunnel(&certs, gw.https, &other).await;
 
     // Disabled in the file, picked up without a signal.
-    let test_user = user_yaml(TEST_USER, "[doctor]");
-    let disabled = yaml.replace(
-        &test_user,
-        &test_user.replace("      roles:", "      disabled: true\n      roles:"),
-    );
+    let config = config.disable_user(TEST_USER);
+    let disabled = config.build_yaml();
     assert_ne!(disabled, yaml);
     std::fs::write(gw.config.path(), &disabled).unwrap();
     gw.wait_log("accounts reloaded", Duration::from_secs(5))
@@ -417,7 +385,7 @@ async fn disabling_or_removing_the_account_ends_its_tunnels() {
     assert_flows(&mut other_ws).await;
 
     // Removed from the file.
-    let removed = disabled.replace(&user_yaml("dr.b", "[doctor]"), "");
+    let removed = config.remove_user("dr.b").build_yaml();
     assert_ne!(removed, disabled);
     std::fs::write(gw.config.path(), &removed).unwrap();
     gw.wait_log("accounts reloaded", Duration::from_secs(5))
@@ -429,12 +397,10 @@ async fn disabling_or_removing_the_account_ends_its_tunnels() {
 async fn an_open_tunnel_does_not_hold_up_shutdown() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let gw = Gw::start(&config_yaml(
-        &certs,
-        &up.url(),
-        "limits:\n  drain_timeout: 10s\n",
-    ))
-    .await;
+    let gw = ConfigBuilder::new(&certs, &up.url())
+        .set("limits.drain_timeout", "10s")
+        .start()
+        .await;
     let mut ws = open_tunnel(&certs, gw.https, &gw.cookie).await;
     let started = std::time::Instant::now();
     gw.shutdown().await;

@@ -3,14 +3,11 @@
 //! mistakes of the two CNIL cases of December 2020 (a viewer on a public address, a viewer that
 //! answers without credentials, reachable on the machine's network address, no second factor)
 //! are each flagged with what to change.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
-mod common;
 
 use std::process::Command;
 
+use crate::support::*;
 use base64::Engine as _;
-use common::*;
 use serde_json::Value;
 
 const ORTHANC_PASSWORD: &str = "only-vigie-knows-this-1";
@@ -24,25 +21,20 @@ fn free_port() -> u16 {
 }
 
 /// A configuration with fixed local ports (the check has to find the running gateway).
-fn fixed_ports(yaml: &str) -> (String, u16) {
+fn fixed_ports(config: ConfigBuilder) -> (ConfigBuilder, u16) {
     let admin = free_port();
-    let yaml = yaml
-        .replacen(
-            "https: \"127.0.0.1:0\"",
-            &format!("https: \"127.0.0.1:{}\"", free_port()),
-            1,
-        )
-        .replacen(
-            "http: \"127.0.0.1:0\"",
-            &format!("http: \"127.0.0.1:{}\"", free_port()),
-            1,
-        )
-        .replacen(
-            "admin: \"127.0.0.1:0\"",
-            &format!("admin: \"127.0.0.1:{admin}\""),
-            1,
-        );
-    (yaml, admin)
+    let config = config
+        .set("listen.https", format!("127.0.0.1:{}", free_port()))
+        .set("listen.http", format!("127.0.0.1:{}", free_port()))
+        .set("listen.admin", format!("127.0.0.1:{admin}"));
+    (config, admin)
+}
+
+/// Writes a configuration to a file of its own.
+fn config_file(config: &ConfigBuilder) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, config.build_yaml().as_bytes()).unwrap();
+    file
 }
 
 struct Out {
@@ -93,8 +85,8 @@ fn find<'a>(findings: &'a [Value], check: &str, level: &str) -> Option<&'a Value
 }
 
 /// An upstream that, like Orthanc with authentication, answers only `gateway:ORTHANC_PASSWORD`,
-/// and the `upstream:` lines giving Vigie `password` for it (from a file).
-async fn protected_upstream(certs: &Certs, password: &str) -> (Upstream, String) {
+/// and the test configuration for it, giving Vigie `password` (from a file).
+async fn protected_upstream(certs: &Certs, password: &str) -> (Upstream, ConfigBuilder) {
     let auth = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("gateway:{ORTHANC_PASSWORD}"))
@@ -102,11 +94,13 @@ async fn protected_upstream(certs: &Certs, password: &str) -> (Upstream, String)
     let up = Upstream::start_protected("127.0.0.1:0".parse().unwrap(), &auth).await;
     let secret = certs.dir.path().join("orthanc_password");
     std::fs::write(&secret, format!("{password}\n")).unwrap();
-    let extra = format!(
-        "  health_path: /system\n  credentials:\n    username: gateway\n    password_file: \"{}\"\n",
-        secret.display()
-    );
-    (up, extra)
+    let config = ConfigBuilder::new(certs, &up.url())
+        .set("upstream.health_path", "/system")
+        .set(
+            "upstream.credentials",
+            serde_json::json!({ "username": "gateway", "password_file": secret }),
+        );
+    (up, config)
 }
 
 fn dump(findings: &[Value]) -> String {
@@ -116,15 +110,10 @@ fn dump(findings: &[Value]) -> String {
 #[tokio::test]
 async fn a_careful_deployment_has_nothing_serious_and_is_healthy() {
     let certs = Certs::new();
-    let (up, extra) = protected_upstream(&certs, ORTHANC_PASSWORD).await;
+    let (_up, config) = protected_upstream(&certs, ORTHANC_PASSWORD).await;
     // The access policy shipped for Orthanc, as an administrator would copy it.
-    let access = orthanc_preset();
-    let auth = format!(
-        "auth:\n  users:\n{}{access}",
-        user_yaml(TEST_USER, "[doctor, admin]")
-    );
-    let (yaml, _) = fixed_ports(&config_yaml_with_auth(&certs, &up.url(), &auth, &extra));
-    let gw = GwProcess::start(&yaml).await;
+    let (config, _) = fixed_ports(config.access_yaml(&orthanc_preset()));
+    let gw = GwProcess::start(&config.build_yaml()).await;
     let (code, findings) = exposure_json(gw.config.path()).await;
     let all = dump(&findings);
     for f in &findings {
@@ -164,12 +153,9 @@ async fn a_viewer_without_credentials_exposed_on_the_network_and_no_second_facto
     // Like Orthanc 1.10, which always binds every address, without "AuthenticationEnabled".
     let up = Upstream::start_at("0.0.0.0:0".parse().unwrap(), None).await;
     let url = format!("http://127.0.0.1:{}", up.addr.port());
-    let auth = format!(
-        "auth:\n  second_factor: off\n  users:\n{}{TEST_ACCESS}",
-        user_yaml(TEST_USER, "[doctor, admin]")
-    );
-    let (yaml, _) = fixed_ports(&config_yaml_with_auth(&certs, &url, &auth, ""));
-    let gw = GwProcess::start(&yaml).await;
+    let (config, _) =
+        fixed_ports(ConfigBuilder::new(&certs, &url).set("auth.second_factor", "off"));
+    let gw = GwProcess::start(&config.build_yaml()).await;
     let (code, findings) = exposure_json(gw.config.path()).await;
     let all = dump(&findings);
     assert_eq!(code, 1, "{all}");
@@ -230,9 +216,8 @@ async fn a_viewer_without_credentials_exposed_on_the_network_and_no_second_facto
 async fn a_viewer_on_a_public_address_and_a_stopped_gateway_are_flagged() {
     let certs = Certs::new();
     // TEST-NET-3: a public (globally routed) range reserved for documentation.
-    let (yaml, admin) = fixed_ports(&config_yaml(&certs, "http://203.0.113.10:8042", ""));
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let (config, admin) = fixed_ports(ConfigBuilder::new(&certs, "http://203.0.113.10:8042"));
+    let file = config_file(&config);
     let (code, findings) = exposure_json(file.path()).await;
     let all = dump(&findings);
     assert_eq!(code, 1, "{all}");
@@ -256,10 +241,7 @@ async fn a_viewer_on_a_public_address_and_a_stopped_gateway_are_flagged() {
 #[test]
 fn health_needs_the_admin_listener() {
     let certs = Certs::new();
-    let yaml =
-        config_yaml(&certs, "http://127.0.0.1:9", "").replacen("  admin: \"127.0.0.1:0\"\n", "", 1);
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let file = config_file(&ConfigBuilder::new(&certs, "http://127.0.0.1:9").unset("listen.admin"));
     let out = vigie(&["health"], file.path());
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("listen.admin"), "{}", out.stderr);
@@ -268,14 +250,13 @@ fn health_needs_the_admin_listener() {
 #[test]
 fn a_policy_that_leaves_orthanc_open_is_flagged() {
     let certs = Certs::new();
-    let auth = format!(
-        "auth:\n  users:\n{}{}access:\n  - path: /\n    roles: [doctor, admin]\n",
-        user_yaml(TEST_USER, "[admin]"),
-        user_yaml("dr.other", "[doctor]")
-    );
-    let yaml = config_yaml_with_auth(&certs, "http://127.0.0.1:9", &auth, "");
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let config = ConfigBuilder::new(&certs, "http://127.0.0.1:9")
+        .users(&[(TEST_USER, &["admin"]), ("dr.other", &["doctor"])])
+        .set(
+            "access",
+            serde_json::json!([{ "path": "/", "roles": ["doctor", "admin"] }]),
+        );
+    let file = config_file(&config);
     let out = vigie(
         &["check", "--exposure", "--json", "--lang", "en"],
         file.path(),
@@ -340,16 +321,12 @@ const OLD_DENY_LIST_PRESET: &str = "access:
 ";
 
 /// The policy findings of `check --exposure` for `access` with a doctor holding `roles`.
-fn policy_findings(access: &str, roles: &str) -> (Vec<Value>, String) {
+fn policy_findings(access: &str, roles: &[&str]) -> (Vec<Value>, String) {
     let certs = Certs::new();
-    let auth = format!(
-        "auth:\n  users:\n{}{}{access}",
-        user_yaml(TEST_USER, "[admin]"),
-        user_yaml("dr.other", roles)
-    );
-    let yaml = config_yaml_with_auth(&certs, "http://127.0.0.1:9", &auth, "");
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let config = ConfigBuilder::new(&certs, "http://127.0.0.1:9")
+        .users(&[(TEST_USER, &["admin"]), ("dr.other", roles)])
+        .access_yaml(access);
+    let file = config_file(&config);
     let out = vigie(
         &["check", "--exposure", "--json", "--lang", "en"],
         file.path(),
@@ -369,7 +346,7 @@ fn policy_findings(access: &str, roles: &str) -> (Vec<Value>, String) {
 /// download and upload roles, leaves none.
 #[test]
 fn the_policy_check_names_the_dangerous_routes_left_to_non_admins() {
-    let (old, all) = policy_findings(OLD_DENY_LIST_PRESET, "[doctor]");
+    let (old, all) = policy_findings(OLD_DENY_LIST_PRESET, &["doctor"]);
     let high = find(&old, "policy", "high").expect(&all)["message"]
         .as_str()
         .unwrap()
@@ -391,16 +368,16 @@ fn the_policy_check_names_the_dangerous_routes_left_to_non_admins() {
     ] {
         assert!(!high.contains(route), "{route} named: {high}");
     }
-    let (new, all) = policy_findings(&orthanc_preset(), "[doctor, download, upload]");
+    let (new, all) = policy_findings(&orthanc_preset(), &["doctor", "download", "upload"]);
     assert_eq!(levels(&new, "policy"), ["ok"], "{all}");
 }
 
 #[tokio::test]
 async fn health_reports_an_upstream_that_refuses_the_gateways_credentials() {
     let certs = Certs::new();
-    let (up, extra) = protected_upstream(&certs, "not-the-right-password").await;
-    let (yaml, _) = fixed_ports(&config_yaml(&certs, &up.url(), &extra));
-    let gw = GwProcess::start(&yaml).await;
+    let (_up, config) = protected_upstream(&certs, "not-the-right-password").await;
+    let (config, _) = fixed_ports(config);
+    let gw = GwProcess::start(&config.build_yaml()).await;
     let path = gw.config.path().to_owned();
     let out = tokio::task::spawn_blocking(move || vigie(&["health"], &path))
         .await
@@ -427,17 +404,8 @@ async fn a_plain_http_port_that_serves_pages_is_flagged() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
     let other = Upstream::start(None).await;
-    let (yaml, _) = fixed_ports(&config_yaml(&certs, &up.url(), ""));
-    let at = yaml.find("  http: \"127.0.0.1:").unwrap();
-    let line_end = at + yaml[at..].find('\n').unwrap();
-    let yaml = format!(
-        "{}  http: \"{}\"{}",
-        &yaml[..at],
-        other.addr,
-        &yaml[line_end..]
-    );
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut file, yaml.as_bytes()).unwrap();
+    let (config, _) = fixed_ports(ConfigBuilder::new(&certs, &up.url()));
+    let file = config_file(&config.set("listen.http", other.addr.to_string()));
     let (code, findings) = exposure_json(file.path()).await;
     let all = dump(&findings);
     assert_eq!(code, 1, "{all}");

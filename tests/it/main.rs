@@ -1,0 +1,16 @@
+//! Vigie's integration tests, one binary: a real upstream, the real gateway and real clients,
+//! all on 127.0.0.1:0. `support/` holds the harness; one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod support;
+
+mod auth;
+mod config_cli;
+mod exposure;
+mod lifecycle;
+mod properties;
+mod proxy;
+mod streaming;
+mod tls;
+mod upstream_limit;
+mod websocket;
