@@ -386,7 +386,7 @@ mod tests {
             "evil.example",
             "/a\nb",
             "/_vigie/login",
-            // Found by tests/properties.rs: the browser or the guard turns these into /_vigie/.
+            // Found by tests/it/properties/next.rs: the browser or the guard turns these into /_vigie/.
             "/%5fvigie/",
             "/%5Fvigie/login",
             "/./_vigie/login",

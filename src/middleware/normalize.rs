@@ -9,7 +9,7 @@
 //! Hand-written on purpose: which spellings are refused is the gateway's security semantics (no
 //! auth bypass by URL spelling), and general-purpose URL crates normalise differently (they
 //! resolve dot segments instead of refusing them, decode or keep escapes by their own rules).
-//! It is checked by property tests against a model (`tests/properties.rs`).
+//! It is checked by property tests against a model (`tests/it/properties/paths.rs`).
 
 use std::borrow::Cow;
 

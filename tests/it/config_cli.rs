@@ -15,9 +15,13 @@ struct Run {
 }
 
 fn vigie(args: &[&str], config: Option<&str>) -> Run {
+    vigie_with_env(args, config, &[])
+}
+
+fn vigie_with_env(args: &[&str], config: Option<&str>, env: &[(&str, &str)]) -> Run {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     let mut cmd = Command::new(vigie_bin());
-    cmd.args(args);
+    cmd.args(args).envs(env.iter().copied());
     if let Some(yaml) = config {
         file.write_all(yaml.as_bytes()).unwrap();
         cmd.arg("--config").arg(file.path());
@@ -316,6 +320,40 @@ fn unreachable_upstream() {
     let run = vigie(&["serve"], Some(&text));
     assert_problem(&run, "upstream.url", &["cannot connect"]);
     assert!(!run.stdout.contains("vigie listening"), "started anyway");
+}
+
+#[test]
+fn a_totp_secret_can_come_from_the_environment() {
+    let certs = Certs::new();
+    let (_l, url) = listening();
+    let text = config(&certs, &url)
+        .set(
+            "auth.users",
+            serde_json::json!([{
+                "username": TEST_USER,
+                "password_hash": test_hash(),
+                "totp_secret_env": "VIGIE_TEST_TOTP",
+                "roles": ["doctor"],
+            }]),
+        )
+        .build_yaml();
+    let run = vigie_with_env(&["check"], Some(&text), &[("VIGIE_TEST_TOTP", TEST_TOTP)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = vigie_with_env(
+        &["check"],
+        Some(&text),
+        &[("VIGIE_TEST_TOTP", "not base32!")],
+    );
+    assert_problem(
+        &run,
+        &format!("auth.users[0]({TEST_USER}).totp_secret_env"),
+        &["base32"],
+    );
+    assert_problem(
+        &vigie(&["check"], Some(&text)),
+        &format!("auth.users[0]({TEST_USER}).totp_secret_env"),
+        &["VIGIE_TEST_TOTP", "is not set"],
+    );
 }
 
 #[test]

@@ -342,7 +342,7 @@ limits:
         let pw = dir.path().join("pw");
         std::fs::write(&pw, "orthanc-pass\n").unwrap();
         // The environment form is read from a variable every test process has (setting one
-        // needs `unsafe`, which the crate forbids); tests/config_cli.rs sets its own for the
+        // needs `unsafe`, which the crate forbids); tests/it/config_cli.rs sets its own for the
         // TOTP form on the `vigie` process.
         let path_var = std::env::var("PATH").unwrap();
         let with = |totp_key: &str, totp: &str, pw_key: &str, pw: &str| {
@@ -415,7 +415,7 @@ limits:
 
     #[test]
     fn yaml_errors_do_not_quote_secrets() {
-        // Found by tests/properties.rs (config_from_any_tree, users_file_from_anything): the
+        // Found by tests/it/properties/ (config_from_any_tree, users_file_from_anything): the
         // YAML parser's message quoted the lines around the error, secrets included.
         let yaml = "upstream:\n  credentials:\n    username: {\n    password: Sekr3t-Marker\n";
         let p = problems(yaml);
