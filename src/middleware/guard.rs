@@ -21,6 +21,7 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::conn::ConnInfo;
 use crate::http_util::authority::{request_host, split_authority};
+use crate::http_util::tokens::list_tokens;
 use crate::middleware::request_id::RequestId;
 use crate::respond::Refusal;
 
@@ -226,14 +227,9 @@ fn fakes_method<B>(req: &Request<B>) -> bool {
     maybe && form_urlencoded::parse(b).any(|(k, _)| k.trim().eq_ignore_ascii_case("_method"))
 }
 
+/// An h2c upgrade attempt (any token starting `h2c`); an unreadable `Upgrade` counts as one.
 fn has_h2c(h: &HeaderMap) -> bool {
     h.contains_key("http2-settings")
-        || h.get_all(header::UPGRADE).iter().any(|v| {
-            v.to_str()
-                .map(|s| {
-                    s.split(',')
-                        .any(|t| t.trim().to_ascii_lowercase().starts_with("h2c"))
-                })
-                .unwrap_or(true)
-        })
+        || list_tokens(h, header::UPGRADE)
+            .any(|t| t.is_none_or(|t| t.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("h2c"))))
 }

@@ -6,6 +6,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::session;
 use crate::conn::ClientForwarding;
+use crate::http_util::tokens::list_tokens;
 
 /// Headers that describe one connection, never the message: removed in both directions.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -54,16 +55,10 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 /// WebSocket path puts back what it needs.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Collect the names listed in Connection first: they are removed with the fixed set.
-    let mut listed: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(header::CONNECTION) {
-        if let Ok(s) = value.to_str() {
-            for token in s.split(',') {
-                if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
-                    listed.push(name);
-                }
-            }
-        }
-    }
+    let listed: Vec<HeaderName> = list_tokens(headers, header::CONNECTION)
+        .flatten()
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
     for name in listed.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }

@@ -33,6 +33,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::auth::{Auth, Identity, SessionEnd, SessionWatch};
 use crate::body::Body;
+use crate::http_util::tokens::has_token;
 use crate::metrics::Metrics;
 use crate::respond::Refusal;
 
@@ -51,14 +52,6 @@ pub fn is_websocket(parts: &Parts) -> bool {
         && parts.method == Method::GET
         && has_token(&parts.headers, header::CONNECTION, "upgrade")
         && has_token(&parts.headers, header::UPGRADE, "websocket")
-}
-
-fn has_token(h: &http::HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    h.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
-    })
 }
 
 /// Answers the client's handshake with the upstream's 101 and splices the two connections for
