@@ -166,7 +166,7 @@ fn check<B>(
 /// Replaces the request path by its normalised form (the query is kept as sent).
 fn normalize_uri<B>(req: &mut Request<B>) -> Result<(), Refusal> {
     let path = req.uri().path();
-    let normal = match super::normalize::normalize(path) {
+    let normal = match crate::http_util::path::normalize(path) {
         Ok(n) => n,
         Err(reason) => {
             return refuse(StatusCode::BAD_REQUEST, reason);

@@ -4,7 +4,6 @@
 pub mod gate;
 pub mod guard;
 pub mod head;
-pub mod normalize;
 pub mod request_id;
 pub mod security_headers;
 pub mod trace;

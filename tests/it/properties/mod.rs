@@ -28,7 +28,7 @@ use vigie::conn::ClientForwarding;
 use vigie::conn::{Activity, ConnInfo};
 use vigie::http_util::authority::{request_host, split_authority};
 use vigie::middleware::guard::GuardLayer;
-use vigie::middleware::normalize::normalize;
+use vigie::http_util::path::normalize;
 
 mod authority;
 mod config;
