@@ -53,6 +53,9 @@ UP_MAX_CONNS="${UP_MAX_CONNS:-128}"
 ORTHANC_MAX_CONNS="${ORTHANC_MAX_CONNS:-}"
 has() { [[ " $TESTS " == *" $1 "* ]]; }
 
+# free_ports, totp_tool; log and die are this script's own (exit status 2 for a setup error).
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
@@ -67,7 +70,7 @@ done
 (( DURATION >= 1 && DURATION <= 120 && CONNS >= 1 && CONNS <= 1000 && HS_CONNS <= 1000 )) \
   || die "refusing: DURATION must be 1..120 s, CONNS and HS_CONNS 1..1000"
 missing=()
-for t in wrk h2load curl python3 cc sha256sum timeout awk; do
+for t in wrk h2load curl python3 jq cc sha256sum timeout awk; do
   command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 [[ -x "$NGINX" ]] || missing+=("nginx ($NGINX)")
@@ -125,14 +128,7 @@ trap 'exit 130' INT TERM
 
 # ---- free ports, chosen by the kernel (never the fixed dev ports) ---------------------------
 read -r UP_PORT UP_H2C_PORT NGINX_PORT VIGIE_PORT ADMIN_PORT \
-  ORTHANC_PORT NGINX_O_PORT VIGIE_O_PORT ADMIN_O_PORT < <(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(9)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-PY
-)
+  ORTHANC_PORT NGINX_O_PORT VIGIE_O_PORT ADMIN_O_PORT < <(free_ports 9)
 
 render() { # template output key=value...: replaces @key@ everywhere
   local tpl=$1 out=$2 kv args=()
@@ -190,7 +186,9 @@ start_vigie() {
     kill -0 "$VIGIE_PID" 2>/dev/null || { cat "$RUN/vigie-$name.log" >&2; die "vigie exited"; }
     sleep 0.1
   done
-  VIGIE_COOKIE=$(python3 "$BENCH/signin.py" localhost "$port" bench "$BENCH_PASSWORD" "$BENCH_TOTP") \
+  local code
+  code=$(printf '%s\n' "$BENCH_TOTP" | "$TOTP_BIN") || die "$TOTP_BIN gave no TOTP code"
+  VIGIE_COOKIE=$(python3 "$BENCH/signin.py" localhost "$port" bench "$BENCH_PASSWORD" "$code") \
     || die "cannot sign in to vigie"
   wait_200 "https://localhost:$port$path" --cacert "$RUN/certs/ca.crt" -H "Cookie: $VIGIE_COOKIE"
 }
@@ -294,6 +292,8 @@ BIG_PATH="/$(basename "$BIG")"
 "$VIGIE" dev-cert --out "$RUN/certs" --name localhost >/dev/null || die "vigie dev-cert failed"
 cc -O2 -pthread -o "$RUN/hsload" "$BENCH/hsload.c" -lssl -lcrypto || die "cannot build bench/hsload.c"
 BENCH_HASH=$(echo "$BENCH_PASSWORD" | "$VIGIE" hash-password) || die "vigie hash-password failed"
+# The sign-in code comes from Vigie's own TOTP implementation (examples/totp.rs).
+TOTP_BIN=$(totp_tool release) || exit 2
 mkdir -p "$RUN/upstream-tmp" "$RUN/nginx-proxy-tmp"
 
 render "$BENCH/nginx-upstream.conf.in" "$RUN/upstream.conf" "RUN=$RUN" "DATA=$DATA" \
@@ -373,18 +373,15 @@ if has orthanc; then
 fi
 
 # Versions and settings, as the first lines of the run's raw data.
-META=$(python3 - "$RUN_ID" "$DURATION" "$CONNS" "$THREADS" "$BIG_CLIENTS" "$BIG_MIB" "$HS_CONNS" \
+META=$(jq -nc --args '{meta: ([["run", "duration_s", "conns", "threads", "big_clients", "big_mib",
+    "hs_conns", "nginx", "vigie", "wrk", "h2load", "openssl", "git", "cpus", "kernel", "vigie_built",
+    "tests", "orthanc_rounds", "up_max_conns", "orthanc_max_conns"], $ARGS.positional]
+    | transpose | map({key: .[0], value: .[1]}) | from_entries)}' \
+  "$RUN_ID" "$DURATION" "$CONNS" "$THREADS" "$BIG_CLIENTS" "$BIG_MIB" "$HS_CONNS" \
   "$("$NGINX" -v 2>&1)" "$("$VIGIE" --version)" "$(wrk -v 2>&1 | head -1 || true)" \
   "$(h2load --version | head -1)" "$(openssl version 2>/dev/null || echo '?')" \
   "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')" "$(nproc)" "$(uname -r)" \
-  "$(date -Is -r "$VIGIE")" "$TESTS" "$ORTHANC_ROUNDS" "$UP_MAX_CONNS" "${ORTHANC_MAX_CONNS:-default}" <<'PY'
-import json, sys
-k = ["run", "duration_s", "conns", "threads", "big_clients", "big_mib", "hs_conns", "nginx", "vigie",
-     "wrk", "h2load", "openssl", "git", "cpus", "kernel", "vigie_built", "tests", "orthanc_rounds",
-     "up_max_conns", "orthanc_max_conns"]
-print(json.dumps({"meta": dict(zip(k, sys.argv[1:]))}))
-PY
-)
+  "$(date -Is -r "$VIGIE")" "$TESTS" "$ORTHANC_ROUNDS" "$UP_MAX_CONNS" "${ORTHANC_MAX_CONNS:-default}")
 echo "$META" >"$RUN/meta.json"
 log "run $RUN_ID: DURATION=${DURATION}s CONNS=$CONNS THREADS=$THREADS; $META"
 

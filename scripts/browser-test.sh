@@ -33,5 +33,7 @@ if [[ ! -x "$VIGIE_BIN" ]]; then
   log "building the debug binary (cargo build)"
   cargo build --locked --quiet
 fi
-export CHROMIUM
+# The codes the test types come from Vigie's own TOTP implementation (examples/totp.rs).
+VIGIE_TOTP_BIN="$(totp_tool debug)" || exit 1
+export VIGIE_TOTP_BIN CHROMIUM
 exec node "$E2E/signin.mjs"

@@ -4,9 +4,29 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# free_port: asks the kernel for a free TCP port on loopback.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+# free_ports [N]: asks the kernel for N (default 1) free TCP ports on loopback, printed on one
+# line; the N sockets are held together while it picks, so the ports differ.
+free_ports() {
+  python3 -c 'import socket, sys; s = [socket.socket() for _ in range(int(sys.argv[1]))]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])' "${1:-1}"
+}
+free_port() { free_ports 1; }
+
+# totp_tool debug|release: prints the path of the TOTP helper, the cargo example examples/totp.rs
+# (Vigie's own implementation; the secret on its standard input), building it on first use (the
+# debug build, or the release one). VIGIE_TOTP_BIN points at another build.
+totp_tool() {
+  local profile=debug flags=()
+  if [[ "${1:-}" == release ]]; then profile=release flags=(--release); fi
+  local bin="${VIGIE_TOTP_BIN:-$ROOT/target/$profile/examples/totp}"
+  if [[ ! -x "$bin" ]]; then
+    [[ -z "${VIGIE_TOTP_BIN:-}" ]] || die "VIGIE_TOTP_BIN=$bin is not an executable"
+    log "building the TOTP helper (cargo build ${flags[*]} --example totp)"
+    (cd "$ROOT" && cargo build --locked --quiet "${flags[@]}" --example totp) >&2 ||
+      die "cargo build ${flags[*]} --example totp failed"
+  fi
+  printf '%s\n' "$bin"
 }
 
 # wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.

@@ -32,6 +32,7 @@ if command -v dpkg >/dev/null; then
   if [[ "${SKIP_E2E:-0}" != 1 ]]; then
     for p in orthanc orthanc-dicomweb orthanc-webviewer iproute2; do have_pkg "$p" || need+=("$p"); done
     command -v gcc >/dev/null || need+=(gcc)
+    command -v jq >/dev/null || need+=(jq)
     [[ -f /usr/include/dlfcn.h ]] || need+=(libc6-dev)
   fi
 fi

@@ -26,15 +26,13 @@ Input: VIGIE_E2E_RUN, the JSON file scripts/e2e.sh writes (addresses, accounts, 
 """
 
 import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import re
 import socket
 import ssl
-import struct
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -255,12 +253,16 @@ def load_run():
     return run
 
 
-def totp(secret_b32, at):
-    """RFC 6238: HMAC-SHA-1, 6 digits, 30 s steps."""
-    key = base64.b32decode(secret_b32.replace(" ", "").upper() + "=" * (-len(secret_b32) % 8))
-    mac = hmac.new(key, struct.pack(">Q", int(at // 30)), hashlib.sha1).digest()
-    off = mac[-1] & 0x0F
-    return f"{(struct.unpack('>I', mac[off:off + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
+def totp(secret_b32, step):
+    """The code `step` steps of 30 s from now, from Vigie's own implementation: the cargo example
+    examples/totp.rs (VIGIE_TOTP_BIN, built by scripts/e2e.sh). The secret goes through standard
+    input, never on a command line."""
+    tool = os.environ.get("VIGIE_TOTP_BIN") or os.path.join(HERE, "../../target/debug/examples/totp")
+    out = subprocess.run([tool, str(step)], input=secret_b32 + "\n", capture_output=True, text=True,
+                         timeout=10, check=False)
+    if out.returncode != 0:
+        sys.exit(f"the TOTP helper {tool} failed: {out.stderr.strip()} (cargo build --example totp)")
+    return out.stdout.strip()
 
 
 # ---- HTTP to the gateway --------------------------------------------------------------------
@@ -320,7 +322,7 @@ class Client:
         self.cookie = csrf_cookie[0]
         form = urllib.parse.urlencode({
             "csrf": token.group(1).decode(), "next": "/", "lang": "en", "username": account["username"],
-            "password": account["password"], "totp": totp(account["totp"], time.time() + 30 * step),
+            "password": account["password"], "totp": totp(account["totp"], step),
         }).encode()
         status, res, _ = self.send("POST", "/_vigie/login", form, {"content-type": "application/x-www-form-urlencoded"})
         session = [c.split(";")[0] for c in res.headers.get_all("set-cookie") or [] if c.startswith("__Host-vigie=")]

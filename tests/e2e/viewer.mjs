@@ -35,7 +35,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { base32Decode, selfCheck, totpAt } from './totp.mjs';
+import { selfCheck, totpNow } from './totp.mjs';
 import { check, deadline, eq, finish } from './checks.mjs';
 import { CHROMIUM, chromiumArgs } from './chromium.mjs';
 
@@ -182,10 +182,9 @@ function tlsVerifies(run) {
 /** Fills the sign-in form of the current page and submits it; resolves with the POST's answer
  *  once the browser has left the sign-in page. */
 async function signIn(page, account) {
-  const key = base32Decode(account.totp);
   await page.fill('#username', account.username);
   await page.fill('#password', account.password);
-  await page.fill('#totp', totpAt(key, Date.now() / 1000));
+  await page.fill('#totp', totpNow(account.totp));
   const [res] = await Promise.all([
     page.waitForResponse((r) => new URL(r.url()).pathname === '/_vigie/login' && r.request().method() === 'POST'),
     page.click('form button[type="submit"]'),
