@@ -328,7 +328,7 @@ expose cnil-open-orthanc "$WORK/careless.yaml" 1 "${careless[@]}"
 # CNIL case 2: the viewer on a public address (203.0.113.10 is a documentation range, globally
 # routable in form; nothing answers there).
 sed -e 's#^  url: .*#  url: "http://203.0.113.10:8042"#' "$CONFIG" >"$WORK/public.yaml"
-expose cnil-public-viewer "$WORK/public.yaml" 1 upstream_address=critical upstream=critical
+expose cnil-public-viewer "$WORK/public.yaml" 1 upstream_address=critical
 
 kill -0 "$VIGIE_PID" 2>/dev/null || { echo "FAIL vigie serve is no longer running (crash?): see its log below"; rc=1; }
 kill -0 "$ORTHANC_PID" 2>/dev/null || { echo "FAIL Orthanc is no longer running: see its log below"; rc=1; }
