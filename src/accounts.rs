@@ -13,7 +13,7 @@ use crate::files::{self, Mode};
 
 /// What can go wrong, in the administrator's words.
 #[derive(Debug, thiserror::Error)]
-pub enum AccountError {
+pub(crate) enum AccountError {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("the password is refused: {0}")]
@@ -42,7 +42,7 @@ pub enum AccountError {
 
 /// Reads a new password: twice at a no-echo prompt on a terminal, once from standard input
 /// otherwise (scripts). Refuses weak ones.
-pub fn read_new_password() -> Result<String, AccountError> {
+pub(crate) fn read_new_password() -> Result<String, AccountError> {
     let pw = if std::io::stdin().is_terminal() {
         let a = rpassword::prompt_password("New password: ").map_err(AccountError::Input)?;
         let b = rpassword::prompt_password("Same password again: ").map_err(AccountError::Input)?;
@@ -64,7 +64,7 @@ pub fn read_new_password() -> Result<String, AccountError> {
 
 /// A new account, ready to be written.
 #[derive(Debug)]
-pub struct NewUser {
+pub(crate) struct NewUser {
     pub username: String,
     pub roles: Vec<String>,
     pub password_hash: String,
@@ -74,7 +74,7 @@ pub struct NewUser {
 
 impl NewUser {
     /// Checks the name and roles, hashes the password, draws a TOTP secret.
-    pub fn create(
+    pub(crate) fn create(
         username: &str,
         roles: &[String],
         password: &str,
@@ -112,7 +112,7 @@ impl NewUser {
     }
 
     /// The `otpauth://` URI for the phone's authenticator app.
-    pub fn otpauth_uri(&self) -> Option<String> {
+    pub(crate) fn otpauth_uri(&self) -> Option<String> {
         let secret = totp::decode_secret(&self.totp_secret).ok()?;
         totp::otpauth_uri(&secret, &self.username)
     }
@@ -120,14 +120,14 @@ impl NewUser {
 
 /// Where `user add` wrote.
 #[derive(Debug)]
-pub struct Added {
+pub(crate) struct Added {
     pub file: PathBuf,
 }
 
 /// Appends `user` to the accounts of the configuration at `config_path`: to `auth.users_file`
 /// when it is set (the file is created with mode 0600 if absent), otherwise to `auth.users` in
 /// the configuration file itself.
-pub fn add_user(config_path: &Path, user: &NewUser) -> Result<Added, AccountError> {
+pub(crate) fn add_user(config_path: &Path, user: &NewUser) -> Result<Added, AccountError> {
     let (config, _) = Config::load(config_path)?;
     if config
         .auth
@@ -261,7 +261,7 @@ fn write_checked(
 }
 
 /// A QR code for the terminal (two rows per character).
-pub fn qr_for_terminal(data: &str) -> Option<String> {
+pub(crate) fn qr_for_terminal(data: &str) -> Option<String> {
     use qrcode::render::unicode::Dense1x2;
     let code = qrcode::QrCode::new(data.as_bytes()).ok()?;
     Some(
@@ -276,7 +276,10 @@ pub fn qr_for_terminal(data: &str) -> Option<String> {
 /// Puts a new session-signing key in front; older keys keep verifying for the session lifetime.
 /// Starts signing with a new key. With `end_all_sessions`, the older keys are dropped too, so
 /// that every existing session stops verifying once the gateway reloads the keys.
-pub fn rotate_keys(config_path: &Path, end_all_sessions: bool) -> Result<String, AccountError> {
+pub(crate) fn rotate_keys(
+    config_path: &Path,
+    end_all_sessions: bool,
+) -> Result<String, AccountError> {
     let (config, _) = Config::load(config_path)?;
     let now = crate::host::unix_now();
     crate::store::create_private_dir(&config.state_dir)

@@ -8,7 +8,7 @@ use crate::body::Body;
 
 /// A generic error page for `status`. For HTTP/1.x, `close` asks hyper to close the connection
 /// after the response (used for framing errors, after which the stream cannot be trusted).
-pub fn response(status: StatusCode, version: Version, close: bool) -> Response<Body> {
+pub(crate) fn response(status: StatusCode, version: Version, close: bool) -> Response<Body> {
     let (en, fr) = explain(status);
     let reason = status.canonical_reason().unwrap_or("Error");
     let html = format!(

@@ -18,10 +18,10 @@ use std::time::SystemTime;
 /// replaced by a rename, as [`replace`] does, has a new inode even within the same second).
 /// A file that cannot be read has no stamp; its appearing is a change too.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FileStamp(Vec<Option<(u64, SystemTime, u64)>>);
+pub(crate) struct FileStamp(Vec<Option<(u64, SystemTime, u64)>>);
 
 impl FileStamp {
-    pub fn of<P: AsRef<Path>>(paths: &[P]) -> FileStamp {
+    pub(crate) fn of<P: AsRef<Path>>(paths: &[P]) -> FileStamp {
         FileStamp(
             paths
                 .iter()
@@ -47,7 +47,7 @@ fn inode(_: &std::fs::Metadata) -> u64 {
 
 /// Who may read the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// 0600: secrets (password hashes, TOTP secrets, private keys, signing keys).
     Private,
     /// 0644: certificates.
@@ -56,7 +56,7 @@ pub enum Mode {
 
 /// Replaces `path` with `data` atomically and durably; see the module documentation. The
 /// directory must exist.
-pub fn replace(path: &Path, data: &[u8], mode: Mode) -> io::Result<()> {
+pub(crate) fn replace(path: &Path, data: &[u8], mode: Mode) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

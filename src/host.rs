@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Unix seconds now (0 if the clock is before 1970, which no check trusts anyway).
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -12,12 +12,12 @@ pub fn unix_now() -> u64 {
 }
 
 /// [`unix_now`] as a signed number, for differences with dates that may be in the past.
-pub fn unix_now_i64() -> i64 {
+pub(crate) fn unix_now_i64() -> i64 {
     i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }
 
 /// Whether this process runs in a container (Docker's or Podman's marker file).
-pub fn in_container() -> bool {
+pub(crate) fn in_container() -> bool {
     std::path::Path::new("/.dockerenv").exists()
         || std::path::Path::new("/run/.containerenv").exists()
 }

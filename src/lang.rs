@@ -4,7 +4,7 @@
 
 /// A language of the pages, the reports and the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
+pub(crate) enum Lang {
     Fr,
     En,
 }
@@ -12,7 +12,7 @@ pub enum Lang {
 impl Lang {
     /// `?lang=` first, then the first of French or English in `Accept-Language` order;
     /// French when nothing says otherwise (the product's home).
-    pub fn negotiate(query_lang: Option<&str>, accept_language: Option<&str>) -> Lang {
+    pub(crate) fn negotiate(query_lang: Option<&str>, accept_language: Option<&str>) -> Lang {
         match query_lang {
             Some("en") => return Lang::En,
             Some("fr") => return Lang::Fr,
@@ -42,7 +42,7 @@ impl Lang {
 
     /// French when the locale (`LC_ALL`, `LC_MESSAGES`, `LANG`, first one set) says so, else
     /// English: the command line's default.
-    pub fn from_env() -> Lang {
+    pub(crate) fn from_env() -> Lang {
         for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
             if let Ok(v) = std::env::var(var)
                 && !v.is_empty()
@@ -58,23 +58,15 @@ impl Lang {
     }
 
     /// The language's code, for `<html lang>` and `?lang=`.
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Lang::Fr => "fr",
             Lang::En => "en",
         }
     }
 
-    /// The other language (the page's language switch).
-    pub fn other(self) -> Lang {
-        match self {
-            Lang::Fr => Lang::En,
-            Lang::En => Lang::Fr,
-        }
-    }
-
     /// One of a text's two versions.
-    pub fn pick_text<T>(self, fr: T, en: T) -> T {
+    pub(crate) fn pick_text<T>(self, fr: T, en: T) -> T {
         match self {
             Lang::Fr => fr,
             Lang::En => en,
@@ -102,10 +94,9 @@ mod tests {
     }
 
     #[test]
-    fn pick_text_and_other() {
+    fn pick_text_and_code() {
         assert_eq!(Lang::Fr.pick_text("oui", "yes"), "oui");
         assert_eq!(Lang::En.pick_text("oui", "yes"), "yes");
-        assert_eq!(Lang::Fr.other(), Lang::En);
         assert_eq!(Lang::En.code(), "en");
     }
 }

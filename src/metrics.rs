@@ -29,7 +29,7 @@ struct KindLabel {
 
 /// Why a request to the upstream failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     Connect,
     Timeout,
     Other,
@@ -38,7 +38,7 @@ pub enum UpstreamError {
 }
 
 /// All metrics, shared by every task.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     by_class: [Counter; 5],
     latency: LatencyHistogram,
@@ -61,7 +61,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Metrics> {
+    pub(crate) fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("vigie");
         let requests = Family::<ClassLabel, Counter>::default();
         registry.register(
@@ -159,67 +159,67 @@ impl Metrics {
     }
 
     /// A new connection was closed: its client held its share of connections.
-    pub fn client_over_cap(&self) {
+    pub(crate) fn client_over_cap(&self) {
         self.over_client_cap.inc();
     }
 
     /// A connection was closed because its client stopped reading.
-    pub fn send_timed_out(&self) {
+    pub(crate) fn send_timed_out(&self) {
         self.send_timeouts.inc();
     }
 
     /// Records a finished request.
-    pub fn request_done(&self, status: u16, elapsed: Duration) {
+    pub(crate) fn request_done(&self, status: u16, elapsed: Duration) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.by_class[class].inc();
         self.latency.observe(elapsed);
     }
 
-    pub fn upstream_error(&self, kind: UpstreamError) {
+    pub(crate) fn upstream_error(&self, kind: UpstreamError) {
         self.upstream_errors[kind as usize].inc();
     }
 
-    pub fn upstream_connection_opened(&self) {
+    pub(crate) fn upstream_connection_opened(&self) {
         self.upstream_connections.inc();
     }
 
-    pub fn upstream_connection_closed(&self) {
+    pub(crate) fn upstream_connection_closed(&self) {
         self.upstream_connections.dec();
     }
 
-    pub fn upstream_queued(&self) {
+    pub(crate) fn upstream_queued(&self) {
         self.upstream_queued.inc();
     }
 
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.open_connections.inc();
     }
 
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.open_connections.dec();
     }
 
     /// Counts a WebSocket tunnel as open until the returned value is dropped.
-    pub fn tunnel_opened(&self) -> OpenTunnel {
+    pub(crate) fn tunnel_opened(&self) -> OpenTunnel {
         self.open_tunnels.inc();
         OpenTunnel(self.open_tunnels.clone())
     }
 
-    pub fn handshake_failed(&self) {
+    pub(crate) fn handshake_failed(&self) {
         self.handshake_failures.inc();
     }
 
-    pub fn set_cert_expiry(&self, not_after_unix: i64) {
+    pub(crate) fn set_cert_expiry(&self, not_after_unix: i64) {
         self.cert_expiry
             .set(not_after_unix - crate::host::unix_now_i64());
     }
 
-    pub fn cert_reload_failed(&self) {
+    pub(crate) fn cert_reload_failed(&self) {
         self.cert_reload_failures.inc();
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -229,7 +229,7 @@ impl Metrics {
 
 /// An open WebSocket tunnel, counted until dropped.
 #[derive(Debug)]
-pub struct OpenTunnel(Gauge);
+pub(crate) struct OpenTunnel(Gauge);
 
 impl Drop for OpenTunnel {
     fn drop(&mut self) {

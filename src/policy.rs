@@ -20,7 +20,12 @@ pub struct AccessRule {
 }
 
 /// Whether `roles` may send `method` to `path` (normalised).
-pub fn allows(rules: Option<&[AccessRule]>, method: &Method, path: &str, roles: &[String]) -> bool {
+pub(crate) fn allows(
+    rules: Option<&[AccessRule]>,
+    method: &Method,
+    path: &str,
+    roles: &[String],
+) -> bool {
     let Some(rules) = rules else {
         return true;
     };

@@ -26,7 +26,7 @@ use crate::tls::store::Reload;
 /// SIGHUP. A failed reload keeps the current certificate. The accounts and session keys are
 /// reloaded the same way: on SIGHUP, or when the configuration, `auth.users_file` or the keys
 /// file changes (so that `vigie user add` and `vigie rotate-keys` need no signal).
-pub async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
+pub(crate) async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
     let account_files = account_files(&shared.config);
     let mut account_stamps = FileStamp::of(&account_files);
     let mut tick = tokio::time::interval(shared.config.tls.reload_interval);

@@ -13,11 +13,11 @@ use crate::error_page;
 
 /// Why the gateway answered a request itself: a short `snake_case` word for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reason(pub &'static str);
+pub(crate) struct Reason(pub &'static str);
 
 /// A request the gateway answers itself because it refuses it or cannot serve it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The request is refused as sent (malformed, ambiguous, wrong host, cross-site, too large
     /// or too slow). `close`: the rest of the connection cannot be trusted (HTTP/1.x).
     Refused {
@@ -43,7 +43,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// A refusal of the request as sent.
-    pub fn refused(status: StatusCode, reason: &'static str, close: bool) -> Refusal {
+    pub(crate) fn refused(status: StatusCode, reason: &'static str, close: bool) -> Refusal {
         Refusal::Refused {
             status,
             reason,
@@ -51,7 +51,7 @@ impl Refusal {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match *self {
             Refusal::Refused { status, .. }
             | Refusal::Upstream { status, .. }
@@ -60,7 +60,7 @@ impl Refusal {
         }
     }
 
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match *self {
             Refusal::Refused { reason, .. }
             | Refusal::Forbidden { reason }
@@ -77,7 +77,7 @@ impl Refusal {
     }
 
     /// The generic error page, with the reason for the access log.
-    pub fn respond(self, version: Version) -> Response<Body> {
+    pub(crate) fn respond(self, version: Version) -> Response<Body> {
         with_reason(
             error_page::response(self.status(), version, self.close()),
             self.reason(),
@@ -88,7 +88,7 @@ impl Refusal {
 /// A redirect to `location` (a path of this origin or an absolute URL), with the reason for the
 /// access log. A 303 (to or from sign-in) depends on the session and is never cached; the
 /// permanent ones to HTTPS (301, 308) are meant to be.
-pub fn redirect(status: StatusCode, location: &str, reason: &'static str) -> Response<Body> {
+pub(crate) fn redirect(status: StatusCode, location: &str, reason: &'static str) -> Response<Body> {
     let mut res = Response::new(Body::Empty);
     *res.status_mut() = status;
     let h = res.headers_mut();
@@ -102,7 +102,7 @@ pub fn redirect(status: StatusCode, location: &str, reason: &'static str) -> Res
 }
 
 /// Names why the gateway answered `res` itself.
-pub fn with_reason(mut res: Response<Body>, reason: &'static str) -> Response<Body> {
+pub(crate) fn with_reason(mut res: Response<Body>, reason: &'static str) -> Response<Body> {
     res.extensions_mut().insert(Reason(reason));
     res
 }

@@ -21,14 +21,14 @@ use crate::state::GatewayState;
 
 /// The innermost service.
 #[derive(Debug, Clone)]
-pub struct Router {
+pub(crate) struct Router {
     shared: Arc<GatewayState>,
     proxy: Proxy,
     conn: ConnInfo,
 }
 
 impl Router {
-    pub fn new(shared: Arc<GatewayState>, proxy: Proxy, conn: ConnInfo) -> Self {
+    pub(crate) fn new(shared: Arc<GatewayState>, proxy: Proxy, conn: ConnInfo) -> Self {
         Router {
             shared,
             proxy,

@@ -16,7 +16,7 @@ use crate::router::Router;
 use crate::state::GatewayState;
 
 /// Builds the service for one client connection.
-pub fn build(
+pub(crate) fn build(
     shared: Arc<GatewayState>,
     proxy: Proxy,
     conn: ConnInfo,

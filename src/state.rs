@@ -16,7 +16,7 @@ use crate::proxy::limit::Slots;
 
 /// State shared by every connection.
 #[derive(Debug)]
-pub struct GatewayState {
+pub(crate) struct GatewayState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub proxy: Proxy,

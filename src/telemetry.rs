@@ -1,20 +1,17 @@
 //! Logging: the tracing subscriber (JSON in containers or on request, text on a terminal),
-//! written by a background thread so a slow log consumer never stalls a request, and the
-//! redaction of credentials wherever headers are logged.
+//! written by a background thread so a slow log consumer never stalls a request. No log line
+//! carries a header value: the access log names the method, path, status, sizes, user and
+//! reason, never cookies or credentials.
 
-use std::fmt;
-
-use http::HeaderMap;
-use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
 /// Keeps the background log writer alive; logs are flushed when it is dropped.
-pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+pub(crate) type LogGuard = tracing_appender::non_blocking::WorkerGuard;
 
 /// Installs the global subscriber. `format: None` picks JSON inside a container.
-pub fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
+pub(crate) fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
     let format = format.unwrap_or_else(|| {
         if crate::host::in_container() {
             LogFormat::Json
@@ -51,56 +48,4 @@ pub fn init(format: Option<LogFormat>, level: &str) -> LogGuard {
     // A second init (in tests) keeps the first subscriber.
     let _ = result;
     guard
-}
-
-/// Displays a header map with credentials and cookies replaced by `***`.
-pub struct SafeHeaders<'a>(pub &'a HeaderMap);
-
-/// Headers whose values never reach a log line.
-pub fn is_sensitive(name: &http::HeaderName) -> bool {
-    name == AUTHORIZATION
-        || name == PROXY_AUTHORIZATION
-        || name == COOKIE
-        || name == SET_COOKIE
-        || name.as_str().contains("token")
-        || name.as_str().contains("secret")
-        || name.as_str().contains("api-key")
-}
-
-impl fmt::Display for SafeHeaders<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (name, value) in self.0 {
-            if !first {
-                f.write_str(", ")?;
-            }
-            first = false;
-            if is_sensitive(name) || value.is_sensitive() {
-                write!(f, "{name}: ***")?;
-            } else {
-                write!(f, "{name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_are_redacted() {
-        let mut h = HeaderMap::new();
-        h.insert("cookie", "__Host-vigie=s3cr3t".parse().unwrap());
-        h.insert("authorization", "Basic Z2F0ZXdheTpwdw==".parse().unwrap());
-        h.insert("token", "abc123".parse().unwrap());
-        h.insert("accept", "image/jpeg".parse().unwrap());
-        let s = SafeHeaders(&h).to_string();
-        assert!(
-            !s.contains("s3cr3t") && !s.contains("Z2F0") && !s.contains("abc123"),
-            "{s}"
-        );
-        assert!(s.contains("accept: image/jpeg"), "{s}");
-    }
 }

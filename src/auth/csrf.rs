@@ -22,11 +22,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, Method, header};
 
 /// The cookie holding the sign-in form's random value.
-pub const COOKIE: &str = "__Host-vigie-csrf";
+pub(crate) const COOKIE: &str = "__Host-vigie-csrf";
 
 /// Whether a request comes from another site, by the rules in the module documentation. `host`
 /// is the authority the request names (`viewer.example.org` or `localhost:8443`).
-pub fn is_cross_site(method: &Method, headers: &HeaderMap, host: &str) -> bool {
+pub(crate) fn is_cross_site(method: &Method, headers: &HeaderMap, host: &str) -> bool {
     if headers.contains_key(header::UPGRADE) {
         return !is_same_origin_upgrade(headers, host);
     }
@@ -122,7 +122,7 @@ fn host_and_port(authority: &str) -> Option<(&str, u16)> {
 }
 
 /// A form token for `purpose` bound to `binding`.
-pub fn token(key: &[u8], purpose: &str, binding: &str) -> String {
+pub(crate) fn token(key: &[u8], purpose: &str, binding: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, key);
     let mut ctx = hmac::Context::with_key(&key);
     ctx.update(purpose.as_bytes());
@@ -132,7 +132,7 @@ pub fn token(key: &[u8], purpose: &str, binding: &str) -> String {
 }
 
 /// Checks a form token in constant time.
-pub fn verify(key: &[u8], purpose: &str, binding: &str, candidate: &str) -> bool {
+pub(crate) fn verify(key: &[u8], purpose: &str, binding: &str, candidate: &str) -> bool {
     let Ok(tag) = URL_SAFE_NO_PAD.decode(candidate) else {
         return false;
     };
@@ -145,14 +145,14 @@ pub fn verify(key: &[u8], purpose: &str, binding: &str, candidate: &str) -> bool
 }
 
 /// A fresh random value for the sign-in cookie.
-pub fn new_nonce() -> Option<String> {
+pub(crate) fn new_nonce() -> Option<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).ok()?;
     Some(URL_SAFE_NO_PAD.encode(b))
 }
 
 /// The `Set-Cookie` value for the sign-in form's random value.
-pub fn set_cookie(nonce: &str) -> Option<HeaderValue> {
+pub(crate) fn set_cookie(nonce: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
         "{COOKIE}={nonce}; Path=/; Secure; HttpOnly; SameSite=Strict"
     ))

@@ -12,16 +12,16 @@ use serde::{Deserialize, Serialize};
 use secrecy::{ExposeSecret, SecretSlice};
 
 /// File name under `state_dir`.
-pub const FILE: &str = "session-keys.json";
+pub(crate) const FILE: &str = "session-keys.json";
 
 /// Where the key ring of a state directory lives.
-pub fn path(state_dir: &Path) -> PathBuf {
+pub(crate) fn path(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE)
 }
 
 /// One key.
 #[derive(Clone, Serialize, Deserialize)]
-pub struct Key {
+pub(crate) struct Key {
     /// Key id, carried in each token's header.
     pub kid: String,
     /// 256 random bits, base64.
@@ -53,14 +53,14 @@ impl Key {
     }
 
     /// The raw key bytes.
-    pub fn bytes(&self) -> SecretSlice<u8> {
+    pub(crate) fn bytes(&self) -> SecretSlice<u8> {
         STANDARD.decode(&self.secret).unwrap_or_default().into()
     }
 }
 
 /// The key ring: `keys[0]` signs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyRing {
+pub(crate) struct KeyRing {
     pub keys: Vec<Key>,
 }
 
@@ -86,7 +86,7 @@ pub enum KeyError {
 
 impl KeyRing {
     /// Loads the ring from `state_dir`, creating it with one fresh key when absent.
-    pub fn load_or_create(state_dir: &Path, now: u64) -> Result<KeyRing, KeyError> {
+    pub(crate) fn load_or_create(state_dir: &Path, now: u64) -> Result<KeyRing, KeyError> {
         let path = state_dir.join(FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
@@ -121,7 +121,12 @@ impl KeyRing {
 
     /// Puts a new signing key in front and drops keys older than `keep_secs` (they can no
     /// longer have live tokens). Saves the ring.
-    pub fn rotate(&mut self, state_dir: &Path, now: u64, keep_secs: u64) -> Result<(), KeyError> {
+    pub(crate) fn rotate(
+        &mut self,
+        state_dir: &Path,
+        now: u64,
+        keep_secs: u64,
+    ) -> Result<(), KeyError> {
         self.keys.insert(0, Key::generate(now)?);
         let newest = self.keys[0].kid.clone();
         // A key stops signing when the next one is created: it may have signed tokens until
@@ -140,7 +145,7 @@ impl KeyRing {
 
     /// Replaces every key by a new one: once the gateway reloads the ring, no existing session
     /// verifies any more (everybody signs in again). For a suspected breach. Saves the ring.
-    pub fn replace_all(&mut self, state_dir: &Path, now: u64) -> Result<(), KeyError> {
+    pub(crate) fn replace_all(&mut self, state_dir: &Path, now: u64) -> Result<(), KeyError> {
         self.keys = vec![Key::generate(now)?];
         self.save(state_dir)
     }

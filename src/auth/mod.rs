@@ -12,11 +12,11 @@
 //! next request gets in; traffic inside a tunnel is not activity, since it cannot refresh the
 //! cookie.
 
-pub mod csrf;
-pub mod keys;
-pub mod pages;
+pub(crate) mod csrf;
+pub(crate) mod keys;
+pub(crate) mod pages;
 pub mod routes;
-pub mod session;
+pub(crate) mod session;
 mod signin;
 
 use std::collections::HashMap;

@@ -7,17 +7,17 @@ use http::{HeaderValue, Response, StatusCode};
 use crate::body::Body;
 
 /// The stylesheet, served from `/_vigie/assets/vigie.css`.
-pub const CSS: &str = include_str!("vigie.css");
+pub(crate) const CSS: &str = include_str!("vigie.css");
 
 /// Only our own stylesheet; no script at all; forms post to this origin only.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
 form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub use crate::lang::Lang;
+pub(crate) use crate::lang::Lang;
 
 /// What the sign-in page says above the form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     None,
     Failed,
     Expired { minutes: u64 },
@@ -89,7 +89,7 @@ fn text(lang: Lang) -> &'static Text {
 }
 
 /// Escapes text for HTML content and attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -121,7 +121,7 @@ fn shell(lang: Lang, title: &str, main: &str) -> String {
 }
 
 /// The sign-in page. `next` is already validated; `csrf` is the form token.
-pub fn login(lang: Lang, notice: Notice, next: &str, csrf: &str, username: &str) -> String {
+pub(crate) fn login(lang: Lang, notice: Notice, next: &str, csrf: &str, username: &str) -> String {
     let t = text(lang);
     let notice = match notice {
         Notice::None => String::new(),
@@ -189,7 +189,7 @@ autocomplete=\"one-time-code\" aria-describedby=\"totp-hint\" required>\
 }
 
 /// The sign-out page: who is signed in, and the (POST) button.
-pub fn logout(lang: Lang, user: &str, csrf: &str) -> String {
+pub(crate) fn logout(lang: Lang, user: &str, csrf: &str) -> String {
     let t = text(lang);
     let main = format!(
         "<h1>{title}</h1><p>{as_} <strong>{user}</strong></p>\
@@ -206,7 +206,7 @@ pub fn logout(lang: Lang, user: &str, csrf: &str) -> String {
 }
 
 /// An HTML response with the pages' headers.
-pub fn html(status: StatusCode, body: String) -> Response<Body> {
+pub(crate) fn html(status: StatusCode, body: String) -> Response<Body> {
     let mut res = Response::new(Body::full(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
@@ -220,7 +220,7 @@ pub fn html(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// The stylesheet response (cacheable: it changes only with the binary).
-pub fn stylesheet() -> Response<Body> {
+pub(crate) fn stylesheet() -> Response<Body> {
     let mut res = Response::new(Body::full(CSS));
     let h = res.headers_mut();
     h.insert(

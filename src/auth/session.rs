@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use super::keys::KeyRing;
 
 /// The cookie's name. `__Host-` makes browsers refuse it unless Secure, Path=/ and host-only.
-pub const COOKIE: &str = "__Host-vigie";
+pub(crate) const COOKIE: &str = "__Host-vigie";
 const ISSUER: &str = "vigie";
 /// Tolerated clock difference on `exp` and `nbf`; the tokens are our own, so it stays small.
 const LEEWAY_SECS: u64 = 5;
 
 /// The claims Vigie puts in a session token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claims {
+pub(crate) struct Claims {
     pub iss: String,
     pub aud: String,
     /// User name.
@@ -37,11 +37,10 @@ pub struct Claims {
 }
 
 /// Signs and verifies session tokens.
-pub struct Tokens {
+pub(crate) struct Tokens {
     signing: (String, EncodingKey),
     verifying: HashMap<String, DecodingKey>,
     validation: Validation,
-    audience: String,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -54,7 +53,7 @@ impl std::fmt::Debug for Tokens {
 
 /// Why a token was refused (kept for the debug log; the client only ever sees "sign in").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     Malformed,
     UnknownKey,
     Invalid,
@@ -62,7 +61,7 @@ pub enum Refused {
 
 impl Tokens {
     /// Tokens for this deployment (`audience` names it, so another gateway's tokens fail).
-    pub fn new(ring: &KeyRing, audience: &str) -> Tokens {
+    pub(crate) fn new(ring: &KeyRing, audience: &str) -> Tokens {
         let signing = &ring.keys[0];
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
@@ -87,30 +86,24 @@ impl Tokens {
                 })
                 .collect(),
             validation,
-            audience: audience.to_owned(),
         }
     }
 
-    /// The audience every token must name.
-    pub fn audience(&self) -> &str {
-        &self.audience
-    }
-
     /// A signed token for these claims.
-    pub fn sign(&self, claims: &Claims) -> Option<String> {
+    pub(crate) fn sign(&self, claims: &Claims) -> Option<String> {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing.0.clone());
         jsonwebtoken::encode(&header, claims, &self.signing.1).ok()
     }
 
     /// Verifies signature, algorithm, issuer, audience, `exp` and `nbf`.
-    pub fn verify(&self, token: &str) -> Result<Claims, Refused> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Claims, Refused> {
         self.verify_with(token, true)
     }
 
     /// Signature, algorithm, issuer and audience valid, whatever `exp` says: a token that was
     /// ours and has run out (the sign-in page then says the session expired).
-    pub fn verify_ignoring_expiry(&self, token: &str) -> bool {
+    pub(crate) fn verify_ignoring_expiry(&self, token: &str) -> bool {
         self.verify_with(token, false).is_ok()
     }
 
@@ -137,13 +130,13 @@ impl Tokens {
 
 /// Whether a cookie name (or the bare value of a nameless cookie, which browsers send back as
 /// it is) belongs to the gateway: every name starting with `__Host-vigie`, in any case.
-pub fn is_gateway_cookie(name: &[u8]) -> bool {
+pub(crate) fn is_gateway_cookie(name: &[u8]) -> bool {
     const PREFIX: &[u8] = b"__host-vigie";
     name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
 }
 
 /// Whether a `Set-Cookie` value would set one of the gateway's cookies in the browser.
-pub fn sets_gateway_cookie(set_cookie: &[u8]) -> bool {
+pub(crate) fn sets_gateway_cookie(set_cookie: &[u8]) -> bool {
     let pair = set_cookie
         .split(|&b| b == b';')
         .next()
@@ -160,7 +153,7 @@ pub fn sets_gateway_cookie(set_cookie: &[u8]) -> bool {
 
 /// The `Set-Cookie` value carrying a token. No Max-Age: the cookie ends with the browser
 /// session, and the token's own `exp` bounds it in any case.
-pub fn set_cookie(token: &str) -> Option<HeaderValue> {
+pub(crate) fn set_cookie(token: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(&format!(
         "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax"
     ))
@@ -170,14 +163,14 @@ pub fn set_cookie(token: &str) -> Option<HeaderValue> {
 }
 
 /// The `Set-Cookie` value that deletes the session cookie.
-pub fn clear_cookie() -> HeaderValue {
+pub(crate) fn clear_cookie() -> HeaderValue {
     HeaderValue::from_static("__Host-vigie=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers (HTTP/1.1 fields or HTTP/2
 /// crumbs alike). The fields are read as bytes: another cookie's non-ASCII value (which browsers
 /// do send) must not hide this one. Only a value made of visible ASCII is returned.
-pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()

@@ -7,7 +7,7 @@ use serde::Deserialize;
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(super) struct FileConfig {
     pub server_name: Option<String>,
     #[serde(default)]
     pub server_aliases: Vec<String>,
@@ -28,7 +28,7 @@ pub struct FileConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileAuth {
+pub(super) struct FileAuth {
     pub users: Option<Vec<FileUser>>,
     pub users_file: Option<String>,
     /// `totp` (default) or `off`.
@@ -43,7 +43,7 @@ pub struct FileAuth {
 /// One account, in the main file or in `auth.users_file` (a YAML list of these).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileUser {
+pub(super) struct FileUser {
     pub username: Option<String>,
     pub password_hash: Option<String>,
     pub totp_secret: Option<String>,
@@ -55,7 +55,7 @@ pub struct FileUser {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileAccessRule {
+pub(super) struct FileAccessRule {
     pub path: Option<String>,
     pub exact: Option<bool>,
     pub methods: Option<Vec<String>>,
@@ -65,7 +65,7 @@ pub struct FileAccessRule {
 /// Upstream HTTP Basic credentials; the password as a value, a file or an environment variable.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileCredentials {
+pub(super) struct FileCredentials {
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
@@ -74,7 +74,7 @@ pub struct FileCredentials {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileListen {
+pub(super) struct FileListen {
     pub https: Option<String>,
     pub http: Option<String>,
     pub admin: Option<String>,
@@ -83,7 +83,7 @@ pub struct FileListen {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileTls {
+pub(super) struct FileTls {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
     pub min_version: Option<String>,
@@ -92,7 +92,7 @@ pub struct FileTls {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileUpstream {
+pub(super) struct FileUpstream {
     pub url: Option<String>,
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
@@ -106,7 +106,7 @@ pub struct FileUpstream {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileLimits {
+pub(super) struct FileLimits {
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
     pub tls_handshake_timeout: Option<String>,
@@ -124,13 +124,13 @@ pub struct FileLimits {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileResponses {
+pub(super) struct FileResponses {
     pub no_store: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileLog {
+pub(super) struct FileLog {
     pub format: Option<String>,
     pub level: Option<String>,
     pub access_log: Option<bool>,

@@ -3,7 +3,7 @@
 //! reported with its YAML path and a hint, all at once.
 
 mod file;
-pub mod secret;
+pub(crate) mod secret;
 mod units;
 mod validate;
 

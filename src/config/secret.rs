@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 /// One secret's source, from the `<name>`, `<name>_file`, `<name>_env` keys.
 #[derive(Debug)]
-pub enum SecretSource {
+pub(crate) enum SecretSource {
     /// Written in the configuration file.
     Value(SecretString),
     /// Read from this file.
@@ -22,7 +22,7 @@ pub enum SecretSource {
 
 /// Why a secret could not be read: the key to look at (`password_file`) and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretError {
+pub(crate) struct SecretError {
     /// The key, relative to the secret's section: `<name>`, `<name>_file` or `<name>_env`.
     pub key: String,
     pub message: String,
@@ -31,11 +31,11 @@ pub struct SecretError {
 
 /// More than one of the three keys is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ambiguous;
+pub(crate) struct Ambiguous;
 
 impl SecretSource {
     /// The source the three keys name: `Ok(None)` when none is set.
-    pub fn from_keys(
+    pub(crate) fn from_keys(
         value: Option<String>,
         file: Option<String>,
         env: Option<String>,
@@ -50,7 +50,7 @@ impl SecretSource {
     }
 
     /// The key this source was given by, for a secret called `name`.
-    pub fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         match self {
             SecretSource::Value(_) => name.to_string(),
             SecretSource::File(_) => format!("{name}_file"),
@@ -59,7 +59,7 @@ impl SecretSource {
     }
 
     /// Reads the secret called `name` (for the error's key and hint).
-    pub fn read(&self, name: &str) -> Result<SecretString, SecretError> {
+    pub(crate) fn read(&self, name: &str) -> Result<SecretString, SecretError> {
         match self {
             SecretSource::Value(v) => Ok(v.clone()),
             SecretSource::File(path) => match std::fs::read_to_string(path) {

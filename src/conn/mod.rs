@@ -4,8 +4,8 @@
 //! address ([`per_client`]).
 
 mod forwarding;
-pub mod io;
-pub mod per_client;
+pub(crate) mod io;
+pub(crate) mod per_client;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

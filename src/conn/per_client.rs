@@ -16,7 +16,7 @@ const BUCKETS: usize = 4096;
 
 /// Connection counts per client address.
 #[derive(Debug)]
-pub struct PerClient {
+pub(crate) struct PerClient {
     counts: Box<[AtomicU32]>,
     cap: u32,
     keys: std::collections::hash_map::RandomState,
@@ -24,13 +24,13 @@ pub struct PerClient {
 
 /// One connection's place under its client's cap; given back when dropped.
 #[derive(Debug)]
-pub struct ClientSlot {
+pub(crate) struct ClientSlot {
     table: Arc<PerClient>,
     bucket: usize,
 }
 
 impl PerClient {
-    pub fn new(cap: usize) -> Arc<PerClient> {
+    pub(crate) fn new(cap: usize) -> Arc<PerClient> {
         Arc::new(PerClient {
             counts: (0..BUCKETS).map(|_| AtomicU32::new(0)).collect(),
             cap: u32::try_from(cap).unwrap_or(u32::MAX),
@@ -48,7 +48,7 @@ impl PerClient {
     }
 
     /// A place for a new connection from `ip`, or `None` when that client holds its cap.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
         let bucket = self.bucket(ip);
         let admitted = self.counts[bucket]
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {

@@ -9,7 +9,7 @@ use crate::config::Config;
 
 /// Asks the running gateway's admin listener whether it is ready (`/readyz`): `Ok` with its
 /// answer when it is, `Err` with the reason otherwise.
-pub async fn health(config: &Config, timeout: Duration) -> Result<String, String> {
+pub(crate) async fn health(config: &Config, timeout: Duration) -> Result<String, String> {
     let Some(admin) = config.listen.admin else {
         return Err(
             "listen.admin is not set: add `admin: 127.0.0.1:9901` under listen: so that the health check can ask the gateway"

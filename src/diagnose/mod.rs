@@ -26,18 +26,17 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, Problem, Severity};
-pub use crate::lang::Lang;
+pub(crate) use crate::lang::Lang;
 
 pub(crate) use certificate::load_problem;
-pub use health::health;
-pub use render::render;
-pub use upstream::{Reach, classify};
+pub(crate) use health::health;
+pub(crate) use render::render;
 
 /// How serious a finding is. `High` and `Critical` make the commands exit 1; `Critical` also
 /// stops `vigie serve` from starting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Level {
+pub(crate) enum Level {
     Ok,
     Info,
     Warning,
@@ -47,7 +46,7 @@ pub enum Level {
 
 impl Level {
     /// The level as the text report prints it.
-    pub fn label(self, lang: Lang) -> &'static str {
+    pub(crate) fn label(self, lang: Lang) -> &'static str {
         match (self, lang) {
             (Level::Ok, _) => "OK",
             (Level::Info, _) => "INFO",
@@ -63,7 +62,7 @@ impl Level {
 
 /// What a check found, in the report's language.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub level: Level,
     /// Stable identifier of the check (`certificate`, `tls`, `upstream`, `upstream_address`,
     /// `upstream_credentials`, `second_factor`, `accounts`, `policy`, `viewer_ports`,
@@ -80,7 +79,7 @@ pub struct Finding {
 impl Finding {
     /// The finding as a configuration problem (`error: key: message` + hint), the way `vigie
     /// check` and `vigie serve` print them; `None` for findings that need no action.
-    pub fn as_problem(&self) -> Option<Problem> {
+    pub(crate) fn as_problem(&self) -> Option<Problem> {
         let severity = match self.level {
             Level::Ok | Level::Info => return None,
             Level::Warning => Severity::Warning,
@@ -97,7 +96,7 @@ impl Finding {
 
 /// Options of the exposure inspection.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     pub lang: Lang,
     /// Timeout of each connection attempt.
     pub timeout: Duration,
@@ -118,7 +117,7 @@ impl Default for Options {
 
 /// Which of [`check`]'s probes to run.
 #[derive(Debug, Clone, Copy)]
-pub struct CheckOptions {
+pub(crate) struct CheckOptions {
     /// Try a TCP connection to the upstream.
     pub upstream: bool,
 }
@@ -171,7 +170,7 @@ use say;
 
 /// What `vigie check` and `vigie serve` look at beyond the file itself: the certificate files
 /// and, unless `offline`, whether the upstream accepts connections.
-pub fn check(config: &Config, opts: CheckOptions, lang: Lang) -> Vec<Finding> {
+pub(crate) fn check(config: &Config, opts: CheckOptions, lang: Lang) -> Vec<Finding> {
     let mut r = Report::new(lang);
     certificate::check(config, None, &mut r);
     if opts.upstream {
@@ -181,7 +180,7 @@ pub fn check(config: &Config, opts: CheckOptions, lang: Lang) -> Vec<Finding> {
 }
 
 /// Runs every check against `config` and the deployment it describes.
-pub async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
+pub(crate) async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
     let mut r = Report::new(opts.lang);
     let served = gateway_tls::check(config, opts, &mut r).await;
     if let Some((chain, info)) = certificate::check(config, served.as_deref(), &mut r) {
@@ -200,7 +199,7 @@ pub async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
 }
 
 /// Exit status for a set of findings: 1 high or critical, 3 warnings only, 0 otherwise.
-pub fn exit_code(findings: &[Finding]) -> u8 {
+pub(crate) fn exit_code(findings: &[Finding]) -> u8 {
     match findings.iter().map(|f| f.level).max() {
         Some(Level::High | Level::Critical) => 1,
         Some(Level::Warning) => 3,
@@ -209,7 +208,7 @@ pub fn exit_code(findings: &[Finding]) -> u8 {
 }
 
 /// Whether `vigie serve` must refuse to start.
-pub fn blocks_start(findings: &[Finding]) -> bool {
+pub(crate) fn blocks_start(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.level == Level::Critical)
 }
 

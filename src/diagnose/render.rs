@@ -6,7 +6,7 @@ use super::{Finding, Level};
 use crate::lang::Lang;
 
 /// The report as text, one finding per paragraph, most serious first.
-pub fn render(findings: &[Finding], lang: Lang) -> String {
+pub(crate) fn render(findings: &[Finding], lang: Lang) -> String {
     let mut sorted: Vec<&Finding> = findings.iter().collect();
     sorted.sort_by_key(|f| std::cmp::Reverse(f.level));
     let mut out = String::new();

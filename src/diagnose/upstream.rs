@@ -12,7 +12,7 @@ use crate::config::Config;
 
 /// Where an address sits, as seen from the internet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// Only this machine.
     Loopback,
     /// A private or link-local network (RFC 1918, RFC 6598 shared space, IPv6 ULA/link-local).
@@ -22,7 +22,7 @@ pub enum Reach {
 }
 
 /// Classifies an address.
-pub fn classify(ip: IpAddr) -> Reach {
+pub(crate) fn classify(ip: IpAddr) -> Reach {
     match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();

@@ -5,5 +5,5 @@
 
 pub mod authority;
 pub mod path;
-pub mod reserved;
-pub mod tokens;
+pub(crate) mod reserved;
+pub(crate) mod tokens;

@@ -3,17 +3,17 @@
 //! policy says. The cookie names are in `crate::auth::session` and `crate::auth::csrf`.
 
 /// Every path of the gateway's own starts with this.
-pub const PREFIX: &str = "/_vigie/";
+pub(crate) const PREFIX: &str = "/_vigie/";
 /// The sign-in page and form.
-pub const LOGIN: &str = "/_vigie/login";
+pub(crate) const LOGIN: &str = "/_vigie/login";
 /// The sign-in page after signing out.
-pub const LOGIN_SIGNED_OUT: &str = "/_vigie/login?signed_out=1";
+pub(crate) const LOGIN_SIGNED_OUT: &str = "/_vigie/login?signed_out=1";
 /// Sign-in, with the page to go back to after it (percent-encoded) appended.
-pub const LOGIN_NEXT: &str = "/_vigie/login?next=";
+pub(crate) const LOGIN_NEXT: &str = "/_vigie/login?next=";
 /// The sign-out page and form.
-pub const LOGOUT: &str = "/_vigie/logout";
+pub(crate) const LOGOUT: &str = "/_vigie/logout";
 /// The sign-in pages' stylesheet.
-pub const STYLESHEET: &str = "/_vigie/assets/vigie.css";
+pub(crate) const STYLESHEET: &str = "/_vigie/assets/vigie.css";
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use http::header::AsHeaderName;
 /// The tokens of every `name` field in `headers`, in order. A field value that is not visible
 /// ASCII yields one `None`, so each caller decides what an unreadable value means (the guard
 /// refuses it; the other readers skip it).
-pub fn list_tokens<'a, K: AsHeaderName>(
+pub(crate) fn list_tokens<'a, K: AsHeaderName>(
     headers: &'a HeaderMap,
     name: K,
 ) -> impl Iterator<Item = Option<&'a str>> + 'a {
@@ -26,7 +26,7 @@ pub fn list_tokens<'a, K: AsHeaderName>(
 }
 
 /// Whether a `name` field lists `token` (ASCII case-insensitive); unreadable values do not.
-pub fn has_token<K: AsHeaderName>(headers: &HeaderMap, name: K, token: &str) -> bool {
+pub(crate) fn has_token<K: AsHeaderName>(headers: &HeaderMap, name: K, token: &str) -> bool {
     list_tokens(headers, name).any(|t| t.is_some_and(|t| t.eq_ignore_ascii_case(token)))
 }
 

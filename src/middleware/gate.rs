@@ -25,7 +25,7 @@ use crate::respond::{self, Refusal};
 
 /// Applies the gate; see the module documentation.
 #[derive(Debug, Clone)]
-pub struct GateLayer {
+pub(crate) struct GateLayer {
     auth: Arc<Auth>,
     access: Option<Arc<[AccessRule]>>,
     /// This connection's last verified token (the layer is built once per connection).
@@ -35,7 +35,11 @@ pub struct GateLayer {
 }
 
 impl GateLayer {
-    pub fn new(auth: Arc<Auth>, access: Option<Arc<[AccessRule]>>, access_log: bool) -> Self {
+    pub(crate) fn new(
+        auth: Arc<Auth>,
+        access: Option<Arc<[AccessRule]>>,
+        access_log: bool,
+    ) -> Self {
         GateLayer {
             auth,
             access,
@@ -56,7 +60,7 @@ impl<S> Layer<S> for GateLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct Gate<S> {
+pub(crate) struct Gate<S> {
     inner: S,
     layer: GateLayer,
 }
@@ -164,10 +168,10 @@ fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
 
 /// The signed-in user a response was served to, for the access log (which sits above the gate).
 #[derive(Debug, Clone)]
-pub struct ServedTo(pub Arc<str>);
+pub(crate) struct ServedTo(pub Arc<str>);
 
 /// Adds the refreshed session cookie to the response, when there is one, and names the user.
-pub struct Refresh(Option<HeaderValue>, Option<Arc<str>>);
+pub(crate) struct Refresh(Option<HeaderValue>, Option<Arc<str>>);
 
 impl ResponseMapper<Body> for Refresh {
     type Output = Response<Body>;

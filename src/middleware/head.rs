@@ -14,7 +14,7 @@ use crate::body::Body;
 
 /// Strips bodies from answers to HEAD.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct HeadLayer;
+pub(crate) struct HeadLayer;
 
 impl<S> Layer<S> for HeadLayer {
     type Service = Head<S>;
@@ -24,7 +24,7 @@ impl<S> Layer<S> for HeadLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct Head<S> {
+pub(crate) struct Head<S> {
     inner: S,
 }
 
@@ -46,7 +46,7 @@ where
     }
 }
 
-pub struct Strip(bool);
+pub(crate) struct Strip(bool);
 
 impl ResponseMapper<Body> for Strip {
     type Output = Response<Body>;

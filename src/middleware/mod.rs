@@ -1,12 +1,12 @@
 //! The tower layers every HTTPS request goes through, one file each; `stack.rs` assembles them.
 //! Their futures are concrete types (no boxing per layer), built on [`MapResponse`].
 
-pub mod gate;
+pub(crate) mod gate;
 pub mod guard;
-pub mod head;
-pub mod request_id;
-pub mod security_headers;
-pub mod trace;
+pub(crate) mod head;
+pub(crate) mod request_id;
+pub(crate) mod security_headers;
+pub(crate) mod trace;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -12,11 +12,11 @@ use tower::{Layer, Service};
 
 use super::{MapResponse, ResponseMapper};
 
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request's id, in the request extensions.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
+pub(crate) struct RequestId(pub HeaderValue);
 
 static SEED: LazyLock<u64> = LazyLock::new(|| {
     let mut b = [0u8; 8];
@@ -46,7 +46,7 @@ fn next_id() -> HeaderValue {
 
 /// Adds [`RequestId`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIdLayer;
+pub(crate) struct RequestIdLayer;
 
 impl<S> Layer<S> for RequestIdLayer {
     type Service = RequestIdService<S>;
@@ -56,7 +56,7 @@ impl<S> Layer<S> for RequestIdLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
+pub(crate) struct RequestIdService<S> {
     inner: S,
 }
 
@@ -80,7 +80,7 @@ where
     }
 }
 
-pub struct SetId(HeaderValue);
+pub(crate) struct SetId(HeaderValue);
 
 impl<B> ResponseMapper<B> for SetId {
     type Output = Response<B>;

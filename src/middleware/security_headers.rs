@@ -17,7 +17,7 @@ const ANCESTORS_SELF: &str = "frame-ancestors 'self'";
 
 /// Adds the headers; see the module documentation.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SecurityHeadersLayer;
+pub(crate) struct SecurityHeadersLayer;
 
 impl<S> Layer<S> for SecurityHeadersLayer {
     type Service = SecurityHeaders<S>;
@@ -27,7 +27,7 @@ impl<S> Layer<S> for SecurityHeadersLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct SecurityHeaders<S> {
+pub(crate) struct SecurityHeaders<S> {
     inner: S,
 }
 
@@ -48,7 +48,7 @@ where
     }
 }
 
-pub struct Apply;
+pub(crate) struct Apply;
 
 impl<B> ResponseMapper<B> for Apply {
     type Output = Response<B>;

@@ -32,14 +32,14 @@ use crate::respond::Reason;
 
 /// Traces, logs and counts requests on one connection.
 #[derive(Debug, Clone)]
-pub struct TraceLayer {
+pub(crate) struct TraceLayer {
     metrics: Arc<Metrics>,
     activity: Arc<Activity>,
     access_log: bool,
 }
 
 impl TraceLayer {
-    pub fn new(metrics: Arc<Metrics>, activity: Arc<Activity>, access_log: bool) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, activity: Arc<Activity>, access_log: bool) -> Self {
         TraceLayer {
             metrics,
             activity,
@@ -59,7 +59,7 @@ impl<S> Layer<S> for TraceLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct Trace<S> {
+pub(crate) struct Trace<S> {
     inner: S,
     layer: TraceLayer,
 }
@@ -120,7 +120,7 @@ struct AccessRecord {
 }
 
 /// Records the request when dropped: by then the body has ended or the client has gone.
-pub struct Completion {
+pub(crate) struct Completion {
     start: Instant,
     record: Option<AccessRecord>,
     metrics: Arc<Metrics>,
@@ -177,7 +177,7 @@ impl Drop for Completion {
 }
 
 /// The response body, counted; its end (or drop) completes the request record.
-pub struct Logged {
+pub(crate) struct Logged {
     inner: Body,
     done: Option<Completion>,
 }

@@ -44,8 +44,8 @@ const GATEWAY_SET: [&str; 11] = [
 ];
 
 /// Who the gateway signed in, for the upstream (never taken from the client).
-pub static X_VIGIE_USER: HeaderName = HeaderName::from_static("x-vigie-user");
-pub static X_VIGIE_ROLES: HeaderName = HeaderName::from_static("x-vigie-roles");
+pub(crate) static X_VIGIE_USER: HeaderName = HeaderName::from_static("x-vigie-user");
+pub(crate) static X_VIGIE_ROLES: HeaderName = HeaderName::from_static("x-vigie-roles");
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -53,7 +53,7 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 
 /// Removes hop-by-hop headers and every header named in `Connection`. `Upgrade` goes too; the
 /// WebSocket path puts back what it needs.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Collect the names listed in Connection first: they are removed with the fixed set.
     let listed: Vec<HeaderName> = list_tokens(headers, header::CONNECTION)
         .flatten()
@@ -70,7 +70,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// the gateway sets. CGI, WSGI, PHP and some Java servers turn both `X-Vigie-User` and
 /// `X_Vigie_User` into `HTTP_X_VIGIE_USER`, so an underscore spelling would pass for ours (the
 /// CVE-2025-64484 class). Allocates only when such a header is present.
-pub fn strip_spoofable(headers: &mut HeaderMap) {
+pub(crate) fn strip_spoofable(headers: &mut HeaderMap) {
     let mut doomed: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
         let n = name.as_str();
@@ -96,7 +96,11 @@ fn is_spoofable(name: &str) -> bool {
 
 /// Sets `Forwarded`, `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` for a request
 /// that arrived over TLS for `host`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientForwarding, host: &HeaderValue) {
+pub(crate) fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: &ClientForwarding,
+    host: &HeaderValue,
+) {
     // The host stays unquoted even with a port, as nginx and Caddy send it: Orthanc copies
     // the value verbatim into its absolute URLs and would keep the quotes. The guard layer has
     // checked that `host` holds only host-name characters and a numeric port.
@@ -117,7 +121,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientForwarding, host: &
 /// 9113 §8.2.3). The fields are handled as bytes: browsers send non-ASCII cookie values, and a
 /// text-only reading would skip (and so forward) a field holding one. Untouched, and without
 /// allocating, when there is one field and no gateway cookie.
-pub fn forward_cookies(headers: &mut HeaderMap) {
+pub(crate) fn forward_cookies(headers: &mut HeaderMap) {
     let is_ours = |pair: &[u8]| session::is_gateway_cookie(pair.trim_ascii_start());
     let mut fields = headers.get_all(header::COOKIE).iter();
     let several = fields.next().is_some() && fields.next().is_some();
@@ -153,7 +157,7 @@ pub fn forward_cookies(headers: &mut HeaderMap) {
 
 /// Removes the upstream's `Set-Cookie` fields that would replace one of the gateway's cookies in
 /// the browser (a viewer bug or a compromised viewer could otherwise end or fix a session).
-pub fn strip_gateway_set_cookies(headers: &mut HeaderMap) {
+pub(crate) fn strip_gateway_set_cookies(headers: &mut HeaderMap) {
     let theirs = headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -175,7 +179,7 @@ pub fn strip_gateway_set_cookies(headers: &mut HeaderMap) {
 
 /// Rewrites a `Location`/`Content-Location` value that points at the upstream's internal address
 /// (or at the public host over plain http) so that it names the public https origin.
-pub fn rewrite_location(
+pub(crate) fn rewrite_location(
     value: &HeaderValue,
     upstream: &http::uri::Authority,
     public_host: &str,

@@ -46,24 +46,23 @@ fn in_request() -> bool {
 
 /// The slots of `upstream.max_connections`, shared by every upstream pool of the gateway.
 #[derive(Clone, Debug)]
-pub struct Slots {
+pub(crate) struct Slots {
     total: Arc<Semaphore>,
     queue_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl Slots {
-    pub fn new(max_connections: usize, queue_timeout: Duration, metrics: Arc<Metrics>) -> Slots {
+    pub(crate) fn new(
+        max_connections: usize,
+        queue_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Slots {
         Slots {
             total: Arc::new(Semaphore::new(max_connections)),
             queue_timeout,
             metrics,
         }
-    }
-
-    /// Slots not held by any connection.
-    pub fn available(&self) -> usize {
-        self.total.available_permits()
     }
 
     async fn acquire(&self) -> Result<Slot, Refused> {
@@ -141,13 +140,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// hyper-util's HTTP connector, opening a connection only with a slot.
 #[derive(Clone, Debug)]
-pub struct LimitedConnector {
+pub(crate) struct LimitedConnector {
     inner: HttpConnector,
     slots: Slots,
 }
 
 impl LimitedConnector {
-    pub fn new(inner: HttpConnector, slots: Slots) -> LimitedConnector {
+    pub(crate) fn new(inner: HttpConnector, slots: Slots) -> LimitedConnector {
         LimitedConnector { inner, slots }
     }
 }
@@ -173,7 +172,7 @@ impl tower::Service<Uri> for LimitedConnector {
 }
 
 /// An upstream connection holding its slot until it is dropped.
-pub struct Limited {
+pub(crate) struct Limited {
     io: TokioIo<TcpStream>,
     _slot: Slot,
 }

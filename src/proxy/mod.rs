@@ -3,8 +3,8 @@
 //! 502/504 pages. A failed idempotent request without a body is retried once: Orthanc closes idle
 //! keep-alive connections after 1 s, and a request can race that close.
 
-pub mod headers;
-pub mod limit;
+pub(crate) mod headers;
+pub(crate) mod limit;
 mod upgrade;
 
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use limit::{LimitedConnector, Slots};
 
 /// The upstream client and what it needs to rewrite requests.
 #[derive(Clone, Debug)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     client: Client<LimitedConnector, Body>,
     /// `Authorization` for the upstream (its own credentials, which browsers never see).
     credentials: Option<HeaderValue>,
@@ -50,7 +50,7 @@ const MAX_UPSTREAM_HEAD: usize = 64 * 1024;
 impl Proxy {
     /// A client whose connections count against `slots` (shared by every `Proxy` of a gateway)
     /// and whose pool keeps at most `max_idle` idle connections (0: none).
-    pub fn new(
+    pub(crate) fn new(
         upstream: &Upstream,
         limits: &Limits,
         no_store: bool,
@@ -86,7 +86,7 @@ impl Proxy {
 
     /// Sends a request that the gateway itself makes (health checks), with the response timeout
     /// and the upstream credentials, so that a wrong password shows as a 401.
-    pub async fn probe(&self, path: &str) -> Result<StatusCode, UpstreamError> {
+    pub(crate) async fn probe(&self, path: &str) -> Result<StatusCode, UpstreamError> {
         let uri = self.upstream_uri(path.parse().map_err(|_| UpstreamError::Other)?)?;
         let mut req = Request::get(uri).header(header::HOST, self.authority.as_str());
         if let Some(c) = &self.credentials {
@@ -115,7 +115,7 @@ impl Proxy {
     /// by the guard layer). In phases: the upstream request (`upstream_request`), sent with one
     /// retry (`send_with_retry`), then a tunnel for a WebSocket upgrade or the downstream
     /// response (`downstream_response`); any failure becomes its page through `crate::respond`.
-    pub async fn forward(
+    pub(crate) async fn forward(
         &self,
         req: Request<Incoming>,
         conn: &ConnInfo,

@@ -38,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::respond::Refusal;
 
 /// How often an open tunnel checks that its session still stands.
-pub const RECHECK: Duration = Duration::from_secs(1);
+pub(super) const RECHECK: Duration = Duration::from_secs(1);
 /// How long closing the two connections may take before they are simply dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// A close frame from the server (unmasked, final) with status 1008, policy violation.
@@ -47,7 +47,7 @@ const CLOSE_POLICY: [u8; 4] = [0x88, 0x02, 0x03, 0xF0];
 const BUFFER: usize = 16 * 1024;
 
 /// A WebSocket handshake: HTTP/1.1 GET with `Connection: upgrade` and `Upgrade: websocket`.
-pub fn is_websocket(parts: &Parts) -> bool {
+pub(super) fn is_websocket(parts: &Parts) -> bool {
     parts.version == Version::HTTP_11
         && parts.method == Method::GET
         && has_token(&parts.headers, header::CONNECTION, "upgrade")
@@ -57,7 +57,7 @@ pub fn is_websocket(parts: &Parts) -> bool {
 /// Answers the client's handshake with the upstream's 101 and splices the two connections for
 /// as long as the session of `identity` stands. Without an identity (the gate lets no such
 /// request reach the proxy) nothing is tunnelled.
-pub fn tunnel(
+pub(super) fn tunnel(
     client: OnUpgrade,
     mut upstream_res: Response<Incoming>,
     identity: Option<&Identity>,

@@ -319,7 +319,7 @@ impl Store {
 }
 
 /// Creates `dir` (and parents) with mode 0700, and tightens it if it already exists.
-pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     let err = |source| StoreError::Dir {
         path: dir.to_owned(),
         source,

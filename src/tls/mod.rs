@@ -4,7 +4,7 @@
 
 mod certs;
 pub mod devcert;
-pub mod store;
+pub(crate) mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Vigie's integration tests, one binary: a real upstream, the real gateway and real clients,
 //! all on 127.0.0.1:0. `support/` holds the harness; one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+#![allow(unreachable_pub)] // the harness is `pub` for its own modules; nothing is exported
 
 mod support;
 
