@@ -495,8 +495,8 @@ check("dockerfile:runtime",
       f"STOPSIGNAL {last('STOPSIGNAL')}, EXPOSE {' '.join(sorted(expose))} (compose targets "
       f"{' '.join(sorted(set(pub.values())))}), /var/lib/vigie created owned by 65532, VOLUME {last('VOLUME')}")
 ign = [l.strip() for l in open(".dockerignore") if l.strip() and not l.startswith("#")]
-check("dockerfile:context", ign[:1] == ["*"] and set(ign[1:]) == {"!Cargo.toml", "!Cargo.lock", "!src/"},
-      "build context limited to Cargo.toml, Cargo.lock and src/ (.dockerignore): no certs, state, "
+check("dockerfile:context", ign[:1] == ["*"] and set(ign[1:]) == {"!Cargo.toml", "!Cargo.lock", "!src/", "!templates/"},
+      "build context limited to Cargo.toml, Cargo.lock, src/ and templates/ (.dockerignore): no certs, state, "
       "secrets or users in it")
 PY
 static_rc=$?
