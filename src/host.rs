@@ -1,14 +1,19 @@
 //! Facts about the machine the gateway runs on that several modules read: the wall clock as
 //! Unix seconds, and whether this is a container. One place, so tests and checks agree.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Unix seconds now (0 if the clock is before 1970, which no check trusts anyway).
-pub(crate) fn unix_now() -> u64 {
+/// The wall clock as time since 1970, to the nanosecond (zero if the clock is before 1970, which
+/// no check trusts anyway).
+pub(crate) fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or_default()
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
+    since_epoch().as_secs()
 }
 
 /// [`unix_now`] as a signed number, for differences with dates that may be in the past.

@@ -19,7 +19,10 @@
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cookie::SameSite;
 use http::{HeaderMap, HeaderValue, Method, header};
+
+use super::session::host_cookie;
 
 /// The cookie holding the sign-in form's random value.
 pub(crate) const COOKIE: &str = "__Host-vigie-csrf";
@@ -153,10 +156,7 @@ pub(crate) fn new_nonce() -> Option<String> {
 
 /// The `Set-Cookie` value for the sign-in form's random value.
 pub(crate) fn set_cookie(nonce: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={nonce}; Path=/; Secure; HttpOnly; SameSite=Strict"
-    ))
-    .ok()
+    HeaderValue::from_str(&host_cookie(COOKIE, nonce, SameSite::Strict).to_string()).ok()
 }
 
 #[cfg(test)]

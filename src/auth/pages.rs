@@ -1,10 +1,18 @@
 //! The gateway's own pages (sign-in, sign-out), server-rendered, in French or English, usable
 //! without JavaScript, with no external resource and a strict Content-Security-Policy.
+//!
+//! The markup is in askama templates (`templates/page.html`, `login.html`, `logout.html`),
+//! compiled into the binary; askama escapes every value. The texts below are ours and are
+//! written as HTML ([`Safe`]); everything from a request (user name, `next`, tokens) is escaped.
 
+use askama::Template;
+use askama::filters::Safe;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode, Version};
+use tracing::error;
 
 use crate::body::Body;
+use crate::respond::Refusal;
 
 /// The stylesheet, served from `/_vigie/assets/vigie.css`.
 pub(crate) const CSS: &str = include_str!("vigie.css");
@@ -24,61 +32,71 @@ pub(crate) enum Notice {
     SignedOut,
 }
 
+/// The pages' texts in one language: ours, written as HTML, so printed as they are.
 struct Text {
-    title: &'static str,
-    tagline: &'static str,
-    username: &'static str,
-    password: &'static str,
-    code: &'static str,
-    code_hint: &'static str,
-    submit: &'static str,
-    failed: &'static str,
-    expired: &'static str,
-    signed_out: &'static str,
-    footer: &'static str,
-    other_lang: &'static str,
-    signout_title: &'static str,
-    signout_as: &'static str,
-    signout_button: &'static str,
-    back: &'static str,
+    title: Safe<&'static str>,
+    tagline: Safe<&'static str>,
+    username: Safe<&'static str>,
+    password: Safe<&'static str>,
+    code: Safe<&'static str>,
+    code_hint: Safe<&'static str>,
+    submit: Safe<&'static str>,
+    failed: Safe<&'static str>,
+    /// Before and after the number of minutes.
+    expired: (Safe<&'static str>, Safe<&'static str>),
+    signed_out: Safe<&'static str>,
+    footer: Safe<&'static str>,
+    other_lang: Safe<&'static str>,
+    signout_title: Safe<&'static str>,
+    signout_as: Safe<&'static str>,
+    signout_button: Safe<&'static str>,
+    back: Safe<&'static str>,
 }
 
 const FR: Text = Text {
-    title: "Connexion",
-    tagline: "Accès sécurisé aux images médicales",
-    username: "Identifiant",
-    password: "Mot de passe",
-    code: "Code de vérification",
-    code_hint: "Les 6 chiffres affichés par votre application d'authentification.",
-    submit: "Se connecter",
-    failed: "La connexion a échoué. Vérifiez vos informations et réessayez.",
-    expired: "Votre session a expiré après {} minutes d'inactivité. Reconnectez-vous pour continuer.",
-    signed_out: "Vous êtes déconnecté.",
-    footer: "Accès réservé aux professionnels de santé autorisés. Chaque accès est enregistré.",
-    other_lang: "English",
-    signout_title: "Déconnexion",
-    signout_as: "Connecté en tant que",
-    signout_button: "Se déconnecter",
-    back: "Revenir au visualiseur",
+    title: Safe("Connexion"),
+    tagline: Safe("Accès sécurisé aux images médicales"),
+    username: Safe("Identifiant"),
+    password: Safe("Mot de passe"),
+    code: Safe("Code de vérification"),
+    code_hint: Safe("Les 6 chiffres affichés par votre application d'authentification."),
+    submit: Safe("Se connecter"),
+    failed: Safe("La connexion a échoué. Vérifiez vos informations et réessayez."),
+    expired: (
+        Safe("Votre session a expiré après "),
+        Safe(" minutes d'inactivité. Reconnectez-vous pour continuer."),
+    ),
+    signed_out: Safe("Vous êtes déconnecté."),
+    footer: Safe(
+        "Accès réservé aux professionnels de santé autorisés. Chaque accès est enregistré.",
+    ),
+    other_lang: Safe("English"),
+    signout_title: Safe("Déconnexion"),
+    signout_as: Safe("Connecté en tant que"),
+    signout_button: Safe("Se déconnecter"),
+    back: Safe("Revenir au visualiseur"),
 };
 
 const EN: Text = Text {
-    title: "Sign in",
-    tagline: "Secure access to medical images",
-    username: "User name",
-    password: "Password",
-    code: "Verification code",
-    code_hint: "The 6 digits shown by your authenticator app.",
-    submit: "Sign in",
-    failed: "Sign-in failed. Check your details and try again.",
-    expired: "Your session expired after {} minutes of inactivity. Sign in again to continue.",
-    signed_out: "You are signed out.",
-    footer: "For authorised health professionals only. Every access is recorded.",
-    other_lang: "Français",
-    signout_title: "Sign out",
-    signout_as: "Signed in as",
-    signout_button: "Sign out",
-    back: "Back to the viewer",
+    title: Safe("Sign in"),
+    tagline: Safe("Secure access to medical images"),
+    username: Safe("User name"),
+    password: Safe("Password"),
+    code: Safe("Verification code"),
+    code_hint: Safe("The 6 digits shown by your authenticator app."),
+    submit: Safe("Sign in"),
+    failed: Safe("Sign-in failed. Check your details and try again."),
+    expired: (
+        Safe("Your session expired after "),
+        Safe(" minutes of inactivity. Sign in again to continue."),
+    ),
+    signed_out: Safe("You are signed out."),
+    footer: Safe("For authorised health professionals only. Every access is recorded."),
+    other_lang: Safe("Français"),
+    signout_title: Safe("Sign out"),
+    signout_as: Safe("Signed in as"),
+    signout_button: Safe("Sign out"),
+    back: Safe("Back to the viewer"),
 };
 
 fn text(lang: Lang) -> &'static Text {
@@ -88,125 +106,82 @@ fn text(lang: Lang) -> &'static Text {
     }
 }
 
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn shell(lang: Lang, title: &str, main: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"robots\" content=\"noindex\"><link rel=\"icon\" href=\"data:,\">\
-<title>{title} · Vigie</title><link rel=\"stylesheet\" href=\"/_vigie/assets/vigie.css\"></head>\
-<body><main class=\"card\">\
-<header><div class=\"brand\" aria-hidden=\"true\">V</div><div><p class=\"name\">Vigie</p>\
-<p class=\"tagline\">{tagline}</p></div></header>{main}</main>\
-<footer><p>{footer}</p></footer></body></html>\n",
-        code = lang.code(),
-        tagline = text(lang).tagline,
-        footer = text(lang).footer,
-    )
+/// The sign-in page (`templates/login.html`).
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct Login<'a> {
+    code: &'static str,
+    t: &'static Text,
+    notice: Notice,
+    csrf: &'a str,
+    next: &'a str,
+    username: &'a str,
+    /// The other language's code, for the link that switches to it.
+    other: &'static str,
+    /// `next` percent-encoded, for that link's query.
+    next_encoded: percent_encoding::PercentEncode<'a>,
 }
 
 /// The sign-in page. `next` is already validated; `csrf` is the form token.
-pub(crate) fn login(lang: Lang, notice: Notice, next: &str, csrf: &str, username: &str) -> String {
-    let t = text(lang);
-    let notice = match notice {
-        Notice::None => String::new(),
-        Notice::Failed => format!("<p class=\"notice error\" role=\"alert\">{}</p>", t.failed),
-        Notice::Expired { minutes } => format!(
-            "<p class=\"notice info\" role=\"status\">{}</p>",
-            t.expired.replace("{}", &minutes.to_string())
-        ),
-        Notice::SignedOut => format!(
-            "<p class=\"notice info\" role=\"status\">{}</p>",
-            t.signed_out
-        ),
-    };
-    let other = match lang {
-        Lang::Fr => "en",
-        Lang::En => "fr",
-    };
-    let switch_href = format!(
-        "/_vigie/login?lang={other}&amp;next={}",
-        escape(
-            &percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
-        )
-    );
-    let main = format!(
-        "<h1>{title}</h1>{notice}\
-<form method=\"post\" action=\"/_vigie/login\" novalidate>\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<input type=\"hidden\" name=\"next\" value=\"{next}\">\
-<input type=\"hidden\" name=\"lang\" value=\"{code}\">\
-<label for=\"username\">{lu}</label>\
-<input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" \
-spellcheck=\"false\" required value=\"{username}\"{autofocus_user}>\
-<label for=\"password\">{lp}</label>\
-<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{autofocus_pw}>\
-<label for=\"totp\">{lc}</label>\
-<input id=\"totp\" name=\"totp\" type=\"text\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" \
-autocomplete=\"one-time-code\" aria-describedby=\"totp-hint\" required>\
-<p id=\"totp-hint\" class=\"hint\">{hint}</p>\
-<button type=\"submit\">{submit}</button></form>\
-<p class=\"lang\"><a href=\"{switch_href}\" lang=\"{other}\">{other_lang}</a></p>",
-        title = t.title,
-        csrf = escape(csrf),
-        next = escape(next),
-        code = lang.code(),
-        lu = t.username,
-        lp = t.password,
-        lc = t.code,
-        hint = t.code_hint,
-        submit = t.submit,
-        username = escape(username),
-        autofocus_user = if username.is_empty() {
-            " autofocus"
-        } else {
-            ""
+pub(crate) fn login<'a>(
+    lang: Lang,
+    notice: Notice,
+    next: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+) -> Login<'a> {
+    Login {
+        code: lang.code(),
+        t: text(lang),
+        notice,
+        csrf,
+        next,
+        username,
+        other: match lang {
+            Lang::Fr => Lang::En.code(),
+            Lang::En => Lang::Fr.code(),
         },
-        autofocus_pw = if username.is_empty() {
-            ""
-        } else {
-            " autofocus"
-        },
-        other_lang = t.other_lang,
-    );
-    shell(lang, t.title, &main)
+        next_encoded: percent_encoding::utf8_percent_encode(
+            next,
+            percent_encoding::NON_ALPHANUMERIC,
+        ),
+    }
 }
 
-/// The sign-out page: who is signed in, and the (POST) button.
-pub(crate) fn logout(lang: Lang, user: &str, csrf: &str) -> String {
-    let t = text(lang);
-    let main = format!(
-        "<h1>{title}</h1><p>{as_} <strong>{user}</strong></p>\
-<form method=\"post\" action=\"/_vigie/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<button type=\"submit\">{button}</button></form><p class=\"lang\"><a href=\"/\">{back}</a></p>",
-        title = t.signout_title,
-        as_ = t.signout_as,
-        user = escape(user),
-        csrf = escape(csrf),
-        button = t.signout_button,
-        back = t.back,
-    );
-    shell(lang, t.signout_title, &main)
+/// The sign-out page (`templates/logout.html`): who is signed in, and the (POST) button.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub(crate) struct Logout<'a> {
+    code: &'static str,
+    t: &'static Text,
+    user: &'a str,
+    csrf: &'a str,
 }
 
-/// An HTML response with the pages' headers.
-pub(crate) fn html(status: StatusCode, body: String) -> Response<Body> {
+/// The sign-out page for `user`, with its form token.
+pub(crate) fn logout<'a>(lang: Lang, user: &'a str, csrf: &'a str) -> Logout<'a> {
+    Logout {
+        code: lang.code(),
+        t: text(lang),
+        user,
+        csrf,
+    }
+}
+
+/// `page` rendered as an HTML response with the pages' headers. Rendering writes strings and
+/// numbers into a `String` and does not fail; were it to, a generic 500.
+pub(crate) fn html(status: StatusCode, page: &impl Template, version: Version) -> Response<Body> {
+    let body = match page.render() {
+        Ok(body) => body,
+        Err(e) => {
+            error!(error = %e, "page not rendered");
+            let refusal = Refusal::Unavailable {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                reason: "page_render",
+            };
+            return refusal.respond(version);
+        }
+    };
     let mut res = Response::new(Body::full(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
@@ -240,7 +215,9 @@ mod tests {
 
     #[test]
     fn page_escapes_and_has_accessible_fields() {
-        let p = login(Lang::En, Notice::Failed, "/a\"><script>", "tok", "<b>");
+        let p = login(Lang::En, Notice::Failed, "/a\"><script>", "tok", "<b>")
+            .render()
+            .unwrap();
         assert!(!p.contains("<script>") && !p.contains("<b>"));
         for want in [
             "autocomplete=\"username\"",
@@ -251,7 +228,68 @@ mod tests {
         ] {
             assert!(p.contains(want), "{want}");
         }
-        let p = login(Lang::Fr, Notice::Expired { minutes: 15 }, "/", "t", "");
+        let p = login(Lang::Fr, Notice::Expired { minutes: 15 }, "/", "t", "")
+            .render()
+            .unwrap();
         assert!(p.contains("15 minutes d'inactivité"));
     }
+
+    /// The pages as the hand-written `format!` code produced them (recorded before the move to
+    /// templates), with askama's spelling of the escapes (`&#60;` for `&lt;`, `&#38;` for
+    /// `&amp;`, `&#34;` for `&quot;`): the same characters for a browser.
+    #[test]
+    fn pages_render_as_before() {
+        let p = login(
+            Lang::En,
+            Notice::Failed,
+            "/a\"><script>&x='y'",
+            "tok<&\"'>",
+            "<b>dr.martin</b>",
+        );
+        assert_eq!(p.render().unwrap(), LOGIN_PAGE);
+        let p = logout(Lang::Fr, "élodie&'\"", "c\"s<rf");
+        assert_eq!(p.render().unwrap(), LOGOUT_PAGE);
+    }
+
+    const LOGIN_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        <meta name=\"robots\" content=\"noindex\"><link rel=\"icon\" href=\"data:,\">\
+        <title>Sign in · Vigie</title>\
+        <link rel=\"stylesheet\" href=\"/_vigie/assets/vigie.css\"></head><body>\
+        <main class=\"card\"><header><div class=\"brand\" aria-hidden=\"true\">V</div><div>\
+        <p class=\"name\">Vigie</p><p class=\"tagline\">Secure access to medical images</p>\
+        </div></header><h1>Sign in</h1>\
+        <p class=\"notice error\" role=\"alert\">Sign-in failed. Check your details and try again.</p>\
+        <form method=\"post\" action=\"/_vigie/login\" novalidate>\
+        <input type=\"hidden\" name=\"csrf\" value=\"tok&#60;&#38;&#34;&#39;&#62;\">\
+        <input type=\"hidden\" name=\"next\" value=\"/a&#34;&#62;&#60;script&#62;&#38;x=&#39;y&#39;\">\
+        <input type=\"hidden\" name=\"lang\" value=\"en\">\
+        <label for=\"username\">User name</label>\
+        <input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required value=\"&#60;b&#62;dr.martin&#60;/b&#62;\">\
+        <label for=\"password\">Password</label>\
+        <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+        <label for=\"totp\">Verification code</label>\
+        <input id=\"totp\" name=\"totp\" type=\"text\" inputmode=\"numeric\" pattern=\"[0-9]{6}\" maxlength=\"6\" autocomplete=\"one-time-code\" aria-describedby=\"totp-hint\" required>\
+        <p id=\"totp-hint\" class=\"hint\">The 6 digits shown by your authenticator app.</p>\
+        <button type=\"submit\">Sign in</button></form><p class=\"lang\">\
+        <a href=\"/_vigie/login?lang=fr&amp;next=%2Fa%22%3E%3Cscript%3E%26x%3D%27y%27\" lang=\"fr\">Français</a>\
+        </p></main><footer>\
+        <p>For authorised health professionals only. Every access is recorded.</p></footer>\
+        </body></html>\n";
+
+    const LOGOUT_PAGE: &str = "<!doctype html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\">\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        <meta name=\"robots\" content=\"noindex\"><link rel=\"icon\" href=\"data:,\">\
+        <title>Déconnexion · Vigie</title>\
+        <link rel=\"stylesheet\" href=\"/_vigie/assets/vigie.css\"></head><body>\
+        <main class=\"card\"><header><div class=\"brand\" aria-hidden=\"true\">V</div><div>\
+        <p class=\"name\">Vigie</p>\
+        <p class=\"tagline\">Accès sécurisé aux images médicales</p></div></header>\
+        <h1>Déconnexion</h1><p>Connecté en tant que <strong>élodie&#38;&#39;&#34;</strong></p>\
+        <form method=\"post\" action=\"/_vigie/logout\">\
+        <input type=\"hidden\" name=\"csrf\" value=\"c&#34;s&#60;rf\">\
+        <button type=\"submit\">Se déconnecter</button></form><p class=\"lang\">\
+        <a href=\"/\">Revenir au visualiseur</a></p></main><footer>\
+        <p>Accès réservé aux professionnels de santé autorisés. Chaque accès est enregistré.</p>\
+        </footer></body></html>\n";
 }

@@ -162,7 +162,8 @@ fn render_login(
         },
     };
     let token = csrf::token(auth.form_key().expose_secret(), "login", &nonce);
-    let mut res = pages::html(status, pages::login(lang, notice, next, &token, username));
+    let page = pages::login(lang, notice, next, &token, username);
+    let mut res = pages::html(status, &page, req.version());
     if fresh && let Some(c) = csrf::set_cookie(&nonce) {
         res.headers_mut().append(SET_COOKIE, c);
     }
@@ -301,10 +302,8 @@ fn render_failed(
         .or_else(csrf::new_nonce)
         .unwrap_or_default();
     let token = csrf::token(auth.form_key().expose_secret(), "login", &nonce);
-    let mut res = pages::html(
-        StatusCode::UNAUTHORIZED,
-        pages::login(lang, Notice::Failed, next, &token, username),
-    );
+    let page = pages::login(lang, Notice::Failed, next, &token, username);
+    let mut res = pages::html(StatusCode::UNAUTHORIZED, &page, req.version());
     if session::cookie_value(req.headers(), csrf::COOKIE).is_none()
         && let Some(c) = csrf::set_cookie(&nonce)
     {
@@ -319,7 +318,8 @@ fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
         Ok((id, _)) => {
             let token = csrf::token(auth.form_key().expose_secret(), "logout", &id.session_id);
             let lang = lang_of(req, q.lang.as_deref());
-            pages::html(StatusCode::OK, pages::logout(lang, &id.user, &token))
+            let page = pages::logout(lang, &id.user, &token);
+            pages::html(StatusCode::OK, &page, req.version())
         }
         Err(_) => redirect(LOGIN, "no_session"),
     }

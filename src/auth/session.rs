@@ -3,9 +3,16 @@
 //! still hold, so logout and revocation take effect at once. `act` is the time of the last
 //! activity: the cookie is re-issued with a new `act` at most once a minute, and a token whose
 //! `act` is older than the idle timeout is refused.
+//!
+//! `Set-Cookie` values are built by the `cookie` crate (`host_cookie`). Reading the request's
+//! `Cookie` header stays hand-written ([`cookie_value`]): it works on bytes so that another
+//! cookie's non-ASCII value cannot hide ours, and takes only a visible-ASCII value; that choice is
+//! the gateway's security semantics, which a general-purpose parser does not promise.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use cookie::{Cookie, SameSite};
 use http::HeaderValue;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
@@ -151,20 +158,38 @@ pub(crate) fn sets_gateway_cookie(set_cookie: &[u8]) -> bool {
     }
 }
 
+/// One of the gateway's cookies: `__Host-` requires Secure, Path=/ and no Domain; HttpOnly keeps
+/// it from scripts. No Max-Age: it ends with the browser session.
+pub(super) fn host_cookie<'c>(name: &'c str, value: &'c str, same_site: SameSite) -> Cookie<'c> {
+    Cookie::build((name, value))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(same_site)
+        .build()
+}
+
 /// The `Set-Cookie` value carrying a token. No Max-Age: the cookie ends with the browser
 /// session, and the token's own `exp` bounds it in any case.
 pub(crate) fn set_cookie(token: &str) -> Option<HeaderValue> {
-    let mut v = HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax"
-    ))
-    .ok()?;
+    let mut v =
+        HeaderValue::from_str(&host_cookie(COOKIE, token, SameSite::Lax).to_string()).ok()?;
     v.set_sensitive(true);
     Some(v)
 }
 
+/// The deletion of the session cookie, built once: the same attributes, no value, Max-Age=0.
+static CLEAR: LazyLock<HeaderValue> = LazyLock::new(|| {
+    let mut c = host_cookie(COOKIE, "", SameSite::Lax);
+    c.set_max_age(cookie::time::Duration::ZERO);
+    // Constant visible ASCII, so this cannot fail (`tests::set_cookie_values` pins the value);
+    // were it to, an empty value, which browsers ignore (RFC 6265 §5.2: no `=`), not a wrong one.
+    HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+});
+
 /// The `Set-Cookie` value that deletes the session cookie.
 pub(crate) fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_static("__Host-vigie=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+    CLEAR.clone()
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers (HTTP/1.1 fields or HTTP/2
@@ -319,10 +344,45 @@ mod tests {
             http::HeaderValue::from_bytes(b"__Host-vigie=t\xffk").unwrap(),
         );
         assert_eq!(cookie_value(&h, COOKIE), None);
-        let c = set_cookie("abc").unwrap();
+    }
+
+    /// A `Set-Cookie` value as its name=value pair and its set of attributes (RFC 6265 §5.2:
+    /// their order carries no meaning).
+    fn parts(v: &str) -> (&str, std::collections::BTreeSet<&str>) {
+        let mut it = v.split("; ");
+        (it.next().unwrap(), it.collect())
+    }
+
+    #[test]
+    fn set_cookie_values() {
+        // The values as they were written by hand before the `cookie` crate built them: the
+        // crate puts the attributes in its own order, and sets exactly the same ones.
+        let before = [
+            "__Host-vigie=abc.def-ghi_j; Path=/; Secure; HttpOnly; SameSite=Lax",
+            "__Host-vigie=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+            "__Host-vigie-csrf=Zm9vYmFy_-; Path=/; Secure; HttpOnly; SameSite=Strict",
+        ];
+        let session = set_cookie("abc.def-ghi_j").unwrap();
+        assert!(session.is_sensitive());
+        let now = [
+            session,
+            clear_cookie(),
+            super::super::csrf::set_cookie("Zm9vYmFy_-").unwrap(),
+        ];
+        let now = now.each_ref().map(|v| v.to_str().unwrap());
         assert_eq!(
-            c,
-            "__Host-vigie=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
+            now,
+            [
+                "__Host-vigie=abc.def-ghi_j; HttpOnly; SameSite=Lax; Secure; Path=/",
+                "__Host-vigie=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0",
+                "__Host-vigie-csrf=Zm9vYmFy_-; HttpOnly; SameSite=Strict; Secure; Path=/",
+            ]
         );
+        for (b, n) in before.iter().zip(now) {
+            assert_eq!(parts(b), parts(n));
+            assert!(!n.contains("Domain") && !n.contains("Expires"), "{n}");
+        }
+        // A value a header cannot carry is no cookie.
+        assert!(set_cookie("a\nb").is_none() && super::super::csrf::set_cookie("\0").is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! The paths the gateway keeps for itself: everything under [`PREFIX`] is answered by the
 //! gateway (sign-in pages, their stylesheet) and never reaches the upstream, whatever the access
-//! policy says. The cookie names are in `crate::auth::session` and `crate::auth::csrf`.
+//! policy says. The cookie names are in `crate::auth::session` and `crate::auth::csrf`. The
+//! page templates (`templates/`) name these constants too, as `crate::http_util::reserved::…`.
 
 /// Every path of the gateway's own starts with this.
 pub(crate) const PREFIX: &str = "/_vigie/";

@@ -167,10 +167,10 @@ async fn session_end(auth: &Auth, watch: &mut SessionWatch) -> SessionEnd {
 /// The monotonic instant at which the wall clock reads `unix` seconds (now, if past; a year
 /// ahead at most, which the periodic check covers).
 fn instant_at(unix: u64) -> Instant {
-    let wait = unix
-        .saturating_sub(crate::host::unix_now())
-        .min(365 * 24 * 3600);
-    Instant::now() + Duration::from_secs(wait)
+    let wait = Duration::from_secs(unix)
+        .saturating_sub(crate::host::since_epoch())
+        .min(Duration::from_secs(365 * 24 * 3600));
+    Instant::now() + wait
 }
 
 /// The upstream-to-client half of a tunnel. Its state lives outside the copying future, so that

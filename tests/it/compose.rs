@@ -700,9 +700,9 @@ fn build_context_is_limited() {
     let rest: BTreeSet<&str> = s.dockerignore.iter().skip(1).map(String::as_str).collect();
     assert!(
         s.dockerignore.first().map(String::as_str) == Some("*")
-            && rest == BTreeSet::from(["!Cargo.toml", "!Cargo.lock", "!src/"]),
-        ".dockerignore must be `*` then only !Cargo.toml, !Cargo.lock, !src/ (no certificates, \
-         state, secrets or users in the build context); it is {:?}",
+            && rest == BTreeSet::from(["!Cargo.toml", "!Cargo.lock", "!src/", "!templates/"]),
+        ".dockerignore must be `*` then only !Cargo.toml, !Cargo.lock, !src/, !templates/ (no \
+         certificates, state, secrets or users in the build context); it is {:?}",
         s.dockerignore
     );
 }
