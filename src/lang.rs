@@ -65,6 +65,11 @@ impl Lang {
         }
     }
 
+    /// The other language (the page's language switch).
+    pub(crate) fn other(self) -> Lang {
+        self.pick_text(Lang::En, Lang::Fr)
+    }
+
     /// One of a text's two versions.
     pub(crate) fn pick_text<T>(self, fr: T, en: T) -> T {
         match self {
@@ -98,5 +103,6 @@ mod tests {
         assert_eq!(Lang::Fr.pick_text("oui", "yes"), "oui");
         assert_eq!(Lang::En.pick_text("oui", "yes"), "yes");
         assert_eq!(Lang::En.code(), "en");
+        assert_eq!((Lang::Fr.other(), Lang::En.other()), (Lang::En, Lang::Fr));
     }
 }

@@ -100,10 +100,7 @@ const EN: Text = Text {
 };
 
 fn text(lang: Lang) -> &'static Text {
-    match lang {
-        Lang::Fr => &FR,
-        Lang::En => &EN,
-    }
+    lang.pick_text(&FR, &EN)
 }
 
 /// The sign-in page (`templates/login.html`).
@@ -137,10 +134,7 @@ pub(crate) fn login<'a>(
         csrf,
         next,
         username,
-        other: match lang {
-            Lang::Fr => Lang::En.code(),
-            Lang::En => Lang::Fr.code(),
-        },
+        other: lang.other().code(),
         next_encoded: percent_encoding::utf8_percent_encode(
             next,
             percent_encoding::NON_ALPHANUMERIC,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::upstream::{Reach, classify};
-use super::{Lang, Level, Options, Report, say};
+use super::{Level, Options, Report, say};
 use crate::config::Config;
 use crate::host::in_container;
 
@@ -120,10 +120,10 @@ pub(super) async fn viewer_ports(config: &Config, opts: &Options, r: &mut Report
             Level::High
         };
         let ip = match docker_host {
-            Some(h) if IpAddr::V4(h) == ip => match r.lang {
-                Lang::Fr => format!("{ip} (l'hôte Docker)"),
-                Lang::En => format!("{ip} (the Docker host)"),
-            },
+            Some(h) if IpAddr::V4(h) == ip => {
+                let host = r.lang.pick_text("l'hôte Docker", "the Docker host");
+                format!("{ip} ({host})")
+            }
             _ => ip.to_string(),
         };
         r.add(
