@@ -9,8 +9,10 @@
 //! | `health` | `health.rs` |
 //! | `hash-password`, `user add`, `rotate-keys` | `accounts.rs` |
 //! | `dev-cert` | `dev_cert.rs` |
+//! | `audit verify` | `audit.rs` (the trail itself: `audit/`) |
 
 mod accounts;
+mod audit;
 mod check;
 mod dev_cert;
 mod health;
@@ -100,6 +102,11 @@ enum Command {
         #[arg(long)]
         end_all_sessions: bool,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Create a local CA and an ECDSA P-256 server certificate for development.
     DevCert {
         #[arg(long, default_value = "certs/")]
@@ -118,6 +125,17 @@ enum UserAction {
         /// Comma-separated roles, e.g. doctor or admin.
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check that no record was altered, removed, reordered or cut off since it was written:
+    /// follows the chain of hashes through every file and checks every seal. Exit status 0
+    /// intact, 1 broken (the first broken record is named).
+    Verify {
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -172,6 +190,9 @@ pub fn main() -> ExitCode {
             config,
             end_all_sessions,
         } => report(accounts::rotate_keys(&config.config, end_all_sessions)),
+        Command::Audit {
+            action: AuditAction::Verify { config },
+        } => audit::verify_trail(&config.config),
         Command::DevCert { out, name } => report(dev_cert::run(&out, &name)),
     }
 }

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod audit;
 mod auth;
 mod compose;
 mod config_cli;
