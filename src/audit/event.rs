@@ -1,6 +1,6 @@
 //! The typed events of the trail. Each names who acted; none carries a password, a token, a
-//! cookie or image bytes. This step has the command line's changes; the gateway's sign-ins,
-//! refusals and accesses to patient data follow (issue 10).
+//! cookie or image bytes. Here: the command line's changes and the gateway's sign-ins; refusals
+//! and accesses to patient data follow (issue 10).
 
 use serde::Serialize;
 
@@ -16,6 +16,33 @@ pub(crate) enum Event {
         file: String,
         by: Operator,
     },
+    /// A session opened.
+    SignedIn {
+        user: String,
+        session: String,
+        client: std::net::IpAddr,
+        method: Method,
+    },
+    /// A sign-in refused. `account` only when the name typed is an account (a mistyped name
+    /// can be a password typed in the wrong field: it is never recorded).
+    SignInRefused {
+        account: Option<String>,
+        client: std::net::IpAddr,
+        reason: &'static str,
+        failures: u32,
+    },
+    /// Failures reached `auth.max_failures`: the account or address is locked out.
+    LockedOut {
+        account: Option<String>,
+        client: std::net::IpAddr,
+        seconds: u64,
+    },
+    /// A user signed out.
+    SignedOut {
+        user: String,
+        session: String,
+        client: std::net::IpAddr,
+    },
     /// `vigie rotate-keys`.
     KeysRotated {
         /// The new signing key's id.
@@ -23,6 +50,15 @@ pub(crate) enum Event {
         end_all_sessions: bool,
         by: Operator,
     },
+}
+
+/// How a user proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Method {
+    PasswordTotp,
+    /// `auth.second_factor: off`.
+    Password,
 }
 
 /// Who ran a command: the operating-system account (the gateway has no session there).

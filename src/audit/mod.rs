@@ -11,22 +11,25 @@
 //! - `chain.rs`: the line format, its hash, the seal's MAC.
 //! - `log.rs`: the writer (daily files, fsync, seals, the anchor, resuming after a restart).
 //! - `verify.rs`: `vigie audit verify`.
+//! - `writer.rs`: the gateway's writer thread and the request path's non-blocking handle.
 //!
-//! Not yet here (issue 10): the gateway's own events (sign-ins, refusals, accesses to patient
-//! data), the request path's queue and the writer thread, the viewer-URL parser, alerts,
-//! reports and retention. Today the command line records its account and key changes.
+//! Not yet here (issue 10): refusals and accesses to patient data (and the viewer-URL parser
+//! they need), alerts, reports, retention, `audit.dir` and syslog. Today the command line
+//! records its account and key changes, and the gateway its sign-ins, lockouts and sign-outs.
 
 mod chain;
 mod event;
 mod log;
 mod verify;
+mod writer;
 
 #[cfg(test)]
 mod tests;
 
-pub(crate) use event::{Event, Operator};
+pub(crate) use event::{Event, Method, Operator};
 pub(crate) use log::AuditLog;
 pub(crate) use verify::{Broken, Verified, verify};
+pub(crate) use writer::{AuditWriter, Auditor};
 
 use std::path::{Path, PathBuf};
 

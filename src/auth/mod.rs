@@ -30,6 +30,7 @@ use secrecy::SecretSlice;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::audit::{Auditor, Event};
 use crate::config::{AuthSettings, Config, User};
 use crate::host::unix_now;
 use crate::store::{SessionRecord, Store, StoreError};
@@ -181,6 +182,8 @@ pub struct Auth {
     verifications: Semaphore,
     /// Bumped when the keys change, so per-connection caches of verified tokens start over.
     key_generation: AtomicU64,
+    /// The audit trail's queue.
+    auditor: Auditor,
 }
 
 /// The last token a connection presented, as verified, and the refreshed cookie already signed
@@ -244,7 +247,7 @@ pub enum AuthError {
 impl Auth {
     /// Opens the state store and the signing keys under `state_dir`, and drops the sessions of
     /// users who are no longer allowed in.
-    pub fn open(config: &Config) -> Result<Auth, AuthError> {
+    pub(crate) fn open(config: &Config, auditor: Auditor) -> Result<Auth, AuthError> {
         let now = unix_now();
         let store = Arc::new(Store::open(&config.state_dir, now)?);
         let ring = KeyRing::load_or_create(&config.state_dir, now)?;
@@ -260,6 +263,7 @@ impl Auth {
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
             key_generation: AtomicU64::new(0),
+            auditor,
         };
         auth.set_users(&config.auth)?;
         if !config.auth.second_factor {
@@ -269,6 +273,11 @@ impl Auth {
             );
         }
         Ok(auth)
+    }
+
+    /// Queues an event for the audit trail (never blocks).
+    pub(crate) fn audit(&self, event: Event) {
+        self.auditor.record(event);
     }
 
     /// Replaces the accounts (configuration reload) and revokes, at once and on disk, every

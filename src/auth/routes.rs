@@ -35,7 +35,7 @@ pub async fn handle(
         (&Method::GET | &Method::HEAD, LOGIN) => login_page(auth, &req),
         (&Method::POST, LOGIN) => login_submit(auth, req, client, form_deadline).await,
         (&Method::GET | &Method::HEAD, LOGOUT) => logout_page(auth, &req),
-        (&Method::POST, LOGOUT) => logout_submit(auth, req, form_deadline).await,
+        (&Method::POST, LOGOUT) => logout_submit(auth, req, client, form_deadline).await,
         (&Method::GET | &Method::HEAD, STYLESHEET) => pages::stylesheet(),
         (_, LOGIN | LOGOUT) => {
             Refusal::refused(StatusCode::METHOD_NOT_ALLOWED, "method", false).respond(version)
@@ -325,7 +325,12 @@ fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
     }
 }
 
-async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) -> Response<Body> {
+async fn logout_submit(
+    auth: &Auth,
+    req: Request<Incoming>,
+    client: IpAddr,
+    deadline: Duration,
+) -> Response<Body> {
     let version = req.version();
     let identity = auth.authenticate(req.headers());
     let fields = match read_form(req, deadline).await {
@@ -349,7 +354,7 @@ async fn logout_submit(auth: &Auth, req: Request<Incoming>, deadline: Duration) 
     ) {
         return Refusal::Forbidden { reason: "csrf" }.respond(version);
     }
-    if let Err(e) = auth.sign_out(&id.session_id).await {
+    if let Err(e) = auth.sign_out(&id.user, &id.session_id, client).await {
         error!(error = %e, "sign-out could not be recorded");
         let refusal = Refusal::Unavailable {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::session::{self, Claims};
 use super::{Account, Auth};
+use crate::audit::{Event, Method};
 use crate::config::AuthSettings;
 use crate::credentials::{password, totp};
 use crate::host::unix_now;
@@ -65,14 +66,24 @@ impl Auth {
         };
         match (success, checked.account) {
             (true, Some(account)) => {
-                let cookie = self.open_session(&account, keys, &settings, now).await?;
+                let (cookie, session) = self.open_session(&account, keys, &settings, now).await?;
                 info!(user = %account.username, %client, "signed in");
+                self.audit(Event::SignedIn {
+                    user: account.username.to_string(),
+                    session,
+                    client,
+                    method: if settings.second_factor {
+                        Method::PasswordTotp
+                    } else {
+                        Method::Password
+                    },
+                });
                 Ok(SignIn::Success {
                     cookie,
                     user: account.username.clone(),
                 })
             }
-            _ => {
+            (_, account) => {
                 let reason = if locked {
                     "locked"
                 } else if !checked.password_ok || checked.step.is_none() {
@@ -80,7 +91,8 @@ impl Auth {
                 } else {
                     "replayed_code"
                 };
-                self.record_failure(keys, &settings, now, client, reason)
+                let account = account.map(|a| a.username.to_string());
+                self.record_failure(keys, &settings, now, client, reason, account)
                     .await?;
                 Ok(SignIn::Failed)
             }
@@ -133,7 +145,7 @@ impl Auth {
         keys: ThrottleKeys,
         settings: &AuthSettings,
         now: u64,
-    ) -> Result<HeaderValue, SignInError> {
+    ) -> Result<(HeaderValue, String), SignInError> {
         let sid = new_session_id()?;
         let rec = SessionRecord {
             user: account.username.to_string(),
@@ -152,17 +164,19 @@ impl Auth {
             iss: "vigie".into(),
             aud: self.audience.clone(),
             sub: rec.user.clone(),
-            sid,
+            sid: sid.clone(),
             iat: now,
             nbf: now,
             exp: rec.expires,
             act: now,
         };
-        self.tokens
+        let cookie = self
+            .tokens
             .load()
             .sign(&claims)
             .and_then(|t| session::set_cookie(&t))
-            .ok_or(SignInError::Token)
+            .ok_or(SignInError::Token)?;
+        Ok((cookie, sid))
     }
 
     /// Sign-in phase, on failure: counted per account and per client address (a lockout after
@@ -174,6 +188,7 @@ impl Auth {
         now: u64,
         client: IpAddr,
         reason: &'static str,
+        account: Option<String>,
     ) -> Result<(), SignInError> {
         let (max, lock) = (settings.max_failures, settings.lockout.as_secs());
         let (uf, ipf) = {
@@ -186,9 +201,21 @@ impl Auth {
             })
             .await?
         };
-        warn!(%client, reason, failures = uf.count.max(ipf.count), "sign-in refused");
+        let failures = uf.count.max(ipf.count);
+        warn!(%client, reason, failures, "sign-in refused");
+        self.audit(Event::SignInRefused {
+            account: account.clone(),
+            client,
+            reason,
+            failures,
+        });
         if uf.locked_until > now || ipf.locked_until > now {
             warn!(%client, "sign-in locked out for {} s", lock);
+            self.audit(Event::LockedOut {
+                account,
+                client,
+                seconds: lock,
+            });
         }
         // Growing delay: 1, 2, 4, 8, then 16 times auth.failure_delay (0.25 s by default).
         let n = uf.count.max(ipf.count).clamp(1, 5);
@@ -197,9 +224,19 @@ impl Auth {
     }
 
     /// Ends a session at once (and on disk).
-    pub async fn sign_out(&self, session_id: &str) -> Result<(), SignInError> {
+    pub(crate) async fn sign_out(
+        &self,
+        user: &str,
+        session_id: &str,
+        client: IpAddr,
+    ) -> Result<(), SignInError> {
         let (s, sid) = (self.store.clone(), session_id.to_owned());
         blocking(move || s.revoke_session(&sid)).await?;
+        self.audit(Event::SignedOut {
+            user: user.to_string(),
+            session: session_id.to_string(),
+            client,
+        });
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
+use crate::audit::{AuditError, AuditPaths, AuditWriter};
 use crate::config::{Config, ConfigError, Problem};
 use crate::conn::per_client::PerClient;
 use crate::metrics::Metrics;
@@ -46,6 +47,8 @@ pub struct Gateway {
     http: Option<TcpListener>,
     admin: Option<TcpListener>,
     drain_tx: watch::Sender<bool>,
+    /// The audit trail's writer thread, finished after the drain.
+    audit: AuditWriter,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -74,16 +77,34 @@ impl Gateway {
                 None
             }
         };
-        let auth = match crate::auth::Auth::open(&config) {
-            Ok(a) => Some(Arc::new(a)),
+        let audit = match AuditWriter::start(&AuditPaths::under(&config.state_dir)) {
+            Ok(pair) => Some(pair),
             Err(e) => {
-                problems.push(Problem::error(
-                    "state_dir",
-                    e.to_string(),
-                    "the gateway needs a private directory it can write (a Docker volume); check the path and its owner",
-                ));
+                let hint = match e {
+                    AuditError::Broken(_) => {
+                        "the trail is evidence: copy state_dir/audit aside as it is, then move it away (a new trail starts) and find out who could write there"
+                    }
+                    _ => {
+                        "the gateway needs a private directory it can write (a Docker volume); check the path and its owner"
+                    }
+                };
+                problems.push(Problem::error("state_dir", e.to_string(), hint));
                 None
             }
+        };
+        let auth = match &audit {
+            Some((auditor, _)) => match crate::auth::Auth::open(&config, auditor.clone()) {
+                Ok(a) => Some(Arc::new(a)),
+                Err(e) => {
+                    problems.push(Problem::error(
+                        "state_dir",
+                        e.to_string(),
+                        "the gateway needs a private directory it can write (a Docker volume); check the path and its owner",
+                    ));
+                    None
+                }
+            },
+            None => None,
         };
         let https = bind(config.listen.https, "listen.https", &mut problems).await;
         let http = match config.listen.http {
@@ -94,8 +115,8 @@ impl Gateway {
             Some(a) => bind(a, "listen.admin", &mut problems).await,
             None => None,
         };
-        let (Some(certs), Some(https), Some(auth), true) =
-            (certs, https, auth, problems.is_empty())
+        let (Some(certs), Some(https), Some(auth), Some((_, audit)), true) =
+            (certs, https, auth, audit, problems.is_empty())
         else {
             return Err(ConfigError::Invalid(problems));
         };
@@ -140,6 +161,7 @@ impl Gateway {
             http,
             admin,
             drain_tx,
+            audit,
         })
     }
 
@@ -167,6 +189,7 @@ impl Gateway {
             http,
             admin,
             drain_tx,
+            audit,
         } = self;
         let cfg = &shared.config;
         info!(
@@ -213,6 +236,8 @@ impl Gateway {
             );
         }
         reloader.abort();
+        // What is queued reaches the trail, sealed.
+        let _ = tokio::task::spawn_blocking(move || audit.finish()).await;
     }
 }
 

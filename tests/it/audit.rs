@@ -91,3 +91,116 @@ fn account_and_key_changes_are_recorded_and_tampering_is_named() {
         "{stderr}"
     );
 }
+
+/// The trail's records of `type`, in order, as JSON.
+fn records_of(state: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(state.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|l| l.get("event").cloned())
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_gateway_records_sign_ins_refusals_lockouts_and_sign_outs() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let config = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"]), ("dr.b", &["doctor"])])
+        .set("auth.max_failures", 2)
+        .set("auth.failure_delay", "10ms");
+    let yaml = config.build_yaml();
+    let gw = Gw::start(&yaml).await; // signs TEST_USER in
+    // dr.b: two wrong passwords (the second locks the account), and a name that is no account.
+    for _ in 0..2 {
+        let wrong = sign_in(&certs, gw.https, "dr.b", "Wrong-Password-123!", TEST_TOTP).await;
+        assert!(wrong.is_err());
+    }
+    let typo = sign_in(
+        &certs,
+        gw.https,
+        "Sekret-typed-as-name",
+        TEST_PASSWORD,
+        TEST_TOTP,
+    )
+    .await;
+    assert!(typo.is_err());
+    // TEST_USER signs out.
+    let c = gw.client(&certs, true);
+    let page = c.get(gw.url("/_vigie/logout")).send().await.unwrap();
+    let token = hidden_field(&page.text().await.unwrap(), "csrf").unwrap();
+    let out = c
+        .post(gw.url("/_vigie/logout"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    gw.shutdown().await; // the writer seals what is queued
+
+    let state = certs.dir.path().join("state");
+    let signed_in = records_of(&state, "signed_in");
+    assert_eq!(signed_in.len(), 1, "{signed_in:?}");
+    assert_eq!(signed_in[0]["user"], TEST_USER);
+    assert_eq!(signed_in[0]["client"], "127.0.0.1");
+    assert_eq!(signed_in[0]["method"], "password_totp");
+    let session = signed_in[0]["session"].as_str().unwrap().to_string();
+    assert!(!session.is_empty());
+
+    let refused = records_of(&state, "sign_in_refused");
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert_eq!(refused[0]["account"], "dr.b");
+    assert_eq!(refused[0]["reason"], "bad_credentials");
+    // A name that is no account is not recorded: it may be a password typed in the wrong field.
+    assert!(refused[2]["account"].is_null(), "{:?}", refused[2]);
+    let locked = records_of(&state, "locked_out");
+    assert!(locked.iter().any(|l| l["account"] == "dr.b"), "{locked:?}");
+
+    let signed_out = records_of(&state, "signed_out");
+    assert_eq!(signed_out.len(), 1, "{signed_out:?}");
+    assert_eq!(signed_out[0]["user"], TEST_USER);
+    assert_eq!(signed_out[0]["session"], session.as_str());
+
+    let trail = std::fs::read_dir(state.join("audit"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(!trail.contains("Sekret-typed-as-name"));
+    assert!(!trail.contains("Wrong-Password"));
+    assert!(!trail.contains(TEST_PASSWORD));
+
+    // Sealed at shutdown, intact.
+    let config_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config_file.path(), &yaml).unwrap();
+    let out = vigie(
+        &[
+            "audit",
+            "verify",
+            "--config",
+            config_file.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total = signed_in.len() + refused.len() + locked.len() + signed_out.len();
+    assert!(stdout.contains(&format!("{total} record(s)")), "{stdout}");
+    assert!(!stdout.contains("not sealed"), "{stdout}");
+}
