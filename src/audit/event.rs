@@ -43,6 +43,9 @@ pub(crate) enum Event {
         session: String,
         client: std::net::IpAddr,
     },
+    /// At start-up, the last line of the trail was found cut short (a crash during its write)
+    /// and removed.
+    TornLineRemoved { file: String, bytes: u64 },
     /// `vigie rotate-keys`.
     KeysRotated {
         /// The new signing key's id.

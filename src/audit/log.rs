@@ -12,10 +12,11 @@ use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tracing::warn;
 
 use super::chain::{self, Anchor, GENESIS, Line};
 use super::verify::{self, Verified};
-use super::{AuditError, AuditPaths};
+use super::{AuditError, AuditPaths, Event};
 use crate::files::{self, Mode};
 
 /// The open trail.
@@ -45,15 +46,21 @@ impl AuditLog {
     /// Opens the trail at `paths`, creating the directory and the sealing key the first time,
     /// and carries the chain on from its last record. A trail that does not verify is refused:
     /// the caller raises the alarm rather than write after a break.
+    ///
+    /// One repair is made first: a last line cut short by a crash or a power loss (the writer
+    /// writes a line at once, so only the last one can be) is removed, and the removal is the
+    /// first record written. Only unsealed lines can go that way unnoticed: a cut before the
+    /// last seal still fails against the anchor.
     pub(crate) fn open(paths: &AuditPaths) -> Result<AuditLog, AuditError> {
         create_private_dir(&paths.dir)?;
         let key = load_or_create_key(&paths.key)?;
+        let torn = remove_torn_line(&paths.dir)?;
         let Verified {
             next_seq,
             last_hash,
             ..
         } = verify::verify(paths).map_err(AuditError::Broken)?;
-        Ok(AuditLog {
+        let mut log = AuditLog {
             paths: paths.clone(),
             key,
             current: None,
@@ -61,7 +68,14 @@ impl AuditLog {
             prev: last_hash.unwrap_or_else(|| GENESIS.to_string()),
             unsealed: 0,
             unsynced: false,
-        })
+        };
+        if let Some((file, bytes)) = torn {
+            warn!(file = %file, bytes, "audit trail: removed a last line cut short by a crash");
+            let now = OffsetDateTime::now_utc();
+            log.append(now, &Event::TornLineRemoved { file, bytes })?;
+            log.seal(now)?;
+        }
+        Ok(log)
     }
 
     /// Appends one record; returns its sequence number. A new UTC day seals the previous file
@@ -164,6 +178,33 @@ impl AuditLog {
     fn file_path(&self, day: &str) -> PathBuf {
         self.paths.dir.join(format!("audit-{day}.jsonl"))
     }
+}
+
+/// Cuts the newest file back to its last complete line; returns its name and the bytes removed.
+fn remove_torn_line(dir: &Path) -> Result<Option<(String, u64)>, AuditError> {
+    let files = verify::trail_files(dir).map_err(|why| AuditError::Io {
+        path: dir.to_owned(),
+        source: std::io::Error::other(why),
+    })?;
+    let Some(last) = files.last() else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(last).map_err(|e| AuditError::io(last, e))?;
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(None);
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let file = OpenOptions::new()
+        .write(true)
+        .open(last)
+        .map_err(|e| AuditError::io(last, e))?;
+    file.set_len(keep as u64)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| AuditError::io(last, e))?;
+    let name = last
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    Ok(Some((name, (bytes.len() - keep) as u64)))
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

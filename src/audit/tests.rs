@@ -178,6 +178,50 @@ fn a_trail_rewritten_and_resealed_with_another_key_is_named() {
 }
 
 #[test]
+fn a_line_cut_by_a_crash_is_removed_and_the_removal_recorded() {
+    let (_dir, paths) = trail();
+    let mut log = AuditLog::open(&paths).unwrap();
+    log.append(datetime!(2026-03-02 11:00 UTC), &event(20))
+        .unwrap();
+    log.sync().unwrap();
+    drop(log);
+    // The crash: half of the next line reached the disk.
+    let partial = "{\"seq\":11,\"time\":\"2026-03-02T11:00";
+    let mut text = std::fs::read_to_string(day2(&paths)).unwrap();
+    text.push_str(partial);
+    std::fs::write(day2(&paths), &text).unwrap();
+    assert!(broken(&paths).what.contains("incomplete"));
+    let log = AuditLog::open(&paths).unwrap();
+    drop(log);
+    let v = verify(&paths).unwrap();
+    assert_eq!(v.unsealed, 0, "the removal is sealed at once");
+    // The removal is recorded today, in today's file: the newest one.
+    let newest = super::verify::trail_files(&paths.dir)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let last_record = lines(&newest)
+        .into_iter()
+        .rev()
+        .find(|l| l.contains("\"event\""))
+        .unwrap();
+    assert!(
+        last_record.contains("\"type\":\"torn_line_removed\""),
+        "{last_record}"
+    );
+    assert!(
+        last_record.contains(&format!("\"bytes\":{}", partial.len())),
+        "{last_record}"
+    );
+    // The record before the crash is still there.
+    assert!(
+        std::fs::read_to_string(day2(&paths))
+            .unwrap()
+            .contains("\"k20\"")
+    );
+}
+
+#[test]
 fn the_writer_refuses_to_carry_on_after_a_break() {
     let (_dir, paths) = trail();
     let mut l = lines(&day1(&paths));

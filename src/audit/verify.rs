@@ -215,7 +215,7 @@ fn check_line(
 }
 
 /// The trail's files, oldest first (their names sort by date).
-fn trail_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub(super) fn trail_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
