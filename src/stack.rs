@@ -51,6 +51,7 @@ pub(crate) fn build(
             shared.auth.clone(),
             shared.access.clone(),
             shared.config.log.access_log,
+            conn.peer.ip(),
         ))
         .service(Router::new(shared, proxy, conn))
 }

@@ -43,6 +43,17 @@ pub(crate) enum Event {
         session: String,
         client: std::net::IpAddr,
     },
+    /// The access policy refused a signed-in user (403). The path only: a query can carry
+    /// patient identifiers that the policy did not let through.
+    AccessRefused {
+        user: String,
+        session: String,
+        client: std::net::IpAddr,
+        method: String,
+        path: String,
+        request_id: Option<String>,
+        reason: &'static str,
+    },
     /// At start-up, the last line of the trail was found cut short (a crash during its write)
     /// and removed.
     TornLineRemoved { file: String, bytes: u64 },

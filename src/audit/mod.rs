@@ -13,9 +13,10 @@
 //! - `verify.rs`: `vigie audit verify`.
 //! - `writer.rs`: the gateway's writer thread and the request path's non-blocking handle.
 //!
-//! Not yet here (issue 10): refusals and accesses to patient data (and the viewer-URL parser
-//! they need), alerts, reports, retention, `audit.dir` and syslog. Today the command line
-//! records its account and key changes, and the gateway its sign-ins, lockouts and sign-outs.
+//! Not yet here (issue 10): accesses to patient data (and the viewer-URL parser they need),
+//! session expiry and revocation, alerts, reports, retention, `audit.dir` and syslog. Today the
+//! command line records its account and key changes, and the gateway its sign-ins, lockouts,
+//! sign-outs and the access policy's refusals.
 
 mod chain;
 mod event;

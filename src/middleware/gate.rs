@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -16,9 +17,11 @@ use tower::{Layer, Service};
 use tracing::debug;
 
 use super::{MapResponse, ResponseMapper};
+use crate::audit::Event;
 use crate::auth::{Auth, NoSession, TokenCache, session};
 use crate::body::Body;
 use crate::http_util::reserved;
+use crate::middleware::request_id::RequestId;
 use crate::policy;
 use crate::policy::AccessRule;
 use crate::respond::{self, Refusal};
@@ -32,6 +35,8 @@ pub(crate) struct GateLayer {
     cache: Arc<TokenCache>,
     /// Name the user on responses ([`ServedTo`]) for the access log; off, that costs nothing.
     name_user: bool,
+    /// The connection's client address, for the audit trail.
+    client: IpAddr,
 }
 
 impl GateLayer {
@@ -39,12 +44,14 @@ impl GateLayer {
         auth: Arc<Auth>,
         access: Option<Arc<[AccessRule]>>,
         access_log: bool,
+        client: IpAddr,
     ) -> Self {
         GateLayer {
             auth,
             access,
             cache: Arc::default(),
             name_user: access_log,
+            client,
         }
     }
 }
@@ -97,6 +104,19 @@ where
                 );
                 if !allowed {
                     debug!(user = %identity.user, path = req.uri().path(), "refused by the access policy");
+                    self.layer.auth.audit(Event::AccessRefused {
+                        user: identity.user.to_string(),
+                        session: identity.session_id.to_string(),
+                        client: self.layer.client,
+                        method: req.method().to_string(),
+                        path: req.uri().path().to_string(),
+                        request_id: req
+                            .extensions()
+                            .get::<RequestId>()
+                            .and_then(|r| r.0.to_str().ok())
+                            .map(String::from),
+                        reason: "access_policy",
+                    });
                     let refusal = Refusal::Forbidden {
                         reason: "access_policy",
                     };

@@ -115,7 +115,7 @@ fn records_of(state: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
 }
 
 #[tokio::test]
-async fn the_gateway_records_sign_ins_refusals_lockouts_and_sign_outs() {
+async fn the_gateway_records_sign_ins_refusals_lockouts_policy_refusals_and_sign_outs() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
     let config = ConfigBuilder::new(&certs, &up.url())
@@ -138,8 +138,16 @@ async fn the_gateway_records_sign_ins_refusals_lockouts_and_sign_outs() {
     )
     .await;
     assert!(typo.is_err());
-    // TEST_USER signs out.
+    // The policy keeps doctors out of /tools/: refused, and recorded (the path, not the query).
     let c = gw.client(&certs, true);
+    let refused_path = c
+        .get(gw.url("/tools/reset?PatientID=P-SECRET"))
+        .header("x-request-id", "audit-test-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused_path.status(), 403);
+    // TEST_USER signs out.
     let page = c.get(gw.url("/_vigie/logout")).send().await.unwrap();
     let token = hidden_field(&page.text().await.unwrap(), "csrf").unwrap();
     let out = c
@@ -169,6 +177,15 @@ async fn the_gateway_records_sign_ins_refusals_lockouts_and_sign_outs() {
     let locked = records_of(&state, "locked_out");
     assert!(locked.iter().any(|l| l["account"] == "dr.b"), "{locked:?}");
 
+    let policy = records_of(&state, "access_refused");
+    assert_eq!(policy.len(), 1, "{policy:?}");
+    assert_eq!(policy[0]["user"], TEST_USER);
+    assert_eq!(policy[0]["method"], "GET");
+    assert_eq!(policy[0]["path"], "/tools/reset");
+    assert_eq!(policy[0]["session"], session.as_str());
+    assert_eq!(policy[0]["reason"], "access_policy");
+    assert!(policy[0]["request_id"].is_string(), "{:?}", policy[0]);
+
     let signed_out = records_of(&state, "signed_out");
     assert_eq!(signed_out.len(), 1, "{signed_out:?}");
     assert_eq!(signed_out[0]["user"], TEST_USER);
@@ -181,6 +198,10 @@ async fn the_gateway_records_sign_ins_refusals_lockouts_and_sign_outs() {
     assert!(!trail.contains("Sekret-typed-as-name"));
     assert!(!trail.contains("Wrong-Password"));
     assert!(!trail.contains(TEST_PASSWORD));
+    assert!(
+        !trail.contains("P-SECRET"),
+        "a refused query reached the trail"
+    );
 
     // Sealed at shutdown, intact.
     let config_file = tempfile::NamedTempFile::new().unwrap();
@@ -200,7 +221,7 @@ async fn the_gateway_records_sign_ins_refusals_lockouts_and_sign_outs() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let total = signed_in.len() + refused.len() + locked.len() + signed_out.len();
+    let total = signed_in.len() + refused.len() + locked.len() + policy.len() + signed_out.len();
     assert!(stdout.contains(&format!("{total} record(s)")), "{stdout}");
     assert!(!stdout.contains("not sealed"), "{stdout}");
 }
