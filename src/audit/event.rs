@@ -43,6 +43,12 @@ pub(crate) enum Event {
         session: String,
         client: std::net::IpAddr,
     },
+    /// A session ended by the administrator's change: its account removed or disabled.
+    SessionRevoked {
+        user: String,
+        session: String,
+        reason: &'static str,
+    },
     /// The access policy refused a signed-in user (403). The path only: a query can carry
     /// patient identifiers that the policy did not let through.
     AccessRefused {

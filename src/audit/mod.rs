@@ -14,9 +14,9 @@
 //! - `writer.rs`: the gateway's writer thread and the request path's non-blocking handle.
 //!
 //! Not yet here (issue 10): accesses to patient data (and the viewer-URL parser they need),
-//! session expiry and revocation, alerts, reports, retention, `audit.dir` and syslog. Today the
+//! session expiry, alerts, reports, retention, `audit.dir` and syslog. Today the
 //! command line records its account and key changes, and the gateway its sign-ins, lockouts,
-//! sign-outs and the access policy's refusals.
+//! sign-outs, the access policy's refusals and the sessions an account change revoked.
 
 mod chain;
 mod event;

@@ -293,11 +293,25 @@ impl Auth {
                 )
             })
             .collect();
-        let revoked = self.store.retain_sessions(|_, rec| {
-            accounts.get(rec.user.as_str()).is_some_and(|a| !a.disabled)
+        let mut ended = Vec::new();
+        let revoked = self.store.retain_sessions(|sid, rec| {
+            let reason = match accounts.get(rec.user.as_str()) {
+                Some(a) if !a.disabled => return true,
+                Some(_) => "account_disabled",
+                None => "account_removed",
+            };
+            ended.push((sid.to_string(), rec.user.clone(), reason));
+            false
         })?;
         if revoked > 0 {
             info!(revoked, "sessions of removed or disabled users revoked");
+        }
+        for (session, user, reason) in ended {
+            self.audit(Event::SessionRevoked {
+                user,
+                session,
+                reason,
+            });
         }
         self.accounts.store(Arc::new(accounts));
         self.settings.store(Arc::new(settings.clone()));

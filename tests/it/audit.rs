@@ -225,3 +225,30 @@ async fn the_gateway_records_sign_ins_refusals_lockouts_policy_refusals_and_sign
     assert!(stdout.contains(&format!("{total} record(s)")), "{stdout}");
     assert!(!stdout.contains("not sealed"), "{stdout}");
 }
+
+/// Disabling an account in the running gateway's configuration ends its sessions, and the trail
+/// says which and why.
+#[tokio::test]
+async fn a_disabled_account_s_sessions_are_recorded_as_revoked() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let config = ConfigBuilder::new(&certs, &up.url()).users(&[(TEST_USER, &["doctor"])]);
+    let mut gw = GwProcess::start(&config.build_yaml()).await;
+    let disabled = config.disable_user(TEST_USER).build_yaml();
+    std::fs::write(gw.config.path(), disabled).unwrap();
+    gw.wait_log("accounts reloaded", std::time::Duration::from_secs(5))
+        .await;
+    gw.signal("TERM");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), gw.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let state = certs.dir.path().join("state");
+    let signed_in = records_of(&state, "signed_in");
+    let revoked = records_of(&state, "session_revoked");
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["user"], TEST_USER);
+    assert_eq!(revoked[0]["reason"], "account_disabled");
+    assert_eq!(revoked[0]["session"], signed_in[0]["session"]);
+}
