@@ -53,6 +53,10 @@ impl AuditLog {
     /// last seal still fails against the anchor.
     pub(crate) fn open(paths: &AuditPaths) -> Result<AuditLog, AuditError> {
         create_private_dir(&paths.dir)?;
+        if let Some(state_dir) = paths.key.parent() {
+            // With `audit.dir` elsewhere, the state directory may not exist yet.
+            create_private_dir(state_dir)?;
+        }
         let key = load_or_create_key(&paths.key)?;
         let torn = remove_torn_line(&paths.dir)?;
         let Verified {

@@ -47,12 +47,23 @@ pub(crate) struct AuditPaths {
 
 impl AuditPaths {
     /// `state_dir/audit/`, with the key and anchor in `state_dir`.
+    #[cfg(test)]
     pub(crate) fn under(state_dir: &Path) -> AuditPaths {
+        AuditPaths::at(&state_dir.join("audit"), state_dir)
+    }
+
+    /// The records in `dir` (`audit.dir`), the key and anchor in `state_dir`.
+    pub(crate) fn at(dir: &Path, state_dir: &Path) -> AuditPaths {
         AuditPaths {
-            dir: state_dir.join("audit"),
+            dir: dir.to_owned(),
             key: state_dir.join("audit-seal.key"),
             anchor: state_dir.join("audit-anchor.json"),
         }
+    }
+
+    /// Where the configuration puts them.
+    pub(crate) fn of(config: &crate::config::Config) -> AuditPaths {
+        AuditPaths::at(&config.audit_dir, &config.state_dir)
     }
 }
 

@@ -83,7 +83,7 @@ pub(super) fn rotate_keys(config: &Path, end_all_sessions: bool) -> anyhow::Resu
 /// already made: a failure here says so, and the command exits 1.
 fn record(config: &Path, event: &Event) -> anyhow::Result<()> {
     let (config, _) = Config::load(config)?;
-    let paths = AuditPaths::under(&config.state_dir);
+    let paths = AuditPaths::of(&config);
     record_and_seal(&paths, event).with_context(|| {
         format!(
             "the change is made, but it could not be recorded in the audit trail ({}); run `vigie audit verify`",

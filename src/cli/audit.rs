@@ -12,7 +12,7 @@ pub(super) fn verify_trail(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let paths = AuditPaths::under(&config.state_dir);
+    let paths = AuditPaths::of(&config);
     match verify(&paths) {
         Ok(Verified {
             files,

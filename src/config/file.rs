@@ -24,6 +24,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub auth: FileAuth,
     pub access: Option<Vec<FileAccessRule>>,
+    /// `audit:` with every key commented out reads as null.
+    pub audit: Option<FileAudit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,4 +136,10 @@ pub(super) struct FileLog {
     pub format: Option<String>,
     pub level: Option<String>,
     pub access_log: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAudit {
+    pub dir: Option<String>,
 }

@@ -134,6 +134,9 @@ pub struct Config {
     pub log: LogSettings,
     /// Where sessions, lockouts, the TOTP replay guard and the signing keys live (0700).
     pub state_dir: PathBuf,
+    /// Where the audit trail's records go: `audit.dir`, by default `state_dir/audit`. Its
+    /// sealing key and anchor stay in `state_dir` whatever this says.
+    pub audit_dir: PathBuf,
     pub auth: AuthSettings,
     /// `None`: no `access:` section, every signed-in user reaches everything.
     pub access: Option<Vec<AccessRule>>,

@@ -77,18 +77,18 @@ impl Gateway {
                 None
             }
         };
-        let audit = match AuditWriter::start(&AuditPaths::under(&config.state_dir)) {
+        let audit = match AuditWriter::start(&AuditPaths::of(&config)) {
             Ok(pair) => Some(pair),
             Err(e) => {
                 let hint = match e {
                     AuditError::Broken(_) => {
-                        "the trail is evidence: copy state_dir/audit aside as it is, then move it away (a new trail starts) and find out who could write there"
+                        "the trail is evidence: copy the audit directory aside as it is, then move it away (a new trail starts) and find out who could write there"
                     }
                     _ => {
-                        "the gateway needs a private directory it can write (a Docker volume); check the path and its owner"
+                        "the gateway needs a private directory it can write for the trail (audit.dir, by default state_dir/audit) and for its key (state_dir); check the paths and their owner"
                     }
                 };
-                problems.push(Problem::error("state_dir", e.to_string(), hint));
+                problems.push(Problem::error("audit.dir", e.to_string(), hint));
                 None
             }
         };

@@ -94,7 +94,12 @@ fn account_and_key_changes_are_recorded_and_tampering_is_named() {
 
 /// The trail's records of `type`, in order, as JSON.
 fn records_of(state: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(state.join("audit"))
+    records_in(&state.join("audit"), kind)
+}
+
+/// The records of `type` in the trail directory `dir`.
+fn records_in(dir: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
@@ -227,12 +232,16 @@ async fn the_gateway_records_sign_ins_refusals_lockouts_policy_refusals_and_sign
 }
 
 /// Disabling an account in the running gateway's configuration ends its sessions, and the trail
-/// says which and why.
+/// says which and why. The trail is in its own directory (`audit.dir`); the key stays in
+/// `state_dir`.
 #[tokio::test]
 async fn a_disabled_account_s_sessions_are_recorded_as_revoked() {
     let certs = Certs::new();
     let up = Upstream::start(None).await;
-    let config = ConfigBuilder::new(&certs, &up.url()).users(&[(TEST_USER, &["doctor"])]);
+    let trail = tempfile::tempdir().unwrap();
+    let config = ConfigBuilder::new(&certs, &up.url())
+        .users(&[(TEST_USER, &["doctor"])])
+        .set("audit.dir", trail.path());
     let mut gw = GwProcess::start(&config.build_yaml()).await;
     let disabled = config.disable_user(TEST_USER).build_yaml();
     std::fs::write(gw.config.path(), disabled).unwrap();
@@ -245,8 +254,10 @@ async fn a_disabled_account_s_sessions_are_recorded_as_revoked() {
         .unwrap();
     assert!(status.success());
     let state = certs.dir.path().join("state");
-    let signed_in = records_of(&state, "signed_in");
-    let revoked = records_of(&state, "session_revoked");
+    assert!(!state.join("audit").exists(), "records went to state_dir");
+    assert!(state.join("audit-seal.key").exists());
+    let signed_in = records_in(trail.path(), "signed_in");
+    let revoked = records_in(trail.path(), "session_revoked");
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["user"], TEST_USER);
     assert_eq!(revoked[0]["reason"], "account_disabled");
