@@ -330,6 +330,19 @@ expose cnil-open-orthanc "$WORK/careless.yaml" 1 "${careless[@]}"
 sed -e 's#^  url: .*#  url: "http://203.0.113.10:8042"#' "$CONFIG" >"$WORK/public.yaml"
 expose cnil-public-viewer "$WORK/public.yaml" 1 upstream_address=critical
 
+# ---- 9. the audit trail after the real sessions above: intact, and it names the sign-ins ------
+# The running gateway has not sealed its newest lines yet: verify says so and still checks them.
+if audit_out=$("$VIGIE_BIN" audit verify --config "$CONFIG" 2>&1); then
+  echo "PASS audit: $audit_out"
+else
+  echo "FAIL audit: vigie audit verify: $audit_out"; rc=1
+fi
+if grep -qs '"type":"signed_in"' "$WORK"/state/audit/audit-*.jsonl; then
+  echo "PASS audit: the browsers' sign-ins are in the trail"
+else
+  echo "FAIL audit: no signed_in record in $WORK/state/audit"; rc=1
+fi
+
 kill -0 "$VIGIE_PID" 2>/dev/null || { echo "FAIL vigie serve is no longer running (crash?): see its log below"; rc=1; }
 kill -0 "$ORTHANC_PID" 2>/dev/null || { echo "FAIL Orthanc is no longer running: see its log below"; rc=1; }
 if ((rc != 0)); then
