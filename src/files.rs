@@ -81,6 +81,18 @@ pub(crate) fn replace(path: &Path, data: &[u8], mode: Mode) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Creates `dir` (and its parents) if needed and makes it 0700, tightening one that exists:
+/// the state directory and the audit trail are nobody else's business on the machine.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Flushes a directory's entries (a rename in it) to disk.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

@@ -52,10 +52,10 @@ impl AuditLog {
     /// first record written. Only unsealed lines can go that way unnoticed: a cut before the
     /// last seal still fails against the anchor.
     pub(crate) fn open(paths: &AuditPaths) -> Result<AuditLog, AuditError> {
-        create_private_dir(&paths.dir)?;
+        files::create_private_dir(&paths.dir).map_err(|e| AuditError::io(&paths.dir, e))?;
         if let Some(state_dir) = paths.key.parent() {
             // With `audit.dir` elsewhere, the state directory may not exist yet.
-            create_private_dir(state_dir)?;
+            files::create_private_dir(state_dir).map_err(|e| AuditError::io(state_dir, e))?;
         }
         let key = load_or_create_key(&paths.key)?;
         let torn = remove_torn_line(&paths.dir)?;
@@ -217,14 +217,6 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), AuditError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| AuditError::io(dir, e))
 }
 
 /// The sealing key: 32 random bytes, base64, in a 0600 file created on first use.

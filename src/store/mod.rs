@@ -320,17 +320,10 @@ impl Store {
 
 /// Creates `dir` (and parents) with mode 0700, and tightens it if it already exists.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    let err = |source| StoreError::Dir {
+    crate::files::create_private_dir(dir).map_err(|source| StoreError::Dir {
         path: dir.to_owned(),
         source,
-    };
-    std::fs::create_dir_all(dir).map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
-    }
-    Ok(())
+    })
 }
 
 /// Creates `path` with mode 0600 when it does not exist, and tightens it when it does: sessions
