@@ -60,6 +60,76 @@ pub(crate) enum Event {
         request_id: Option<String>,
         reason: &'static str,
     },
+    /// Accesses of one user, in one session, to one study (or one patient, when the URLs name
+    /// no study), with one operation (view or download), grouped: a viewer fetches hundreds of
+    /// images per study. The viewing closes after `audit.viewing_idle` without a request, when
+    /// the session ends, or when the gateway stops. Nothing is lost: `requests` counts them.
+    StudyAccess {
+        user: String,
+        session: String,
+        client: std::net::IpAddr,
+        operation: Operation,
+        /// Who the data belongs to, as the upstream answered; `None` when it could not say.
+        patient: Option<Patient>,
+        study: Option<Study>,
+        /// What the URLs named, when the upstream could not resolve it (and why).
+        unresolved: Option<Unresolved>,
+        /// RFC 3339, UTC: the first and the last request of the viewing.
+        first: String,
+        last: String,
+        requests: u64,
+        /// Requests the upstream answered with an error (status 400 or more).
+        failed: u64,
+        /// Response bytes sent to the client.
+        bytes: u64,
+        /// The request id of the first request (the access log has the rest).
+        first_request: Option<String>,
+    },
+    /// One request that searched, stored, changed, deleted or sent data: each is its own record.
+    DataAccess {
+        user: String,
+        session: String,
+        client: std::net::IpAddr,
+        operation: Operation,
+        method: String,
+        path: String,
+        /// A search's criteria that name a patient or a study (`PatientID`, …), as given.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        criteria: Vec<(String, String)>,
+        status: u16,
+        bytes: u64,
+        request_id: Option<String>,
+        patient: Option<Patient>,
+        study: Option<Study>,
+        unresolved: Option<Unresolved>,
+    },
+    /// A session that reached its idle or absolute timeout, noticed when its cookie came back.
+    SessionExpired {
+        user: String,
+        session: String,
+        client: std::net::IpAddr,
+    },
+    /// An alert rule fired; `channels` names where it was delivered (or why not).
+    AlertRaised {
+        /// The rule's name (`failed_sign_ins`, `lockout`, `unusual_volume`, …).
+        rule: String,
+        severity: String,
+        /// One line, in English, naming the account, address or count concerned.
+        summary: String,
+        /// Each channel's outcome: `email: sent`, `webhook: failed (…)`.
+        channels: Vec<String>,
+        /// Alerts of the same rule and subject held back since the last one (rate limit).
+        suppressed: u64,
+    },
+    /// Records older than `audit.retention` deleted: the files and the sequence numbers they
+    /// held. The chain carries on; `verify` starts from the first file kept.
+    TrailPruned {
+        files: Vec<String>,
+        first_seq: u64,
+        last_seq: u64,
+        /// The hash of the last deleted line: the first kept line names it as `prev`.
+        last_hash: String,
+    },
     /// At start-up, the last line of the trail was found cut short (a crash during its write)
     /// and removed.
     TornLineRemoved { file: String, bytes: u64 },
@@ -70,6 +140,40 @@ pub(crate) enum Event {
         end_all_sessions: bool,
         by: Operator,
     },
+}
+
+pub(crate) use super::access::Operation;
+
+/// A patient, as the upstream names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub(crate) struct Patient {
+    /// DICOM PatientID (0010,0020).
+    pub(crate) id: String,
+    /// DICOM PatientName (0010,0010), `^` between its parts as stored.
+    pub(crate) name: Option<String>,
+    /// The upstream's own identifier (Orthanc), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream_id: Option<String>,
+}
+
+/// A study, as the upstream describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub(crate) struct Study {
+    /// StudyInstanceUID (0020,000D).
+    pub(crate) uid: String,
+    /// StudyDate (0008,0020), `YYYYMMDD` as stored.
+    pub(crate) date: Option<String>,
+    pub(crate) description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream_id: Option<String>,
+}
+
+/// What could not be resolved to a patient: the resource as the URL named it, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub(crate) struct Unresolved {
+    /// `orthanc instance <id>`, `dicom study <uid>`, …
+    pub(crate) resource: String,
+    pub(crate) why: String,
 }
 
 /// How a user proved who they are.

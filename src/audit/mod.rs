@@ -18,6 +18,7 @@
 //! command line records its account and key changes, and the gateway its sign-ins, lockouts,
 //! sign-outs, the access policy's refusals and the sessions an account change revoked.
 
+pub(crate) mod access;
 mod chain;
 mod event;
 mod log;
