@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tracing::{error, info};
 
+use super::access::viewing::{AccessSink, Msg as AccessMsg};
 use super::{AuditError, AuditLog, AuditPaths, Event};
 
 /// Events waiting for the writer at most.
@@ -24,6 +25,26 @@ const QUEUE: usize = 65_536;
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the chain is sealed while records arrive.
 const SEAL_INTERVAL: Duration = Duration::from_secs(60);
+/// How often records past `audit.retention` are looked for (and at start).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How the gateway's writer runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterOptions {
+    /// Records older than this are deleted.
+    pub(crate) retention: Duration,
+    /// Each line is also printed on standard output.
+    pub(crate) stdout: bool,
+}
+
+impl WriterOptions {
+    pub(crate) fn of(config: &crate::config::Config) -> WriterOptions {
+        WriterOptions {
+            retention: config.audit.retention,
+            stdout: config.audit.stdout,
+        }
+    }
+}
 
 /// What travels to the writer thread.
 enum Msg {
@@ -37,6 +58,8 @@ enum Msg {
 pub(crate) struct Auditor {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
+    /// Where finished requests to patient data go (`access::viewing`), once it runs.
+    access: Option<AccessSink>,
 }
 
 impl std::fmt::Debug for Auditor {
@@ -48,8 +71,21 @@ impl std::fmt::Debug for Auditor {
 }
 
 impl Auditor {
+    /// Sends accesses to patient data to `sink` from now on (for the clones made after).
+    pub(crate) fn set_access(&mut self, sink: AccessSink) {
+        self.access = Some(sink);
+    }
+
+    /// Where the request path hands accesses to patient data, when they are recorded.
+    pub(crate) fn access(&self) -> Option<&AccessSink> {
+        self.access.as_ref()
+    }
+
     /// Queues `event`, stamped now.
     pub(crate) fn record(&self, event: Event) {
+        if let (Some(sink), Some(session)) = (&self.access, ended_session(&event)) {
+            sink.send(AccessMsg::EndSession(Arc::from(session)));
+        }
         match self
             .tx
             .try_send(Msg::Event(OffsetDateTime::now_utc(), event))
@@ -80,15 +116,19 @@ pub(crate) struct AuditWriter {
 
 impl AuditWriter {
     /// Opens the trail (verifying it: a broken trail stops the start) and starts the thread.
-    pub(crate) fn start(paths: &AuditPaths) -> Result<(Auditor, AuditWriter), AuditError> {
-        let log = AuditLog::open(paths)?;
+    pub(crate) fn start(
+        paths: &AuditPaths,
+        options: WriterOptions,
+    ) -> Result<(Auditor, AuditWriter), AuditError> {
+        let mut log = AuditLog::open(paths)?;
+        log.echo_to_stdout(options.stdout);
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("vigie-audit".into())
             .spawn({
                 let stop = stop.clone();
-                move || run(log, rx, &stop)
+                move || run(log, rx, &stop, options.retention)
             })
             .map_err(|e| AuditError::io(&paths.dir, e))?;
         info!(dir = %paths.dir.display(), "audit trail verified and open");
@@ -96,6 +136,7 @@ impl AuditWriter {
             Auditor {
                 tx: tx.clone(),
                 dropped: Arc::new(AtomicU64::new(0)),
+                access: None,
             },
             AuditWriter {
                 tx,
@@ -126,8 +167,10 @@ impl Drop for AuditWriter {
     }
 }
 
-fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool) {
+fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool, retention: Duration) {
     let (mut synced, mut sealed) = (Instant::now(), Instant::now());
+    prune(&mut log, retention);
+    let mut pruned = Instant::now();
     loop {
         let stopping = stop.load(Ordering::Acquire);
         let wait = if stopping {
@@ -161,6 +204,10 @@ fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool) {
             seal(&mut log);
             sealed = Instant::now();
         }
+        if pruned.elapsed() >= PRUNE_INTERVAL {
+            prune(&mut log, retention);
+            pruned = Instant::now();
+        }
     }
     seal(&mut log);
 }
@@ -171,8 +218,29 @@ fn write(log: &mut AuditLog, at: OffsetDateTime, event: &Event) {
     }
 }
 
+fn prune(log: &mut AuditLog, retention: Duration) {
+    match log.prune(OffsetDateTime::now_utc(), retention) {
+        Ok(0) => {}
+        Ok(n) => info!(
+            files = n,
+            "audit trail: deleted the records past audit.retention"
+        ),
+        Err(e) => error!(error = %e, "audit trail: cannot delete the records past audit.retention"),
+    }
+}
+
 fn seal(log: &mut AuditLog) {
     if let Err(e) = log.seal(OffsetDateTime::now_utc()) {
         error!(error = %e, "audit trail: cannot seal");
+    }
+}
+
+/// The session an event ends, if it ends one: its viewings close.
+fn ended_session(event: &Event) -> Option<&str> {
+    match event {
+        Event::SignedOut { session, .. }
+        | Event::SessionRevoked { session, .. }
+        | Event::SessionExpired { session, .. } => Some(session),
+        _ => None,
     }
 }

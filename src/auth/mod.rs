@@ -275,6 +275,44 @@ impl Auth {
         Ok(auth)
     }
 
+    /// Ends the sessions past their absolute timeout, and those idle longer than the idle
+    /// timeout since the last activity this process saw (sessions loaded at start-up wait for
+    /// their first request: their cookie alone knows their activity), and records each.
+    /// Their cookies were already refused; this makes the end visible in the trail.
+    pub(crate) fn sweep_sessions(&self) {
+        let now = unix_now();
+        let idle = self.settings.load().idle_timeout.as_secs();
+        let mut ended = Vec::new();
+        let result = self.store.retain_sessions(|sid, rec| {
+            let activity = rec.activity.get();
+            let reason = if rec.expires <= now {
+                "absolute"
+            } else if activity > 0 && now.saturating_sub(activity) > idle {
+                "idle"
+            } else {
+                return true;
+            };
+            ended.push((sid.to_string(), rec.user.clone(), reason));
+            false
+        });
+        if let Err(e) = result {
+            warn!(error = %e, "cannot remove expired sessions from the store");
+            return;
+        }
+        for (session, user, reason) in ended {
+            self.audit(Event::SessionExpired {
+                user,
+                session,
+                reason,
+            });
+        }
+    }
+
+    /// The trail's handle, for the request path's records of accesses to patient data.
+    pub(crate) fn auditor(&self) -> &Auditor {
+        &self.auditor
+    }
+
     /// Queues an event for the audit trail (never blocks).
     pub(crate) fn audit(&self, event: Event) {
         self.auditor.record(event);

@@ -28,7 +28,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
-use crate::audit::{AuditError, AuditPaths, AuditWriter};
+use crate::audit::access::resolve::Resolver;
+use crate::audit::access::viewing::Viewings;
+use crate::audit::{AuditError, AuditPaths, AuditWriter, WriterOptions, access};
 use crate::config::{Config, ConfigError, Problem};
 use crate::conn::per_client::PerClient;
 use crate::metrics::Metrics;
@@ -37,6 +39,9 @@ use crate::proxy::limit::Slots;
 use crate::state::GatewayState;
 use crate::tls::{self, CertStore};
 use worker::{NewConn, WorkerHandle, start_workers};
+
+/// How often ended sessions are removed and recorded.
+const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A gateway whose listeners are bound and whose certificate is loaded, ready to serve.
 pub struct Gateway {
@@ -49,6 +54,8 @@ pub struct Gateway {
     drain_tx: watch::Sender<bool>,
     /// The audit trail's writer thread, finished after the drain.
     audit: AuditWriter,
+    /// The recorder of accesses to patient data, finished after the drain, before the writer.
+    viewings: Option<Viewings>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -77,8 +84,20 @@ impl Gateway {
                 None
             }
         };
-        let audit = match AuditWriter::start(&AuditPaths::of(&config)) {
-            Ok(pair) => Some(pair),
+        let (access_sink, access_rx) = match config.audit.record_access {
+            true => {
+                let (sink, rx) = access::viewing::channel();
+                (Some(sink), Some(rx))
+            }
+            false => (None, None),
+        };
+        let audit = match AuditWriter::start(&AuditPaths::of(&config), WriterOptions::of(&config)) {
+            Ok((mut auditor, writer)) => {
+                if let Some(sink) = access_sink {
+                    auditor.set_access(sink);
+                }
+                Some((auditor, writer))
+            }
             Err(e) => {
                 let hint = match e {
                     AuditError::Broken(_) => {
@@ -115,7 +134,7 @@ impl Gateway {
             Some(a) => bind(a, "listen.admin", &mut problems).await,
             None => None,
         };
-        let (Some(certs), Some(https), Some(auth), Some((_, audit)), true) =
+        let (Some(certs), Some(https), Some(auth), Some((auditor, audit)), true) =
             (certs, https, auth, audit, problems.is_empty())
         else {
             return Err(ConfigError::Invalid(problems));
@@ -139,6 +158,18 @@ impl Gateway {
             upstream_slots.clone(),
             0,
         );
+        // The recorder asks the upstream whom the data belongs to, with a small pool of its own.
+        let viewings = access_rx.map(|rx| {
+            let resolver = Resolver::new(Proxy::new(
+                &config.upstream,
+                &config.limits,
+                config.no_store,
+                auth.clone(),
+                upstream_slots.clone(),
+                2,
+            ));
+            Viewings::spawn(rx, resolver, auditor, config.audit.viewing_idle)
+        });
         let (drain_tx, draining) = watch::channel(false);
         let connection_permits = Arc::new(Semaphore::new(config.limits.max_connections));
         let per_client = PerClient::new(config.limits.max_connections_per_client);
@@ -162,6 +193,7 @@ impl Gateway {
             admin,
             drain_tx,
             audit,
+            viewings,
         })
     }
 
@@ -190,6 +222,7 @@ impl Gateway {
             admin,
             drain_tx,
             audit,
+            viewings,
         } = self;
         let cfg = &shared.config;
         info!(
@@ -216,6 +249,17 @@ impl Gateway {
             tasks.spawn(admin::serve(l, shared.clone(), stop_rx.clone()));
         }
         let reloader = tokio::spawn(crate::reload::watch(certs, shared.clone()));
+        let sweeper = tokio::spawn({
+            let auth = shared.auth.clone();
+            async move {
+                let mut every = tokio::time::interval(SESSION_SWEEP);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    auth.sweep_sessions();
+                }
+            }
+        });
 
         shutdown.await;
         info!("shutting down: no new connections, draining open ones");
@@ -236,7 +280,11 @@ impl Gateway {
             );
         }
         reloader.abort();
+        sweeper.abort();
         // What is queued reaches the trail, sealed.
+        if let Some(v) = viewings {
+            v.finish().await;
+        }
         let _ = tokio::task::spawn_blocking(move || audit.finish()).await;
     }
 }

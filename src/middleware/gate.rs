@@ -18,6 +18,8 @@ use tracing::debug;
 
 use super::{MapResponse, ResponseMapper};
 use crate::audit::Event;
+use crate::audit::access::Pending;
+use crate::audit::access::viewing::AccessSink;
 use crate::auth::{Auth, NoSession, TokenCache, session};
 use crate::body::Body;
 use crate::http_util::reserved;
@@ -37,6 +39,8 @@ pub(crate) struct GateLayer {
     name_user: bool,
     /// The connection's client address, for the audit trail.
     client: IpAddr,
+    /// Where accesses to patient data are recorded (`None`: they are not).
+    access_sink: Option<AccessSink>,
 }
 
 impl GateLayer {
@@ -47,6 +51,7 @@ impl GateLayer {
         client: IpAddr,
     ) -> Self {
         GateLayer {
+            access_sink: auth.auditor().access().cloned(),
             auth,
             access,
             cache: Arc::default(),
@@ -88,7 +93,10 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if req.uri().path().starts_with(reserved::PREFIX) {
-            return Either::Left(MapResponse::new(self.inner.call(req), Refresh(None, None)));
+            return Either::Left(MapResponse::new(
+                self.inner.call(req),
+                Refresh(None, None, None),
+            ));
         }
         match self
             .layer
@@ -124,10 +132,20 @@ where
                 }
                 // The response's extension map is allocated only when something is put in it.
                 let user = self.layer.name_user.then(|| identity.user.clone());
+                let access = self.layer.access_sink.as_ref().and_then(|sink| {
+                    Pending::begin(
+                        sink,
+                        &identity,
+                        self.layer.client,
+                        req.method(),
+                        req.uri(),
+                        req.extensions().get::<RequestId>().map(|r| &r.0),
+                    )
+                });
                 req.extensions_mut().insert(identity);
                 Either::Left(MapResponse::new(
                     self.inner.call(req),
-                    Refresh(refresh, user),
+                    Refresh(refresh, user, access),
                 ))
             }
             Err(why) => Either::Right(ready(Ok(unauthenticated(&req, why)))),
@@ -190,8 +208,9 @@ fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
 #[derive(Debug, Clone)]
 pub(crate) struct ServedTo(pub Arc<str>);
 
-/// Adds the refreshed session cookie to the response, when there is one, and names the user.
-pub(crate) struct Refresh(Option<HeaderValue>, Option<Arc<str>>);
+/// Adds the refreshed session cookie to the response, when there is one, names the user, and
+/// passes on the access to patient data that the access log's completion finishes.
+pub(crate) struct Refresh(Option<HeaderValue>, Option<Arc<str>>, Option<Pending>);
 
 impl ResponseMapper<Body> for Refresh {
     type Output = Response<Body>;
@@ -201,6 +220,9 @@ impl ResponseMapper<Body> for Refresh {
         }
         if let Some(user) = self.1 {
             res.extensions_mut().insert(ServedTo(user));
+        }
+        if let Some(access) = self.2 {
+            res.extensions_mut().insert(access);
         }
         res
     }

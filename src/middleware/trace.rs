@@ -25,6 +25,7 @@ use tracing::{Instrument, debug_span, info};
 use super::gate::ServedTo;
 use super::request_id::RequestId;
 use super::{MapResponse, ResponseMapper};
+use crate::audit::access::Pending;
 use crate::body::{Body, BoxError};
 use crate::conn::Activity;
 use crate::metrics::Metrics;
@@ -103,6 +104,7 @@ where
             bytes: 0,
             complete: false,
             send_slot: None,
+            access: None,
         };
         MapResponse::new(self.inner.call(req).instrument(span), completion)
     }
@@ -130,12 +132,15 @@ pub(crate) struct Completion {
     complete: bool,
     /// The response body's place in the connection's send watch (`Activity::stalled`).
     send_slot: Option<usize>,
+    /// An access to patient data, recorded with the status and bytes once the body ends.
+    access: Option<Pending>,
 }
 
 impl ResponseMapper<Body> for Completion {
     type Output = Response<Logged>;
-    fn map(mut self, res: Response<Body>) -> Response<Logged> {
+    fn map(mut self, mut res: Response<Body>) -> Response<Logged> {
         self.status = res.status();
+        self.access = res.extensions_mut().remove::<Pending>();
         if let Some(r) = self.record.as_mut() {
             r.user = res.extensions().get::<ServedTo>().map(|u| u.0.clone());
             r.reason = res.extensions().get::<Reason>().map(|r| r.0);
@@ -158,6 +163,9 @@ impl Drop for Completion {
         let elapsed = self.start.elapsed();
         self.metrics.request_done(self.status.as_u16(), elapsed);
         self.activity.request_ended();
+        if let Some(access) = self.access.take() {
+            access.finish(self.status.as_u16(), self.bytes);
+        }
         if let Some(r) = &self.record {
             info!(
                 id = r.id.as_ref().and_then(|v| v.to_str().ok()),

@@ -102,6 +102,53 @@ impl Proxy {
         }
     }
 
+    /// Asks the upstream for a small document the gateway itself needs (the audit trail's
+    /// lookup of who a study belongs to), with its credentials and the response timeout. The
+    /// body is read up to `max` bytes; any status but 200 is an error.
+    pub(crate) async fn lookup(
+        &self,
+        path_and_query: &str,
+        accept: &'static str,
+        max: usize,
+    ) -> Result<bytes::Bytes, String> {
+        use http_body_util::BodyExt as _;
+        let pq = path_and_query
+            .parse()
+            .map_err(|_| "not a valid upstream path".to_string())?;
+        let uri = self
+            .upstream_uri(pq)
+            .map_err(|_| "not a valid upstream path".to_string())?;
+        let mut req = Request::get(uri)
+            .header(header::HOST, self.authority.as_str())
+            .header(header::ACCEPT, accept);
+        if let Some(c) = &self.credentials {
+            req = req.header(header::AUTHORIZATION, c.clone());
+        }
+        let req = req
+            .body(Body::Empty)
+            .map_err(|_| "not a valid upstream request".to_string())?;
+        let exchange = async {
+            let res =
+                limit::for_request(self.client.request(req))
+                    .await
+                    .map_err(|e| match classify(&e) {
+                        UpstreamError::Connect => "the upstream refused the connection".to_string(),
+                        _ => "the upstream did not answer".to_string(),
+                    })?;
+            if res.status() != StatusCode::OK {
+                return Err(format!("the upstream answered {}", res.status().as_u16()));
+            }
+            let body = http_body_util::Limited::new(res.into_body(), max)
+                .collect()
+                .await
+                .map_err(|_| format!("the upstream's answer was cut short or over {max} bytes"))?;
+            Ok(body.to_bytes())
+        };
+        tokio::time::timeout(self.response_timeout, exchange)
+            .await
+            .map_err(|_| "the upstream did not answer in time".to_string())?
+    }
+
     fn upstream_uri(&self, pq: http::uri::PathAndQuery) -> Result<Uri, UpstreamError> {
         Uri::builder()
             .scheme("http")

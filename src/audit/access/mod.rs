@@ -3,6 +3,15 @@
 //! request path), and the grouping of a viewer's hundreds of image requests into one record per
 //! study viewed (`viewing.rs`).
 
+mod note;
+pub(crate) mod resolve;
+pub(crate) mod url;
+pub(crate) mod viewing;
+
+pub(crate) use note::Pending;
+
+#[cfg(test)]
+mod tests;
 
 /// What a request does to the data it touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

@@ -1,0 +1,83 @@
+//! The request path's part: the gate reads what a request touches before forwarding it
+//! ([`Pending::begin`]), and the access log's completion, which sees the status and the bytes
+//! sent, hands it to the recorder ([`Pending::finish`]). Neither waits for anything.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::viewing::{Access, AccessSink, Msg};
+use super::{Operation, Touch, url};
+use crate::auth::Identity;
+
+/// A request to patient data, on its way.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    sink: AccessSink,
+    user: Arc<str>,
+    session: Arc<str>,
+    client: IpAddr,
+    touch: Touch,
+    method: http::Method,
+    path: Option<Box<str>>,
+    request_id: Option<http::HeaderValue>,
+}
+
+impl Pending {
+    /// What `identity`'s request touches, or `None` when it is not patient data.
+    pub(crate) fn begin(
+        sink: &AccessSink,
+        identity: &Identity,
+        client: IpAddr,
+        method: &http::Method,
+        uri: &http::Uri,
+        request_id: Option<&http::HeaderValue>,
+    ) -> Option<Pending> {
+        let touch = url::classify(method, uri.path(), uri.query())?;
+        if matches!(
+            touch.operation,
+            Operation::Delete | Operation::Modify | Operation::Export
+        ) {
+            // Whom it concerns must be asked before the data is gone or changed.
+            sink.send(Msg::Hint(touch.target.clone()));
+        }
+        let path = (!touch.operation.is_grouped()).then(|| Box::from(uri.path()));
+        Some(Pending {
+            sink: sink.clone(),
+            user: identity.user.clone(),
+            session: identity.session_id.clone(),
+            client,
+            touch,
+            method: method.clone(),
+            path,
+            request_id: request_id.cloned(),
+        })
+    }
+
+    /// The response has ended (or the client left): recorded with its status and bytes.
+    pub(crate) fn finish(self, status: u16, bytes: u64) {
+        let Pending {
+            sink,
+            user,
+            session,
+            client,
+            touch,
+            method,
+            path,
+            request_id,
+        } = self;
+        sink.send(Msg::Access(Box::new(Access {
+            at: OffsetDateTime::now_utc(),
+            user,
+            session,
+            client,
+            touch,
+            method,
+            path,
+            request_id,
+            status,
+            bytes,
+        })));
+    }
+}
