@@ -36,6 +36,34 @@ pub(super) struct Anchor {
     pub(super) hash: String,
 }
 
+/// Where the trail starts after old records were deleted (`audit.retention`), kept beside the
+/// key: the first kept record's sequence number and the hash it names as `prev`, with a MAC, so
+/// that records cut from the start of the trail by anything else are noticed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Start {
+    pub(super) seq: u64,
+    pub(super) prev: String,
+    pub(super) mac: String,
+}
+
+impl Start {
+    pub(super) fn new(key: &[u8], seq: u64, prev: &str) -> Start {
+        Start {
+            seq,
+            prev: prev.to_string(),
+            mac: mac(key, &format!("vigie-audit-start-v1:{seq}:{prev}")),
+        }
+    }
+
+    pub(super) fn verifies(&self, key: &[u8]) -> bool {
+        mac_verifies(
+            key,
+            &format!("vigie-audit-start-v1:{}:{}", self.seq, self.prev),
+            &self.mac,
+        )
+    }
+}
+
 /// The sealing key's file: 32 or more random bytes, base64. `None` when there is none yet.
 pub(super) fn read_key(path: &Path) -> Result<Option<SecretSlice<u8>>, String> {
     match std::fs::read_to_string(path) {
@@ -61,22 +89,25 @@ pub(super) fn hash(line: &[u8]) -> String {
 
 /// The seal's MAC for sequence number `seq` following a line of hash `prev`.
 pub(super) fn seal_mac(key: &[u8], seq: u64, prev: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    hex(hmac::sign(&key, format!("vigie-audit-seal-v1:{seq}:{prev}").as_bytes()).as_ref())
+    mac(key, &format!("vigie-audit-seal-v1:{seq}:{prev}"))
 }
 
 /// Whether `mac` is the seal's MAC, compared in constant time.
 pub(super) fn seal_verifies(key: &[u8], seq: u64, prev: &str, mac: &str) -> bool {
+    mac_verifies(key, &format!("vigie-audit-seal-v1:{seq}:{prev}"), mac)
+}
+
+fn mac(key: &[u8], text: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hex(hmac::sign(&key, text.as_bytes()).as_ref())
+}
+
+fn mac_verifies(key: &[u8], text: &str, mac: &str) -> bool {
     let Some(tag) = unhex(mac) else {
         return false;
     };
     let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    hmac::verify(
-        &key,
-        format!("vigie-audit-seal-v1:{seq}:{prev}").as_bytes(),
-        &tag,
-    )
-    .is_ok()
+    hmac::verify(&key, text.as_bytes(), &tag).is_ok()
 }
 
 fn hex(bytes: &[u8]) -> String {

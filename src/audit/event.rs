@@ -103,11 +103,12 @@ pub(crate) enum Event {
         study: Option<Study>,
         unresolved: Option<Unresolved>,
     },
-    /// A session that reached its idle or absolute timeout, noticed when its cookie came back.
+    /// A session that reached its idle or absolute timeout (noticed within a minute).
     SessionExpired {
         user: String,
         session: String,
-        client: std::net::IpAddr,
+        /// `idle` or `absolute`.
+        reason: &'static str,
     },
     /// An alert rule fired; `channels` names where it was delivered (or why not).
     AlertRaised {

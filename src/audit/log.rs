@@ -31,6 +31,8 @@ pub(crate) struct AuditLog {
     unsealed: u64,
     /// Bytes written since the last fsync.
     unsynced: bool,
+    /// Each line is also printed on standard output (`audit.stdout`).
+    echo: bool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -72,6 +74,7 @@ impl AuditLog {
             prev: last_hash.unwrap_or_else(|| GENESIS.to_string()),
             unsealed: 0,
             unsynced: false,
+            echo: false,
         };
         if let Some((file, bytes)) = torn {
             warn!(file = %file, bytes, "audit trail: removed a last line cut short by a crash");
@@ -170,6 +173,10 @@ impl AuditLog {
             file.write_all(&bytes)
                 .map_err(|e| AuditError::io(&path, e))?;
         }
+        if self.echo {
+            // One locked write per line, like the log lines it sits among.
+            let _ = std::io::stdout().lock().write_all(&bytes);
+        }
         self.prev = hash;
         self.next_seq += 1;
         self.unsynced = true;
@@ -179,9 +186,89 @@ impl AuditLog {
         Ok(seq)
     }
 
+    /// Prints each line on standard output too, for a log collector.
+    pub(crate) fn echo_to_stdout(&mut self, on: bool) {
+        self.echo = on;
+    }
+
+    /// Deletes the daily files whose day is more than `retention` ago (never the open one),
+    /// notes where the trail now starts (with a MAC, beside the key), and records the deletion.
+    /// Returns the number of files deleted.
+    pub(crate) fn prune(
+        &mut self,
+        now: OffsetDateTime,
+        retention: std::time::Duration,
+    ) -> Result<usize, AuditError> {
+        let listing = |why: String| AuditError::Io {
+            path: self.paths.dir.clone(),
+            source: std::io::Error::other(why),
+        };
+        let cutoff = now - retention;
+        let cutoff = format!(
+            "audit-{:04}-{:02}-{:02}.jsonl",
+            cutoff.year(),
+            u8::from(cutoff.month()),
+            cutoff.day()
+        );
+        let open = self.current.as_ref().map(|(day, _)| self.file_path(day));
+        let files = verify::trail_files(&self.paths.dir).map_err(listing)?;
+        let (old, kept): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| *n < *cutoff.as_str())
+                && open.as_ref() != Some(f)
+        });
+        let Some(first_old) = old.first() else {
+            return Ok(0);
+        };
+        // Where the trail starts now: the first line kept, or the next one to be written.
+        let (start_seq, start_prev) = match kept.first() {
+            Some(f) => first_line(f)?,
+            None => (self.next_seq, self.prev.clone()),
+        };
+        let deleted_from = first_line(first_old).map_or(0, |(seq, _)| seq);
+        let start = chain::Start::new(self.key.expose_secret(), start_seq, &start_prev);
+        files::replace(
+            &self.paths.start,
+            &serde_json::to_vec(&start)?,
+            Mode::Private,
+        )
+        .map_err(|e| AuditError::io(&self.paths.start, e))?;
+        let mut names = Vec::with_capacity(old.len());
+        for f in &old {
+            std::fs::remove_file(f).map_err(|e| AuditError::io(f, e))?;
+            names.push(
+                f.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            );
+        }
+        self.append(
+            now,
+            &Event::TrailPruned {
+                files: names,
+                first_seq: deleted_from,
+                last_seq: start_seq.saturating_sub(1),
+                last_hash: start_prev,
+            },
+        )?;
+        self.seal(now)?;
+        Ok(old.len())
+    }
+
     fn file_path(&self, day: &str) -> PathBuf {
         self.paths.dir.join(format!("audit-{day}.jsonl"))
     }
+}
+
+/// The sequence number and `prev` of a file's first line.
+fn first_line(path: &Path) -> Result<(u64, String), AuditError> {
+    let bytes = std::fs::read(path).map_err(|e| AuditError::io(path, e))?;
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line: Line = serde_json::from_slice(first).map_err(|_| AuditError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other("its first line is not a record"),
+    })?;
+    Ok((line.seq, line.prev))
 }
 
 /// Cuts the newest file back to its last complete line; returns its name and the bytes removed.

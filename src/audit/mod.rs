@@ -31,7 +31,7 @@ mod tests;
 pub(crate) use event::{Event, Method, Operator};
 pub(crate) use log::AuditLog;
 pub(crate) use verify::{Broken, Verified, verify};
-pub(crate) use writer::{AuditWriter, Auditor};
+pub(crate) use writer::{AuditWriter, Auditor, WriterOptions};
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,8 @@ pub(crate) struct AuditPaths {
     pub(crate) key: PathBuf,
     /// The last seal written (sequence number and hash): a trail cut after it is noticed.
     pub(crate) anchor: PathBuf,
+    /// Where the trail starts once old records were deleted: a trail cut before it is noticed.
+    pub(crate) start: PathBuf,
 }
 
 impl AuditPaths {
@@ -59,12 +61,13 @@ impl AuditPaths {
             dir: dir.to_owned(),
             key: state_dir.join("audit-seal.key"),
             anchor: state_dir.join("audit-anchor.json"),
+            start: state_dir.join("audit-start.json"),
         }
     }
 
     /// Where the configuration puts them.
     pub(crate) fn of(config: &crate::config::Config) -> AuditPaths {
-        AuditPaths::at(&config.audit_dir, &config.state_dir)
+        AuditPaths::at(&config.audit.dir, &config.state_dir)
     }
 }
 

@@ -231,3 +231,76 @@ fn the_writer_refuses_to_carry_on_after_a_break() {
     assert!(matches!(e, AuditError::Broken(_)), "{e}");
     assert!(e.to_string().contains("record 0 was altered"), "{e}");
 }
+
+#[test]
+fn retention_deletes_old_days_records_it_and_the_trail_still_verifies() {
+    let (_dir, paths) = trail();
+    let mut log = AuditLog::open(&paths).unwrap();
+    // On 2 April with 31 days kept: 1 March goes, 2 March stays.
+    let now = datetime!(2026-04-02 12:00 UTC);
+    let deleted = log.prune(now, std::time::Duration::from_secs(31 * 86_400));
+    assert_eq!(deleted.unwrap(), 1);
+    assert!(!day1(&paths).exists());
+    assert!(day2(&paths).exists());
+    let v = verify(&paths).expect("the trail after retention verifies");
+    // Records 0..=5 (five events and the day-change seal) are gone.
+    assert_eq!(v.first_seq, 6);
+    let last = std::fs::read_to_string(paths.dir.join("audit-2026-04-02.jsonl")).unwrap();
+    let pruned: Line = serde_json::from_str(last.lines().next().unwrap()).unwrap();
+    let event = pruned.event.unwrap();
+    assert_eq!(event["type"], "trail_pruned");
+    assert_eq!(event["files"][0], "audit-2026-03-01.jsonl");
+    assert_eq!(event["first_seq"], 0);
+    assert_eq!(event["last_seq"], 5);
+    // Nothing more to delete the same day.
+    assert_eq!(
+        log.prune(now, std::time::Duration::from_secs(31 * 86_400))
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn a_deletion_not_made_by_retention_is_still_noticed() {
+    let (_dir, paths) = trail();
+    let mut log = AuditLog::open(&paths).unwrap();
+    log.prune(
+        datetime!(2026-04-02 12:00 UTC),
+        std::time::Duration::from_secs(31 * 86_400),
+    )
+    .unwrap();
+    drop(log);
+    // Someone deletes the first kept day as well.
+    std::fs::remove_file(day2(&paths)).unwrap();
+    let b = broken(&paths);
+    assert!(b.what.contains("missing"), "{b}");
+    // Or forges the start record to hide it.
+    let (_dir, paths) = trail();
+    let mut log = AuditLog::open(&paths).unwrap();
+    log.prune(
+        datetime!(2026-04-02 12:00 UTC),
+        std::time::Duration::from_secs(31 * 86_400),
+    )
+    .unwrap();
+    drop(log);
+    let text = std::fs::read_to_string(&paths.start).unwrap();
+    std::fs::write(&paths.start, text.replace("\"seq\":6", "\"seq\":9")).unwrap();
+    let b = broken(&paths);
+    assert!(b.what.contains("start record"), "{b}");
+}
+
+#[test]
+fn a_crash_between_the_start_record_and_the_deletion_leaves_a_sound_trail() {
+    let (_dir, paths) = trail();
+    let mut log = AuditLog::open(&paths).unwrap();
+    let saved = std::fs::read(day1(&paths)).unwrap();
+    log.prune(
+        datetime!(2026-04-02 12:00 UTC),
+        std::time::Duration::from_secs(31 * 86_400),
+    )
+    .unwrap();
+    drop(log);
+    // As if the file had not been deleted yet.
+    std::fs::write(day1(&paths), saved).unwrap();
+    verify(&paths).expect("lines before the start are ignored");
+}

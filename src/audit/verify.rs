@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use secrecy::ExposeSecret;
 
 use super::AuditPaths;
-use super::chain::{self, Anchor, GENESIS, Line, read_key};
+use super::chain::{self, Anchor, GENESIS, Line, Start, read_key};
 
 /// What a sound trail holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub(crate) struct Verified {
     pub(crate) last_hash: Option<String>,
     /// Lines after the last seal: not yet covered by a MAC.
     pub(crate) unsealed: u64,
+    /// The first record kept: 0 unless `audit.retention` deleted older ones.
+    pub(crate) first_seq: u64,
 }
 
 /// Where and how the trail is broken.
@@ -60,13 +62,15 @@ pub(crate) fn verify(paths: &AuditPaths) -> Result<Verified, Box<Broken>> {
     };
     let key = read_key(&paths.key).map_err(whole)?;
     let files = trail_files(&paths.dir).map_err(whole)?;
+    let start = read_start(paths, key.as_ref()).map_err(whole)?;
     let mut v = Verified {
         files: files.len(),
         records: 0,
         seals: 0,
-        next_seq: 0,
-        last_hash: None,
+        next_seq: start.as_ref().map_or(0, |s| s.seq),
+        last_hash: start.as_ref().map(|s| s.prev.clone()),
         unsealed: 0,
+        first_seq: start.as_ref().map_or(0, |s| s.seq),
     };
     for file in &files {
         let bytes = std::fs::read(file)
@@ -76,6 +80,10 @@ pub(crate) fn verify(paths: &AuditPaths) -> Result<Verified, Box<Broken>> {
         // whose write was cut short.
         let tail = lines.pop().unwrap_or_default();
         for (i, raw) in lines.iter().enumerate() {
+            // Lines before the start are deleted records whose file a crash left behind.
+            if v.records == 0 && v.seals == 0 && before_start(raw, v.first_seq) {
+                continue;
+            }
             check_line(raw, file, i + 1, key.as_ref(), &mut v)?;
         }
         if !tail.is_empty() {
@@ -122,6 +130,40 @@ pub(crate) fn verify(paths: &AuditPaths) -> Result<Verified, Box<Broken>> {
         }));
     }
     Ok(v)
+}
+
+/// The start left by the last deletion of old records, checked with the key.
+fn read_start(
+    paths: &AuditPaths,
+    key: Option<&secrecy::SecretSlice<u8>>,
+) -> Result<Option<Start>, String> {
+    let bytes = match std::fs::read(&paths.start) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", paths.start.display())),
+    };
+    let start: Start = serde_json::from_slice(&bytes)
+        .map_err(|_| format!("the start record {} is not readable", paths.start.display()))?;
+    match key {
+        Some(k) if start.verifies(k.expose_secret()) => Ok(Some(start)),
+        Some(_) => Err(format!(
+            "the start record {} does not verify: altered, or made with another key",
+            paths.start.display()
+        )),
+        None => Err(format!(
+            "the start record {} exists but the sealing key is missing: restore audit-seal.key",
+            paths.start.display()
+        )),
+    }
+}
+
+/// A line whose sequence number is before the trail's start (`first_seq`).
+fn before_start(raw: &[u8], first_seq: u64) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    first_seq > 0 && serde_json::from_slice::<Seq>(raw).is_ok_and(|l| l.seq < first_seq)
 }
 
 fn check_line(

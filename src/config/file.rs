@@ -142,4 +142,8 @@ pub(super) struct FileLog {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileAudit {
     pub dir: Option<String>,
+    pub record_access: Option<bool>,
+    pub viewing_idle: Option<String>,
+    pub retention: Option<String>,
+    pub stdout: Option<bool>,
 }

@@ -134,14 +134,28 @@ pub struct Config {
     pub log: LogSettings,
     /// Where sessions, lockouts, the TOTP replay guard and the signing keys live (0700).
     pub state_dir: PathBuf,
-    /// Where the audit trail's records go: `audit.dir`, by default `state_dir/audit`. Its
-    /// sealing key and anchor stay in `state_dir` whatever this says.
-    pub audit_dir: PathBuf,
+    pub audit: AuditSettings,
     pub auth: AuthSettings,
     /// `None`: no `access:` section, every signed-in user reaches everything.
     pub access: Option<Vec<AccessRule>>,
     /// The file this configuration was read from (reloaded on SIGHUP).
     pub source: Option<PathBuf>,
+}
+
+/// The audit trail (`audit:`).
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Where the records go: `audit.dir`, by default `state_dir/audit`. The sealing key and the
+    /// anchor stay in `state_dir` whatever this says.
+    pub dir: PathBuf,
+    /// Accesses to patient data are recorded (the default).
+    pub record_access: bool,
+    /// A viewing closes after this long without a request for its study.
+    pub viewing_idle: Duration,
+    /// Records older than this are deleted (the deletion is recorded).
+    pub retention: Duration,
+    /// Each record is also printed on standard output, for a log collector.
+    pub stdout: bool,
 }
 
 /// Sign-in settings.

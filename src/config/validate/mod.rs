@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod access;
+mod audit;
 mod auth;
 mod limits;
 mod listen;
@@ -120,29 +121,6 @@ impl Validator {
         }
     }
 
-    /// `audit.dir`: an absolute path (a separate volume, ideally), not the state directory
-    /// itself, where the sealing key lives.
-    fn audit_dir(&mut self, dir: Option<&str>, state_dir: &std::path::Path) -> PathBuf {
-        let Some(dir) = dir else {
-            return state_dir.join("audit");
-        };
-        let path = PathBuf::from(dir.trim());
-        if !path.is_absolute() {
-            self.error(
-                "audit.dir",
-                format!("`{dir}` is not an absolute path"),
-                "write the full path, e.g. /var/lib/vigie-audit (a separate volume is best)",
-            );
-        } else if path == state_dir {
-            self.error(
-                "audit.dir",
-                "the audit trail cannot be the state directory itself",
-                "use a directory of its own: the sealing key in state_dir must stay outside the trail",
-            );
-        }
-        path
-    }
-
     /// Reads the secret called `name` in the section at `at` from whichever of `name`,
     /// `name_file` and `name_env` is set (every secret follows this rule, see
     /// `config/secret.rs`): `Ok(Some((secret, its key's path)))`, `Ok(None)` when none is set
@@ -197,7 +175,7 @@ impl Validator {
         let access = f.access.map(|rules| self.access(rules));
         self.policy_warnings(access.as_deref(), &auth);
         let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));
-        let audit_dir = self.audit_dir(f.audit.and_then(|a| a.dir).as_deref(), &state_dir);
+        let audit = self.audit(f.audit.unwrap_or_default(), &state_dir);
         if let (Some(l), Some(u)) = (&listen, &upstream) {
             self.loop_check(l, u);
         }
@@ -211,7 +189,7 @@ impl Validator {
             no_store: f.responses.no_store.unwrap_or(true),
             log,
             state_dir,
-            audit_dir,
+            audit,
             auth,
             access,
             source: None,
@@ -441,9 +419,9 @@ limits:
     #[test]
     fn the_audit_directory_is_absolute_and_apart_from_the_state_directory() {
         let (c, _) = from_yaml(&GOOD()).unwrap();
-        assert_eq!(c.audit_dir, PathBuf::from("/tmp/vigie-test/audit"));
+        assert_eq!(c.audit.dir, PathBuf::from("/tmp/vigie-test/audit"));
         let (c, _) = from_yaml(&(GOOD() + "audit:\n  dir: /srv/vigie-audit\n")).unwrap();
-        assert_eq!(c.audit_dir, PathBuf::from("/srv/vigie-audit"));
+        assert_eq!(c.audit.dir, PathBuf::from("/srv/vigie-audit"));
         for bad in [
             "audit:\n  dir: relative/audit\n",
             "audit:\n  dir: /tmp/vigie-test\n",
