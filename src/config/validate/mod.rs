@@ -431,6 +431,38 @@ limits:
     }
 
     #[test]
+    fn audit_settings_have_defaults_and_bounds() {
+        let (c, warnings) = from_yaml(&GOOD()).unwrap();
+        assert!(c.audit.record_access);
+        assert!(!c.audit.stdout);
+        assert_eq!(c.audit.viewing_idle, Duration::from_secs(900));
+        assert_eq!(c.audit.retention, Duration::from_secs(365 * 86_400));
+        assert!(warnings.iter().all(|w| !w.path.starts_with("audit")));
+        let (c, _) = from_yaml(
+            &(GOOD() + "audit:\n  viewing_idle: 2s\n  retention: 12months\n  stdout: true\n"),
+        )
+        .unwrap();
+        assert_eq!(c.audit.viewing_idle, Duration::from_secs(2));
+        assert!(c.audit.retention > Duration::from_secs(365 * 86_400));
+        assert!(c.audit.stdout);
+        for bad in [
+            "audit:\n  viewing_idle: 2d\n",
+            "audit:\n  viewing_idle: 10\n",
+        ] {
+            assert_eq!(paths(&(GOOD() + bad)), ["audit.viewing_idle"], "{bad}");
+        }
+        assert_eq!(paths(&(GOOD() + "audit:\n  retention: 1h\n")), ["audit.retention"]);
+        for (yaml, path) in [
+            ("audit:\n  retention: 30d\n", "audit.retention"),
+            ("audit:\n  record_access: false\n", "audit.record_access"),
+        ] {
+            let (_, warnings) = from_yaml(&(GOOD() + yaml)).unwrap();
+            assert_eq!(warnings.len(), 1, "{yaml}");
+            assert_eq!(warnings[0].path, path);
+        }
+    }
+
+    #[test]
     fn yaml_errors_do_not_quote_secrets() {
         // Found by tests/it/properties/ (config_from_any_tree, users_file_from_anything): the
         // YAML parser's message quoted the lines around the error, secrets included.
