@@ -263,3 +263,104 @@ async fn a_disabled_account_s_sessions_are_recorded_as_revoked() {
     assert_eq!(revoked[0]["reason"], "account_disabled");
     assert_eq!(revoked[0]["session"], signed_in[0]["session"]);
 }
+
+/// A viewer's requests become one record per study viewed, with whom it concerns asked of the
+/// upstream (with the gateway's credentials) off the request path; a download and a deletion
+/// are recorded apart; no image byte, cookie or query reaches the trail.
+#[tokio::test]
+async fn accesses_to_patient_data_are_recorded_one_viewing_per_study() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let yaml = ConfigBuilder::new(&certs, &up.url()).build_yaml();
+    let gw = Gw::start(&yaml).await;
+    let c = gw.client(&certs, true);
+    // The viewer scrolls 25 images of the study, then back again.
+    for round in 0..2 {
+        for n in 0..25 {
+            let id = format!("{n:08x}-00000000-00000000-00000000-00000000");
+            let res = c
+                .get(gw.url(&format!("/instances/{id}/preview?token=NOT-IN-TRAIL")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "round {round}");
+            assert_eq!(res.bytes().await.unwrap().len(), 1000);
+        }
+    }
+    let archive = c
+        .get(gw.url(&format!("/studies/{ORTHANC_STUDY}/archive")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(archive.bytes().await.unwrap().len(), 5000);
+    let deleted = c
+        .delete(gw.url(&format!("/studies/{ORTHANC_STUDY}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    gw.shutdown().await; // open viewings are recorded, then the writer seals
+
+    let state = certs.dir.path().join("state");
+    let session = records_of(&state, "signed_in")[0]["session"].clone();
+    let viewings = records_of(&state, "study_access");
+    let views: Vec<_> = viewings
+        .iter()
+        .filter(|v| v["operation"] == "view")
+        .collect();
+    assert_eq!(views.len(), 1, "{viewings:#?}");
+    let v = views[0];
+    assert_eq!(v["user"], TEST_USER);
+    assert_eq!(v["session"], session);
+    assert_eq!(v["client"], "127.0.0.1");
+    assert_eq!(v["patient"]["id"], "P-0042");
+    assert_eq!(v["patient"]["name"], "DOE^JANE");
+    assert_eq!(v["study"]["uid"], "1.2.826.0.1.42");
+    assert_eq!(v["study"]["upstream_id"], ORTHANC_STUDY);
+    assert_eq!(v["requests"], 50);
+    assert_eq!(v["bytes"], 50_000);
+    assert_eq!(v["failed"], 0);
+    assert!(v["first"].as_str().unwrap() <= v["last"].as_str().unwrap());
+    let downloads: Vec<_> = viewings
+        .iter()
+        .filter(|v| v["operation"] == "download")
+        .collect();
+    assert_eq!(downloads.len(), 1, "{viewings:#?}");
+    assert_eq!(downloads[0]["bytes"], 5000);
+    assert_eq!(downloads[0]["patient"]["id"], "P-0042");
+    let changes = records_of(&state, "data_access");
+    let delete = changes
+        .iter()
+        .find(|c| c["operation"] == "delete")
+        .unwrap_or_else(|| panic!("{changes:#?}"));
+    assert_eq!(delete["method"], "DELETE");
+    assert_eq!(delete["path"], format!("/studies/{ORTHANC_STUDY}"));
+    assert_eq!(delete["status"], 200);
+    // The gateway's own request id (the access log's), not the client's.
+    assert!(delete["request_id"].is_string(), "{delete:?}");
+    assert_eq!(delete["patient"]["id"], "P-0042");
+
+    let trail: String = std::fs::read_dir(state.join("audit"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(!trail.contains("NOT-IN-TRAIL"), "a query reached the trail");
+    assert!(
+        !trail.contains("__Host-vigie"),
+        "a cookie reached the trail"
+    );
+    // The upstream was asked once per instance, once for the series, once for the study.
+    let paths = up.stats.paths.lock().unwrap().clone();
+    let lookups = paths
+        .iter()
+        .filter(|p| p.starts_with("/instances/") && !p.contains("/preview"))
+        .count();
+    assert_eq!(lookups, 25, "{paths:?}");
+    assert_eq!(
+        paths
+            .iter()
+            .filter(|p| *p == &format!("/series/{ORTHANC_SERIES}"))
+            .count(),
+        1
+    );
+}

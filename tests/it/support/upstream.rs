@@ -155,6 +155,44 @@ fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<UpBody> {
     r
 }
 
+/// The Orthanc of the audit tests: every instance is in series [`ORTHANC_SERIES`] of study
+/// [`ORTHANC_STUDY`] of patient P-0042 (Orthanc's JSON shapes, as its REST API answers them);
+/// an instance's `preview` is 1000 bytes.
+pub const ORTHANC_SERIES: &str = "aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee";
+pub const ORTHANC_STUDY: &str = "11111111-22222222-33333333-44444444-55555555";
+pub const ORTHANC_PATIENT: &str = "99999999-88888888-77777777-66666666-55555555";
+
+fn orthanc_like(method: &http::Method, path: &str) -> Option<Response<UpBody>> {
+    let json = |body: String| {
+        let mut r = full(StatusCode::OK, body);
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        r
+    };
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (level, id, rest) = (parts.next()?, parts.next()?, parts.next());
+    if id.len() != 44 {
+        return None;
+    }
+    if method == http::Method::DELETE {
+        return Some(json("{}".into()));
+    }
+    Some(match (level, rest) {
+        ("instances", None) => json(format!(
+            r#"{{"ID":"{id}","ParentSeries":"{ORTHANC_SERIES}"}}"#
+        )),
+        ("instances", Some(_)) => full(StatusCode::OK, vec![7u8; 1000]),
+        ("series", None) => json(format!(
+            r#"{{"ID":"{id}","ParentStudy":"{ORTHANC_STUDY}"}}"#
+        )),
+        ("studies", None) if id == ORTHANC_STUDY => json(format!(
+            r#"{{"ID":"{id}","ParentPatient":"{ORTHANC_PATIENT}","MainDicomTags":{{"StudyInstanceUID":"1.2.826.0.1.42","StudyDate":"20260301","StudyDescription":"CT THORAX"}},"PatientMainDicomTags":{{"PatientID":"P-0042","PatientName":"DOE^JANE"}}}}"#
+        )),
+        ("studies", Some("archive")) => full(StatusCode::OK, vec![1u8; 5000]),
+        _ => return None,
+    })
+}
+
 async fn route(
     mut req: Request<Incoming>,
     stats: Arc<UpstreamStats>,
@@ -228,6 +266,9 @@ async fn route(
             );
         }
         return r;
+    }
+    if let Some(answer) = orthanc_like(req.method(), &path) {
+        return answer;
     }
     if path == "/upload" {
         let mut body = req.into_body();
