@@ -219,6 +219,9 @@ auth:
       roles: [admin]
 log:
   level: info
+# Short, so that the viewings of the browser test are recorded before they are checked.
+audit:
+  viewing_idle: 3s
 YAML
   # The access policy exactly as the Orthanc preset has it.
   sed -n '/^access:/,$p' "$ROOT/config/orthanc.example.yaml"
@@ -274,6 +277,24 @@ rc=0
 timeout --kill-after=10 300 node "$E2E/viewer.mjs" || rc=$?
 if ((rc == 124 || rc == 137)); then
   echo "FAIL the browser test was stopped after 300 s (Chromium hung?): run again; if it persists, run with VIGIE_E2E_KEEP=1 and read the logs"
+fi
+
+# ---- 6b. the trail names the doctor, the patient and the study the browser viewed, once -------
+# The Web Viewer scrolled the synthetic CT as $DOCTOR_USER in one session (viewer.mjs, c); its
+# viewing closes after audit.viewing_idle (3 s) without a request.
+sleep 5
+viewed="$(jq -c --arg u "$DOCTOR_USER" 'select(.event.type == "study_access" and .event.operation == "view"
+    and .event.user == $u and .event.patient.id == "VIGIE-E2E-001") | .event' "$WORK"/state/audit/audit-*.jsonl)"
+n_viewed="$(grep -c . <<<"$viewed" || true)"
+if ((n_viewed == 1)); then
+  echo "PASS audit: $DOCTOR_USER viewed patient VIGIE-E2E-001 once: $(jq -r '"study \(.study.uid) (\(.study.description)), \(.requests) requests, \(.bytes) bytes"' <<<"$viewed")"
+else
+  echo "FAIL audit: $n_viewed study_access records of $DOCTOR_USER for VIGIE-E2E-001, want 1: $viewed"; rc=1
+fi
+if ((n_viewed == 1)) && (($(jq .requests <<<"$viewed") >= 24)); then
+  echo "PASS audit: the viewing counts every slice the Web Viewer fetched ($(jq .requests <<<"$viewed") requests)"
+else
+  echo "FAIL audit: the viewing does not count the 24 slices: $viewed"; rc=1
 fi
 
 # ---- 7. every route of Orthanc's REST API, as each account ------------------------------------
