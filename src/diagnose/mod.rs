@@ -10,6 +10,7 @@
 //!   wants credentials, sign-in, policy, ports, the plain-HTTP and admin listeners). The checks
 //!   only read: handshakes, plain GETs, TCP connections, the configuration.
 
+mod audit;
 mod certificate;
 mod gateway_tls;
 mod health;
@@ -66,7 +67,7 @@ pub(crate) struct Finding {
     pub level: Level,
     /// Stable identifier of the check (`certificate`, `tls`, `upstream`, `upstream_address`,
     /// `upstream_credentials`, `second_factor`, `accounts`, `policy`, `viewer_ports`,
-    /// `gateway`, `plain_http`, `admin_listener`).
+    /// `gateway`, `plain_http`, `admin_listener`, `audit`).
     pub check: &'static str,
     /// The configuration key to look at (`tls.cert_file`, `server_aliases[1]`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,6 +196,7 @@ pub(crate) async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
     ports::viewer_ports(config, opts, &mut r).await;
     plain_http::check(config, opts, &mut r).await;
     ports::admin_listener(config, &mut r);
+    audit::trail(config, &mut r);
     r.findings
 }
 

@@ -138,6 +138,8 @@ async fn a_careful_deployment_has_nothing_serious_and_is_healthy() {
     assert_eq!(levels(&findings, "plain_http"), ["ok"], "{all}");
     let ports = levels(&findings, "viewer_ports");
     assert!(ports == ["ok"] || ports == ["info"], "{all}");
+    // The trail verifies; it shares the state's volume here (a note, not a warning).
+    assert_eq!(levels(&findings, "audit"), ["ok", "info"], "{all}");
     assert_eq!(code, 3, "warnings only: {all}");
     let path = gw.config.path().to_owned();
     let health = tokio::task::spawn_blocking(move || vigie(&["health"], &path))
@@ -414,4 +416,38 @@ async fn a_plain_http_port_that_serves_pages_is_flagged() {
         open["message"].as_str().unwrap().contains("answers 200"),
         "{all}"
     );
+}
+
+#[tokio::test]
+async fn a_broken_trail_and_accesses_not_recorded_are_flagged() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let config = ConfigBuilder::new(&certs, &up.url()).set("audit.record_access", false);
+    let file = config_file(&config);
+    // A trail written by the command line, then altered.
+    let out = vigie(&["rotate-keys"], file.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let audit = certs.dir.path().join("state").join("audit");
+    let trail = std::fs::read_dir(&audit)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&trail).unwrap();
+    std::fs::write(&trail, text.replace("keys_rotated", "keys_rotatex")).unwrap();
+    let (code, findings) = exposure_json(file.path()).await;
+    let all = dump(&findings);
+    let broken = find(&findings, "audit", "critical").expect(&all);
+    assert_eq!(broken["key"], "audit.dir");
+    assert!(
+        broken["message"]
+            .as_str()
+            .unwrap()
+            .contains("record 0 was altered"),
+        "{all}"
+    );
+    let off = find(&findings, "audit", "high").expect(&all);
+    assert_eq!(off["key"], "audit.record_access");
+    assert_eq!(code, 1, "{all}");
 }
