@@ -158,7 +158,9 @@ impl Gateway {
             upstream_slots.clone(),
             0,
         );
-        // The recorder asks the upstream whom the data belongs to, with a small pool of its own.
+        // The recorder asks the upstream whom the data belongs to, with a small pool of its own:
+        // one idle connection per concurrent question (fewer opened 2,000 connections in 4 s
+        // in the benchmark).
         let viewings = access_rx.map(|rx| {
             let resolver = Resolver::new(Proxy::new(
                 &config.upstream,
@@ -166,7 +168,7 @@ impl Gateway {
                 config.no_store,
                 auth.clone(),
                 upstream_slots.clone(),
-                2,
+                access::viewing::CONCURRENT_LOOKUPS,
             ));
             Viewings::spawn(rx, resolver, auditor, config.audit.viewing_idle)
         });

@@ -107,15 +107,17 @@ impl Resolver {
     /// Whom `target` concerns, from the cache when known. `None` for a target that names no
     /// one (a search, an upload).
     pub(crate) fn cached(&self, target: &Target) -> Option<Result<Subject, Unresolved>> {
-        let key = key(target)?;
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((when, why)) = cache.failures.get(&key)
-            && when.elapsed() < RETRY_AFTER
-        {
-            return Some(Err(Unresolved {
-                resource: key,
-                why: why.clone(),
-            }));
+        if !cache.failures.is_empty() {
+            let key = key(target)?;
+            if let Some((when, why)) = cache.failures.get(&key)
+                && when.elapsed() < RETRY_AFTER
+            {
+                return Some(Err(Unresolved {
+                    resource: key,
+                    why: why.clone(),
+                }));
+            }
         }
         let subject = match target {
             Target::OrthancInstance(id) => cache
