@@ -251,10 +251,12 @@ measure() {
     ( peak=$base up=0
       while :; do
         r=$(proc_sum VmRSS "${pids[@]}")
-        if (( r > peak )); then peak=$r; echo "$peak" >"$RUN/peak"; fi
+        # Written aside then renamed: the sampler is killed at any moment, and a file it had
+        # just truncated would be read as an empty peak.
+        if (( r > peak )); then peak=$r; echo "$peak" >"$RUN/peak.tmp"; mv -f "$RUN/peak.tmp" "$RUN/peak"; fi
         if [[ -n "${UPCONN_PORT:-}" ]]; then
           c=$(up_conns "$UPCONN_PORT" "${pids[@]}")
-          if (( c > up )); then up=$c; echo "$up" >"$RUN/upconns"; fi
+          if (( c > up )); then up=$c; echo "$up" >"$RUN/upconns.tmp"; mv -f "$RUN/upconns.tmp" "$RUN/upconns"; fi
         fi
         sleep 0.1
       done ) &
