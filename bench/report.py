@@ -381,15 +381,15 @@ def audit_table(by, raw, results):
     rate = by.get(("audit_burst", "audit_on"))
     if burst:
         ok = bool(burst.get("pass"))
-        results.append((f"audit burst: {burst['requests']} image requests -> "
-                        f"{burst['expected_records']} study_access view records", ok))
+        results.append((f"audit burst: {burst['requests']:.0f} image requests -> "
+                        f"{burst['expected_records']:.0f} study_access view records", ok))
         lines.append(
-            f"burst: {burst['ok2xx']} of {burst['requests']} image requests answered 2xx"
+            f"burst: {burst['ok2xx']:.0f} of {burst['requests']:.0f} image requests answered 2xx"
             + (f" ({rate['rps']:.0f} req/s, h2, 1 connection)" if rate else "")
-            + f";\n  trail: {burst['records']} study_access view records (want "
-            f"{burst['expected_records']}), requests summing to {burst['requests_sum']}, "
-            f"{burst['studies']} studies, {burst['unresolved']} unresolved; stop "
-            f"{burst['stop_s']} s, exit {burst['vigie_exit']}; audit verify {burst['verify']}"
+            + f";\n  trail: {burst['records']:.0f} study_access view records (want "
+            f"{burst['expected_records']:.0f}), requests summing to {burst['requests_sum']:.0f}, "
+            f"{burst['studies']:.0f} studies, {burst['unresolved']:.0f} unresolved; stop "
+            f"{burst['stop_s']} s, exit {burst['vigie_exit']:.0f}; audit verify {burst['verify']}"
             f"  {'PASS' if ok else 'FAIL'}")
     return lines
 
