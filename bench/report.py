@@ -14,7 +14,8 @@
   report.py orthanc RESULTS_JSONL RUN_ID...
       The rows behind Orthanc of each run, one line per round, with the ratios to nginx
       (the spread behind the medians).
-Several rows for one test and target (rounds behind Orthanc) are summarised by their median.
+Several rows for one test and target (rounds behind Orthanc, audit on/off rounds) are summarised
+by their median.
 """
 import json
 import math
@@ -173,13 +174,11 @@ def fmt(v, digits=1):
 
 def summary(rows_path, run_id, table_path):
     rows = [json.loads(line) for line in open(rows_path)]
-    render(combine(rows), run_id, table_path)
+    render(combine(rows), run_id, table_path, rows)
 
 
-def median_rows(results_path, run_ids):
-    """One synthetic row per (test, target): the median of every numeric field."""
-    rows = (json.loads(line) for line in open(results_path))
-    return combine(r for r in rows if r.get("run") in run_ids)
+def run_rows(results_path, run_ids):
+    return [r for r in (json.loads(line) for line in open(results_path)) if r.get("run") in run_ids]
 
 
 def combine(all_rows):
@@ -196,7 +195,9 @@ def combine(all_rows):
         row = {"test": test, "target": target, "runs": len(rs)}
         for k in rs[0]:
             vals = sorted(r[k] for r in rs if isinstance(r.get(k), (int, float)))
-            if vals and isinstance(rs[0][k], (int, float)):
+            if isinstance(rs[0][k], bool):
+                row[k] = all(r.get(k) is True for r in rs)
+            elif vals and isinstance(rs[0][k], (int, float)):
                 n = len(vals)
                 row[k] = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
             elif k not in row:
@@ -205,7 +206,7 @@ def combine(all_rows):
     return rows
 
 
-def render(rows, run_id, table_path=None):
+def render(rows, run_id, table_path=None, raw=()):
     by = {(r["test"], r["target"]): r for r in rows}
     lines = []
     results = []  # (name, ok)
@@ -300,6 +301,9 @@ def render(rows, run_id, table_path=None):
     tls_h2load = {t: get("small_h2", t, "tls") for t in ("nginx", "vigie")}
     resumed = {t: get("handshake", t, "resumed") for t in ("nginx", "vigie")}
 
+    if len(lines) == 2:
+        lines = []  # only sections with their own table ran (TESTS=audit)
+    audit_lines = audit_table(by, raw, results)
     out = [f"== Vigie benchmark {run_id}", ""] + lines
     out += ["", "V = Vigie. direct = plain HTTP to the upstream (h1; h2 rows: cleartext h2c; "
             "Orthanc has no h2). MB = 10^6 bytes."]
@@ -310,6 +314,7 @@ def render(rows, run_id, table_path=None):
                    "server order).")
     if acc:
         out += ["", "Vigie with log.access_log: true (level info, JSON to a file) vs false:"] + acc
+    out += audit_lines
     out += ["", "Targets:"]
     out += [f"  {'PASS' if ok else 'FAIL'}  {name}" for name, ok in results]
     out.append(f"  {sum(ok for _, ok in results)} of {len(results)} targets met")
@@ -318,6 +323,75 @@ def render(rows, run_id, table_path=None):
     if table_path:
         with open(table_path, "w") as f:
             f.write(text)
+
+
+AUDIT_TESTS = (
+    ("small h1", "audit_small_h1", "wrk, keep-alive, /small.json"),
+    ("small h2", "audit_small_h2", "h2load, 1 stream/conn"),
+    ("images h1", "audit_images_h1", "wrk, 10 x 1,000 previews"),
+)
+
+
+def audit_table(by, raw, results):
+    """Vigie with audit.record_access true (on) vs false (off): medians over the rounds, the
+    ratios against the 5 % targets, each round's ratios, and the burst's check."""
+    if not any(t.startswith("audit_") for t, _ in by):
+        return []
+    rounds = by.get(("audit_small_h1", "audit_on"), {}).get("runs", 1)
+    hdr = f"{'metric':<44}{'off':>10}{'on':>10}{'on/off':>9}  {'target':<17}result"
+    lines = ["", f"Audit trail: Vigie with audit.record_access true (on) vs false (off), "
+             f"median of {rounds} round(s):", hdr, "-" * len(hdr)]
+    for name, test, how in AUDIT_TESTS:
+        off, on = by.get((test, "audit_off")), by.get((test, "audit_on"))
+        if not (off and on):
+            continue
+        for key, label, digits, target in (
+            ("rps", f"{name} req/s ({how})", 0, (">=", 0.95)),
+            ("p99_ms", f"{name} p99 ms", 2, ("<=", 1.05)),
+            ("cpu_us_per_req", f"{name} server CPU us/request", 1, None),
+        ):
+            a, b = off.get(key), on.get(key)
+            r = b / a if a and b is not None else None
+            tdesc, res = "", ""
+            if target and r is not None:
+                kind, f = target
+                ok = r >= f if kind == ">=" else r <= f
+                tdesc, res = f"{kind} {f} x off", "PASS" if ok else "FAIL"
+                results.append((f"audit {label.split(' (')[0]}: on {kind} {f} x off", ok))
+            lines.append(f"{label:<44}{fmt(a, digits):>10}{fmt(b, digits):>10}{fmt(r, 3):>9}"
+                         f"  {tdesc:<17}{res}")
+    # Each round's ratios: the spread behind the medians (the machine is shared).
+    per = {}
+    for r in raw:
+        if str(r.get("test")).startswith("audit_") and r.get("target") in ("audit_on", "audit_off"):
+            per.setdefault((r["test"], r.get("run"), r.get("round", 1)), {})[r["target"]] = r
+    spread = []
+    for name, test, _ in AUDIT_TESTS:
+        cells = []
+        for (t, run, rnd), pair in sorted(per.items(), key=lambda kv: (str(kv[0][1]), kv[0][2])):
+            on, off = pair.get("audit_on"), pair.get("audit_off")
+            if t != test or not (on and off) or not off.get("rps") or not off.get("p99_ms"):
+                continue
+            cells.append(f"r{rnd} {on['rps'] / off['rps']:.3f}/{on['p99_ms'] / off['p99_ms']:.3f}")
+        if cells:
+            spread.append(f"  {name:<10} " + "  ".join(cells))
+    if spread:
+        lines += ["Each round, on/off of req/s / p99:"] + spread
+    burst = by.get(("audit_burst_trail", "trail"))
+    rate = by.get(("audit_burst", "audit_on"))
+    if burst:
+        ok = bool(burst.get("pass"))
+        results.append((f"audit burst: {burst['requests']:.0f} image requests -> "
+                        f"{burst['expected_records']:.0f} study_access view records", ok))
+        lines.append(
+            f"burst: {burst['ok2xx']:.0f} of {burst['requests']:.0f} image requests answered 2xx"
+            + (f" ({rate['rps']:.0f} req/s, h2, 1 connection)" if rate else "")
+            + f";\n  trail: {burst['records']:.0f} study_access view records (want "
+            f"{burst['expected_records']:.0f}), requests summing to {burst['requests_sum']:.0f}, "
+            f"{burst['studies']:.0f} studies, {burst['unresolved']:.0f} unresolved; stop "
+            f"{burst['stop_s']} s, exit {burst['vigie_exit']:.0f}; audit verify {burst['verify']}"
+            f"  {'PASS' if ok else 'FAIL'}")
+    return lines
 
 
 def orthanc_rounds(results_path, run_ids):
@@ -345,7 +419,8 @@ def main(argv):
         summary(argv[2], argv[3], argv[4])
     elif len(argv) >= 4 and argv[1] == "median":
         runs = argv[3:]
-        render(median_rows(argv[2], runs), f"median of {len(runs)} runs: {' '.join(runs)}")
+        raw = run_rows(argv[2], runs)
+        render(combine(raw), f"median of {len(runs)} runs: {' '.join(runs)}", None, raw)
     elif len(argv) >= 4 and argv[1] == "orthanc":
         orthanc_rounds(argv[2], argv[3:])
     else:

@@ -9,15 +9,23 @@
 #            Debian package, default HttpThreadsCount 50, bench/orthanc.json.in): nginx and a
 #            second Vigie in front of it, and Orthanc direct (h1), with the peak number of
 #            connections each proxy held to Orthanc
+#   audit    the audit trail's cost (issue 10): Vigie with audit.record_access true vs false,
+#            fresh processes alternated over AUDIT_ROUNDS rounds, on the small tests and on image
+#            scrolling (wrk cycling through 10 studies x 1,000 /instances/{id}/preview, 16 KiB
+#            each, the nginx upstream answering the resolver's questions in Orthanc's shapes);
+#            then a burst of exactly 10,000 image requests in one session, after which the trail
+#            must hold exactly 10 study_access view records summing to 10,000 requests and pass
+#            `vigie audit verify` (PASS/FAIL; a FAIL makes the exit status 1)
 # Vigie runs with sign-in on: the script signs in once (bench/signin.py) and every request to
 # every target carries that session cookie, so Vigie checks a session on each request.
 # Then Vigie once more with its access log on. Prints ratios and PASS/FAIL per target, appends
 # the raw numbers to results/bench/results.jsonl and the table to results/bench/<run>.txt.
-# Exit status: 0 ok, 1 some measurement had >1 % failed requests, a sha256 mismatch or a crash,
-# 2 missing tool / setup error. Missed performance targets do not change the exit status.
+# Exit status: 0 ok, 1 some measurement had >1 % failed requests, a sha256 mismatch, a crash or
+# a failed audit burst check, 2 missing tool / setup error. Missed performance targets do not change the exit status.
 #
 # Env: DURATION (10 s per timed test)  CONNS (50)  THREADS (2)  HS_CONNS (CONNS)
-#      TESTS ("small download handshake orthanc": the sections to run, in that order)
+#      TESTS ("small download handshake orthanc": the sections to run, in that order; also audit)
+#      AUDIT_ROUNDS (2: on/off alternations in the audit section, the order flips each round)
 #      ORTHANC_BIN (/usr/sbin/Orthanc)  ORTHANC_ROUNDS (1: nginx/Vigie alternations behind Orthanc)
 #      UP_MAX_CONNS (128: Vigie's upstream.max_connections towards the nginx upstream)
 #      ORTHANC_MAX_CONNS ("": Vigie's upstream.max_connections behind Orthanc; empty: its default)
@@ -46,6 +54,7 @@ DATA="$RESULTS/data"
 RUN_ID="bench-$(date +%Y%m%d-%H%M%S)"
 TESTS="${TESTS:-small download handshake orthanc}"
 ORTHANC_ROUNDS="${ORTHANC_ROUNDS:-1}"
+AUDIT_ROUNDS="${AUDIT_ROUNDS:-2}"
 # The nginx upstream serves any number of connections and the nginx proxy does not bound its
 # connections to it: Vigie gets as many (its default, 40 for Orthanc's 50 threads, would make 10
 # of the 50 clients wait inside Vigie, a cost measured apart in docs/BENCHMARKS.md).
@@ -61,11 +70,12 @@ die() { log "ERROR: $*"; exit 2; }
 
 # ---- preflight --------------------------------------------------------------------------------
 [[ "$DURATION" =~ ^[0-9]+$ && "$CONNS" =~ ^[0-9]+$ && "$HS_CONNS" =~ ^[0-9]+$ \
-   && "$ORTHANC_ROUNDS" =~ ^[1-9]$ && "$UP_MAX_CONNS" =~ ^[1-9][0-9]*$ && "$ORTHANC_MAX_CONNS" =~ ^([1-9][0-9]*)?$ ]] \
-  || die "DURATION, CONNS, HS_CONNS, UP_MAX_CONNS and ORTHANC_MAX_CONNS must be integers, ORTHANC_ROUNDS 1..9"
+   && "$ORTHANC_ROUNDS" =~ ^[1-9]$ && "$AUDIT_ROUNDS" =~ ^[1-9]$ && "$UP_MAX_CONNS" =~ ^[1-9][0-9]*$ \
+   && "$ORTHANC_MAX_CONNS" =~ ^([1-9][0-9]*)?$ ]] \
+  || die "DURATION, CONNS, HS_CONNS, UP_MAX_CONNS and ORTHANC_MAX_CONNS must be integers, ORTHANC_ROUNDS and AUDIT_ROUNDS 1..9"
 for t in $TESTS; do
-  [[ " small download handshake orthanc " == *" $t "* ]] \
-    || die "unknown test '$t' in TESTS (known: small download handshake orthanc)"
+  [[ " small download handshake orthanc audit " == *" $t "* ]] \
+    || die "unknown test '$t' in TESTS (known: small download handshake orthanc audit)"
 done
 (( DURATION >= 1 && DURATION <= 120 && CONNS >= 1 && CONNS <= 1000 && HS_CONNS <= 1000 )) \
   || die "refusing: DURATION must be 1..120 s, CONNS and HS_CONNS 1..1000"
@@ -128,7 +138,8 @@ trap 'exit 130' INT TERM
 
 # ---- free ports, chosen by the kernel (never the fixed dev ports) ---------------------------
 read -r UP_PORT UP_H2C_PORT NGINX_PORT VIGIE_PORT ADMIN_PORT \
-  ORTHANC_PORT NGINX_O_PORT VIGIE_O_PORT ADMIN_O_PORT < <(free_ports 9)
+  ORTHANC_PORT NGINX_O_PORT VIGIE_O_PORT ADMIN_O_PORT \
+  VIGIE_AON_PORT ADMIN_AON_PORT VIGIE_AOFF_PORT ADMIN_AOFF_PORT < <(free_ports 13)
 
 render() { # template output key=value...: replaces @key@ everywhere
   local tpl=$1 out=$2 kv args=()
@@ -164,18 +175,19 @@ start_nginx() { # name conf -> sets NGINX_PID (the master, recorded in PIDS)
 
 BENCH_PASSWORD="Bench-Radio-2026"
 BENCH_TOTP="GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
-# start_vigie access_log level [name upstream_port path port admin_port max_conns] -> VIGIE_PID,
-# VIGIE_COOKIE; logs to $RUN/vigie-<name>.log (name: the access_log value). Defaults: the nginx
-# upstream, /small.json, $VIGIE_PORT, $ADMIN_PORT, $UP_MAX_CONNS. path: the health path and the
-# first request; max_conns "": Vigie's default.
+# start_vigie access_log level [name upstream_port path port admin_port max_conns record_access]
+# -> VIGIE_PID, VIGIE_COOKIE; logs to $RUN/vigie-<name>.log (name: the access_log value).
+# Defaults: the nginx upstream, /small.json, $VIGIE_PORT, $ADMIN_PORT, $UP_MAX_CONNS, true.
+# path: the health path and the first request; max_conns "": Vigie's default.
 start_vigie() {
   local access=$1 level=$2 name=${3:-$1} up=${4:-$UP_PORT} path=${5:-/small.json}
   local port=${6:-$VIGIE_PORT} admin=${7:-$ADMIN_PORT} max_up=${8-$UP_MAX_CONNS}
+  local record=${9:-true}
   # A fresh state directory each start: a second sign-in with the same TOTP code would be a replay.
   render "$BENCH/vigie.yaml.in" "$RUN/vigie-$name.yaml" \
     "VIGIE_PORT=$port" "ADMIN_PORT=$admin" "UP_PORT=$up" "HEALTH=$path" "MAX_UP=$max_up" \
     "CERT=$RUN/certs/server.crt" "KEY=$RUN/certs/server.key" \
-    "ACCESS_LOG=$access" "LOG_LEVEL=$level" "STATE=$RUN/state-$name" \
+    "ACCESS_LOG=$access" "LOG_LEVEL=$level" "STATE=$RUN/state-$name" "RECORD_ACCESS=$record" \
     "HASH=$BENCH_HASH" "TOTP=$BENCH_TOTP"
   "$VIGIE" serve --config "$RUN/vigie-$name.yaml" >"$RUN/vigie-$name.log" 2>&1 &
   VIGIE_PID=$!
@@ -239,10 +251,12 @@ measure() {
     ( peak=$base up=0
       while :; do
         r=$(proc_sum VmRSS "${pids[@]}")
-        if (( r > peak )); then peak=$r; echo "$peak" >"$RUN/peak"; fi
+        # Written aside then renamed: the sampler is killed at any moment, and a file it had
+        # just truncated would be read as an empty peak.
+        if (( r > peak )); then peak=$r; echo "$peak" >"$RUN/peak.tmp"; mv -f "$RUN/peak.tmp" "$RUN/peak"; fi
         if [[ -n "${UPCONN_PORT:-}" ]]; then
           c=$(up_conns "$UPCONN_PORT" "${pids[@]}")
-          if (( c > up )); then up=$c; echo "$up" >"$RUN/upconns"; fi
+          if (( c > up )); then up=$c; echo "$up" >"$RUN/upconns.tmp"; mv -f "$RUN/upconns.tmp" "$RUN/upconns"; fi
         fi
         sleep 0.1
       done ) &
@@ -286,6 +300,12 @@ if [[ ! -s "$BIG" || $(stat -c %s "$BIG") -ne $(( BIG_MIB * 1024 * 1024 )) ]]; t
 fi
 chmod a+r "$BIG"
 install -m 644 "$BENCH/small.json" "$DATA/small.json"
+# The image the audit section's viewer scrolls through (any bytes: nobody decodes them).
+PREVIEW="$DATA/preview.png"
+if [[ ! -s "$PREVIEW" || $(stat -c %s "$PREVIEW") -ne 16384 ]]; then
+  head -c 16384 /dev/urandom >"$PREVIEW.tmp" && mv "$PREVIEW.tmp" "$PREVIEW"
+fi
+chmod a+r "$PREVIEW"
 BIG_SHA=$(sha256sum "$BIG" | cut -d' ' -f1)
 BIG_PATH="/$(basename "$BIG")"
 
@@ -359,6 +379,17 @@ sha_check direct "$DIRECT_H1$BIG_PATH"
 sha_check nginx "$NGINX_URL$BIG_PATH" "${CA[@]}"
 sha_check vigie "$VIGIE_URL$BIG_PATH" "${CA[@]}" "${COOKIE[@]}"
 sha_check vigie-h2 "$VIGIE_URL$BIG_PATH" "${CA[@]}" "${COOKIE[@]}" --http2
+if has audit; then
+  # The upstream answers the resolver's three questions in Orthanc's shapes, and the image.
+  a_id=00000007-0000002a-a1a1a1a1-b2b2b2b2-c3c3c3c3
+  a_series=$(curl -sf "$DIRECT_H1/instances/$a_id" | jq -r .ParentSeries) || a_series=""
+  a_study=$(curl -sf "$DIRECT_H1/series/$a_series" | jq -r .ParentStudy) || a_study=""
+  a_pid=$(curl -sf "$DIRECT_H1/studies/$a_study" | jq -r .PatientMainDicomTags.PatientID) || a_pid=""
+  code=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$DIRECT_H1/instances/$a_id/preview")
+  log "check the Orthanc-shaped upstream: $a_id -> $a_series -> $a_study -> $a_pid; preview $code"
+  [[ "$a_pid" == BENCH-00000007 && "$code" == "200 16384" ]] \
+    || die "the upstream does not answer the audit section's Orthanc-shaped requests"
+fi
 if has orthanc; then
   ORTHANC_URL="http://127.0.0.1:$ORTHANC_PORT"
   NGINX_O_URL="https://localhost:$NGINX_O_PORT"
@@ -514,6 +545,123 @@ if [[ "$ACCESS_LOG_RUN" == 1 ]] && has small; then
   log "access log: $(wc -l <"$RUN/vigie-true.log") lines, $(du -h "$RUN/vigie-true.log" | cut -f1)"
 fi
 
+# ---- the audit trail's cost (issue 10) ---------------------------------------------------------
+# Vigie with audit.record_access true ("on", the default) and false ("off"), two fresh processes
+# per round, measured one after the other on each test (the order flips each round, so that a
+# drift in the machine's load favours neither). Fresh processes: the resolver's cache starts
+# empty, as for a viewer opening studies the gateway has not seen. Then the burst.
+AUDIT_STUDIES=10
+AUDIT_INSTANCES=1000
+image_paths() { # prefix: one URL per line, study after study, instance after instance
+  local s n
+  for (( s = 1; s <= AUDIT_STUDIES; s++ )); do
+    for (( n = 0; n < AUDIT_INSTANCES; n++ )); do
+      printf '%s/instances/%08d-%08x-a1a1a1a1-b2b2b2b2-c3c3c3c3/preview\n' "$1" "$s" "$n"
+    done
+  done
+}
+term_wait() { # pid seconds: SIGTERM, wait up to that long (then KILL) -> TERM_RC, its exit status
+  local p=$1 i
+  TERM_RC=0
+  kill -TERM "$p" 2>/dev/null || true
+  for (( i = 0; i < $2 * 10; i++ )); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$p" 2>/dev/null; then log "ERROR: pid $p still running $2 s after SIGTERM"; kill -KILL "$p" 2>/dev/null || true; fi
+  wait "$p" 2>/dev/null || TERM_RC=$?
+}
+trail_views() { # state_dir: "records requests studies unresolved" of the study_access view records
+  local files=("$1"/audit/audit-*.jsonl)
+  [[ -e "${files[0]}" ]] || { echo "0 0 0 0"; return; }
+  jq -rs '[.[] | .event // empty | select(.type == "study_access" and .operation == "view")]
+    | [length, (map(.requests) | add // 0), (map(.study.uid // empty) | unique | length),
+       (map(select(.unresolved != null)) | length)] | @tsv' "${files[@]}" | tr '\t' ' '
+}
+if has audit; then
+  image_paths "" >"$RUN/images.txt"
+  log "audit: record_access on vs off, $AUDIT_ROUNDS round(s), small h1/h2 and image scrolling" \
+    "($AUDIT_STUDIES studies x $AUDIT_INSTANCES previews of $(stat -c %s "$PREVIEW") bytes), ${DURATION}s each"
+  for (( r = 1; r <= AUDIT_ROUNDS; r++ )); do
+    order=(on off); (( r % 2 )) || order=(off on)
+    start_vigie false warn "audit-on-$r" "$UP_PORT" /small.json "$VIGIE_AON_PORT" "$ADMIN_AON_PORT" "$UP_MAX_CONNS" true
+    AON_PID=$VIGIE_PID AON_COOKIE=$VIGIE_COOKIE
+    start_vigie false warn "audit-off-$r" "$UP_PORT" /small.json "$VIGIE_AOFF_PORT" "$ADMIN_AOFF_PORT" "$UP_MAX_CONNS" false
+    AOFF_PID=$VIGIE_PID AOFF_COOKIE=$VIGIE_COOKIE
+    for m in "${order[@]}"; do
+      if [[ $m == on ]]; then port=$VIGIE_AON_PORT ck=$AON_COOKIE; else port=$VIGIE_AOFF_PORT ck=$AOFF_COOKIE; fi
+      wrk -t "$THREADS" -c "$CONNS" -d "${WARMUP}s" -H "Cookie: $ck" "https://localhost:$port/small.json" >/dev/null \
+        || die "wrk warm-up failed on audit-$m-$r"
+    done
+    for test in small_h1 small_h2 images_h1; do
+      for m in "${order[@]}"; do
+        if [[ $m == on ]]; then port=$VIGIE_AON_PORT ck=$AON_COOKIE pid=$AON_PID
+        else port=$VIGIE_AOFF_PORT ck=$AOFF_COOKIE pid=$AOFF_PID; fi
+        url="https://localhost:$port"
+        REPORT_EXTRA=("round=$r")
+        case $test in
+          small_h1)
+            measure audit_small_h1 "audit_$m" wrk "$pid" wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" \
+              --timeout 10s -s "$BENCH/wrk-report.lua" -H "Cookie: $ck" "$url/small.json" ;;
+          small_h2)
+            REPORT_EXTRA+=("h2log=$RUN/h2-audit.log")
+            measure audit_small_h2 "audit_$m" h2load "$pid" h2load -D "$DURATION" -c "$CONNS" -t "$THREADS" \
+              -m 1 -H "Cookie: $ck" --log-file="$RUN/h2-audit.log" "$url/small.json"
+            rm -f "$RUN/h2-audit.log" ;;
+          images_h1)
+            measure audit_images_h1 "audit_$m" wrk "$pid" wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" \
+              --timeout 10s -s "$BENCH/wrk-images.lua" -H "Cookie: $ck" "$url/" -- "$RUN/images.txt" "$THREADS" ;;
+        esac
+      done
+    done
+    REPORT_EXTRA=()
+    # Stopped gracefully: the open viewings are recorded, which says the grouping held under load.
+    term_wait "$AON_PID" 30
+    read -r n sum studies unres < <(trail_views "$RUN/state-audit-on-$r")
+    log "audit-on-$r stopped (exit $TERM_RC): $n study_access view records, $sum requests, $studies studies, $unres unresolved"
+    (( TERM_RC == 0 )) || { log "ERROR: audit-on-$r exited with $TERM_RC"; STATUS=1; }
+    term_wait "$AOFF_PID" 30
+    (( TERM_RC == 0 )) || { log "ERROR: audit-off-$r exited with $TERM_RC"; STATUS=1; }
+  done
+
+  # The burst: exactly 10,000 image requests, every image once, in one session (one h2 connection,
+  # as a browser's, 16 streams at once) against a fresh state directory; then SIGTERM.
+  log "audit burst: 10,000 image requests over $AUDIT_STUDIES studies, one session, then SIGTERM"
+  start_vigie false warn audit-burst "$UP_PORT" /small.json "$VIGIE_AON_PORT" "$ADMIN_AON_PORT" "$UP_MAX_CONNS" true
+  image_paths "https://localhost:$VIGIE_AON_PORT" >"$RUN/burst-urls.txt"
+  burst_n=$(wc -l <"$RUN/burst-urls.txt")
+  CONNS_USED=1
+  REPORT_EXTRA=("round=1")
+  measure audit_burst audit_on h2load "$VIGIE_PID" h2load -n "$burst_n" -c 1 -t 1 -m 16 \
+    -H "Cookie: $VIGIE_COOKIE" -i "$RUN/burst-urls.txt"
+  CONNS_USED=$CONNS
+  REPORT_EXTRA=()
+  burst_ok=$(awk '/^status codes: / { print $3 + 0; exit }' "$RUN/out-audit_burst-audit_on.txt")
+  t0=$(date +%s.%N)
+  term_wait "$VIGIE_PID" 60
+  rc=$TERM_RC
+  stop_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+  read -r n sum studies unres < <(trail_views "$RUN/state-audit-burst")
+  if verify_out=$("$VIGIE" audit verify --config "$RUN/vigie-audit-burst.yaml" 2>&1); then verified=ok
+  else verified=failed; fi
+  log "audit burst: $burst_ok of $burst_n answered 2xx; Vigie stopped in ${stop_s}s (exit $rc);" \
+    "trail: $n study_access view records, $sum requests, $studies studies, $unres unresolved; verify: $verify_out"
+  pass=false
+  [[ "$burst_ok" =~ ^[0-9]+$ ]] || burst_ok=0
+  if [[ "$burst_ok" == "$burst_n" && "$n" == "$AUDIT_STUDIES" && "$sum" == "$burst_n" && "$studies" == "$AUDIT_STUDIES" \
+        && "$unres" == 0 && "$verified" == ok && "$rc" == 0 ]]; then
+    pass=true
+  else
+    STATUS=1
+  fi
+  log "audit burst: $( [[ $pass == true ]] && echo PASS || echo FAIL ) (expected $AUDIT_STUDIES records summing to $burst_n requests)"
+  jq -nc --arg run "$RUN_ID" --arg ts "$(date -Is)" --arg verify "$verified" --argjson pass "$pass" \
+    --argjson requests "$burst_n" --argjson ok2xx "$burst_ok" --argjson records "$n" --argjson sum "$sum" \
+    --argjson studies "$studies" --argjson unresolved "$unres" --argjson exit "$rc" --argjson stop_s "$stop_s" \
+    --argjson want "$AUDIT_STUDIES" \
+    '{run: $run, ts: $ts, test: "audit_burst_trail", target: "trail", requests: $requests, ok2xx: $ok2xx,
+      expected_records: $want, records: $records, requests_sum: $sum, studies: $studies,
+      unresolved: $unresolved, vigie_exit: $exit, stop_s: $stop_s, verify: $verify, pass: $pass}' \
+    >>"$RUN/rows.jsonl"
+fi
+
 # ---- report -----------------------------------------------------------------------------------
 for f in "$RUN"/vigie-*.log "$RUN"/*-error.log "$RUN"/o/*-error.log; do
   [[ -e "$f" ]] || continue
@@ -525,5 +673,5 @@ cat "$RUN/meta.json" "$RUN/rows.jsonl" >>"$RESULTS/results.jsonl"
 python3 "$BENCH/report.py" summary "$RUN/rows.jsonl" "$RUN_ID" "$RESULTS/$RUN_ID.txt" \
   || die "cannot build the summary"
 log "raw rows appended to ${RESULTS#"$ROOT"/}/results.jsonl; table in ${RESULTS#"$ROOT"/}/$RUN_ID.txt"
-(( STATUS == 0 )) || log "FAILED: failed requests, a sha256 mismatch or a crashed server (see above)"
+(( STATUS == 0 )) || log "FAILED: failed requests, a sha256 mismatch, a crashed server or the audit burst (see above)"
 exit "$STATUS"
