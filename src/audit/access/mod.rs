@@ -3,6 +3,7 @@
 //! request path), and the grouping of a viewer's hundreds of image requests into one record per
 //! study viewed (`viewing.rs`).
 
+pub(crate) mod url;
 
 /// What a request does to the data it touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
