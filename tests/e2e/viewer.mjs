@@ -24,10 +24,12 @@
 // Input: VIGIE_E2E_RUN, the JSON file e2e.sh writes (addresses, accounts, sample manifest).
 // Environment: CHROMIUM (default /usr/bin/chromium), VIGIE_E2E_SCREENSHOTS (folder for
 // explorer.png and viewer.png, default docs/ of the repository; "off" for none).
+// VIGIE_E2E_URLS: a file to append every request sent to the gateway to ("METHOD path?query
+// browser|node"), to refresh src/audit/access/real-urls.txt.
 
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -82,6 +84,7 @@ function loadRun() {
 /** A request to the gateway from Node, as a script or DICOMweb client would send it. TLS is
  *  verified against the development CA for the public name (no certificate check disabled). */
 function gatewayRequest(run, method, target, headers = {}, body) {
+  if (process.env.VIGIE_E2E_URLS) appendFileSync(process.env.VIGIE_E2E_URLS, `${method} ${target} node\n`);
   const { port, host, ca } = run.gateway;
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -298,6 +301,7 @@ async function main() {
   const foreign = [];
   context.on('request', (r) => {
     const u = new URL(r.url());
+    if (process.env.VIGIE_E2E_URLS && u.origin === origin) appendFileSync(process.env.VIGIE_E2E_URLS, `${r.method()} ${u.pathname}${u.search} browser\n`);
     // attacker.test is a page the browser itself serves (section f), never fetched from anywhere.
     if (u.origin !== origin && u.origin !== 'https://attacker.test' && !['data:', 'blob:'].includes(u.protocol)) foreign.push(r.url());
   });

@@ -451,7 +451,10 @@ limits:
         ] {
             assert_eq!(paths(&(GOOD() + bad)), ["audit.viewing_idle"], "{bad}");
         }
-        assert_eq!(paths(&(GOOD() + "audit:\n  retention: 1h\n")), ["audit.retention"]);
+        assert_eq!(
+            paths(&(GOOD() + "audit:\n  retention: 1h\n")),
+            ["audit.retention"]
+        );
         for (yaml, path) in [
             ("audit:\n  retention: 30d\n", "audit.retention"),
             ("audit:\n  record_access: false\n", "audit.record_access"),
