@@ -349,18 +349,17 @@ async fn accesses_to_patient_data_are_recorded_one_viewing_per_study() {
         !trail.contains("__Host-vigie"),
         "a cookie reached the trail"
     );
-    // The upstream was asked once per instance, once for the series, once for the study.
+    // The upstream was asked once per instance, and a few times for the series.
     let paths = up.stats.paths.lock().unwrap().clone();
     let lookups = paths
         .iter()
         .filter(|p| p.starts_with("/instances/") && !p.contains("/preview"))
         .count();
     assert_eq!(lookups, 25, "{paths:?}");
-    assert_eq!(
-        paths
-            .iter()
-            .filter(|p| *p == &format!("/series/{ORTHANC_SERIES}"))
-            .count(),
-        1
-    );
+    // The first questions run four at a time: each may ask for the series once.
+    let series = paths
+        .iter()
+        .filter(|p| *p == &format!("/series/{ORTHANC_SERIES}"))
+        .count();
+    assert!((1..=4).contains(&series), "{paths:?}");
 }
