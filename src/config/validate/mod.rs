@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod access;
+mod alerts;
 mod auth;
 mod limits;
 mod listen;
@@ -198,6 +199,7 @@ impl Validator {
         self.policy_warnings(access.as_deref(), &auth);
         let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));
         let audit_dir = self.audit_dir(f.audit.and_then(|a| a.dir).as_deref(), &state_dir);
+        let alerts = self.alerts(f.alerts.unwrap_or_default());
         if let (Some(l), Some(u)) = (&listen, &upstream) {
             self.loop_check(l, u);
         }
@@ -214,6 +216,7 @@ impl Validator {
             audit_dir,
             auth,
             access,
+            alerts,
             source: None,
         })
     }
