@@ -25,6 +25,13 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the chain is sealed while records arrive.
 const SEAL_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Told of each record once it is written, and of each failure to write or seal (the alerts,
+/// `crate::alert`). Called on the writer thread: it must not block.
+pub(crate) trait Observer: Send + Sync {
+    fn written(&self, at: OffsetDateTime, event: &Event);
+    fn failed(&self, error: &AuditError);
+}
+
 /// What travels to the writer thread.
 enum Msg {
     Event(OffsetDateTime, Event),
@@ -79,8 +86,12 @@ pub(crate) struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Opens the trail (verifying it: a broken trail stops the start) and starts the thread.
-    pub(crate) fn start(paths: &AuditPaths) -> Result<(Auditor, AuditWriter), AuditError> {
+    /// Opens the trail (verifying it: a broken trail stops the start) and starts the thread;
+    /// `observer` hears of every record written and every failure.
+    pub(crate) fn start(
+        paths: &AuditPaths,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<(Auditor, AuditWriter), AuditError> {
         let log = AuditLog::open(paths)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
@@ -88,7 +99,7 @@ impl AuditWriter {
             .name("vigie-audit".into())
             .spawn({
                 let stop = stop.clone();
-                move || run(log, rx, &stop)
+                move || run(log, rx, &stop, observer.as_deref())
             })
             .map_err(|e| AuditError::io(&paths.dir, e))?;
         info!(dir = %paths.dir.display(), "audit trail verified and open");
@@ -126,7 +137,7 @@ impl Drop for AuditWriter {
     }
 }
 
-fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool) {
+fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool, observer: Option<&dyn Observer>) {
     let (mut synced, mut sealed) = (Instant::now(), Instant::now());
     loop {
         let stopping = stop.load(Ordering::Acquire);
@@ -141,7 +152,7 @@ fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool) {
                 // The batch: everything already queued.
                 while let Some(msg) = next {
                     match msg {
-                        Msg::Event(at, event) => write(&mut log, at, &event),
+                        Msg::Event(at, event) => write(&mut log, at, &event, observer),
                         Msg::Stop => stop.store(true, Ordering::Release),
                     }
                     next = rx.try_recv().ok();
@@ -154,6 +165,9 @@ fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool) {
         if synced.elapsed() >= SYNC_INTERVAL {
             if let Err(e) = log.sync() {
                 error!(error = %e, "audit trail: cannot flush to disk");
+                if let Some(o) = observer {
+                    o.failed(&e);
+                }
             }
             synced = Instant::now();
         }
@@ -165,9 +179,19 @@ fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool) {
     seal(&mut log);
 }
 
-fn write(log: &mut AuditLog, at: OffsetDateTime, event: &Event) {
-    if let Err(e) = log.append(at, event) {
-        error!(error = %e, "audit trail: a record could not be written");
+fn write(log: &mut AuditLog, at: OffsetDateTime, event: &Event, observer: Option<&dyn Observer>) {
+    match log.append(at, event) {
+        Ok(_) => {
+            if let Some(o) = observer {
+                o.written(at, event);
+            }
+        }
+        Err(e) => {
+            error!(error = %e, "audit trail: a record could not be written");
+            if let Some(o) = observer {
+                o.failed(&e);
+            }
+        }
     }
 }
 

@@ -77,9 +77,18 @@ impl Gateway {
                 None
             }
         };
-        let audit = match AuditWriter::start(&AuditPaths::of(&config)) {
-            Ok(pair) => Some(pair),
+        // The alerts watch what the trail's writer writes; they record in the trail in turn.
+        let alerts = crate::alert::Alerts::start(&config);
+        let observer: Arc<dyn crate::audit::Observer> = Arc::new(alerts.clone());
+        let audit = match AuditWriter::start(&AuditPaths::of(&config), Some(observer)) {
+            Ok(pair) => {
+                alerts.attach(pair.0.clone());
+                Some(pair)
+            }
             Err(e) => {
+                if matches!(e, AuditError::Broken(_)) {
+                    alerts.chain_broken(&e).await;
+                }
                 let hint = match e {
                     AuditError::Broken(_) => {
                         "the trail is evidence: copy the audit directory aside as it is, then move it away (a new trail starts) and find out who could write there"
