@@ -82,6 +82,9 @@ if cargo deny --log-level error fetch db >/dev/null 2>&1; then
 else
   echo "SKIP advisories: the RustSec advisory database (github.com/RustSec/advisory-db) cannot be fetched from here"
 fi
+step "aiosmtpd, the SMTP server the alert tests start (target/py-venv)"
+# tests/it/alerts.rs fails, saying so, without it; VIGIE_TEST_PYTHON may name another Python.
+py_tool aiosmtpd aiosmtpd >/dev/null
 step "cargo test (unit + integration)"
 # Tests measure memory and timeouts: two threads keep them from starving each other on small CI
 # machines without serialising everything.

@@ -29,6 +29,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 mod accounts;
+mod alert;
 mod audit;
 pub mod auth;
 pub mod body;

@@ -29,9 +29,11 @@ mod writer;
 mod tests;
 
 pub(crate) use event::{Event, Method, Operator};
+#[cfg(test)]
+pub(crate) use event::{Patient, Study};
 pub(crate) use log::AuditLog;
 pub(crate) use verify::{Broken, Verified, verify};
-pub(crate) use writer::{AuditWriter, Auditor, WriterOptions};
+pub(crate) use writer::{AuditWriter, Auditor, Observer, WriterOptions};
 
 use std::path::{Path, PathBuf};
 

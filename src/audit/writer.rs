@@ -46,6 +46,13 @@ impl WriterOptions {
     }
 }
 
+/// Told of each record once it is written, and of each failure to write or seal (the alerts,
+/// `crate::alert`). Called on the writer thread: it must not block.
+pub(crate) trait Observer: Send + Sync {
+    fn written(&self, at: OffsetDateTime, event: &Event);
+    fn failed(&self, error: &AuditError);
+}
+
 /// What travels to the writer thread.
 enum Msg {
     Event(OffsetDateTime, Event),
@@ -115,10 +122,12 @@ pub(crate) struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Opens the trail (verifying it: a broken trail stops the start) and starts the thread.
+    /// Opens the trail (verifying it: a broken trail stops the start) and starts the thread;
+    /// `observer` hears of every record written and every failure.
     pub(crate) fn start(
         paths: &AuditPaths,
         options: WriterOptions,
+        observer: Option<Arc<dyn Observer>>,
     ) -> Result<(Auditor, AuditWriter), AuditError> {
         let mut log = AuditLog::open(paths)?;
         log.echo_to_stdout(options.stdout);
@@ -128,7 +137,7 @@ impl AuditWriter {
             .name("vigie-audit".into())
             .spawn({
                 let stop = stop.clone();
-                move || run(log, rx, &stop, options.retention)
+                move || run(log, rx, &stop, options.retention, observer.as_deref())
             })
             .map_err(|e| AuditError::io(&paths.dir, e))?;
         info!(dir = %paths.dir.display(), "audit trail verified and open");
@@ -167,7 +176,13 @@ impl Drop for AuditWriter {
     }
 }
 
-fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool, retention: Duration) {
+fn run(
+    mut log: AuditLog,
+    rx: Receiver<Msg>,
+    stop: &AtomicBool,
+    retention: Duration,
+    observer: Option<&dyn Observer>,
+) {
     let (mut synced, mut sealed) = (Instant::now(), Instant::now());
     prune(&mut log, retention);
     let mut pruned = Instant::now();
@@ -184,7 +199,7 @@ fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool, retention: Durat
                 // The batch: everything already queued.
                 while let Some(msg) = next {
                     match msg {
-                        Msg::Event(at, event) => write(&mut log, at, &event),
+                        Msg::Event(at, event) => write(&mut log, at, &event, observer),
                         Msg::Stop => stop.store(true, Ordering::Release),
                     }
                     next = rx.try_recv().ok();
@@ -197,6 +212,9 @@ fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool, retention: Durat
         if synced.elapsed() >= SYNC_INTERVAL {
             if let Err(e) = log.sync() {
                 error!(error = %e, "audit trail: cannot flush to disk");
+                if let Some(o) = observer {
+                    o.failed(&e);
+                }
             }
             synced = Instant::now();
         }
@@ -212,9 +230,19 @@ fn run(mut log: AuditLog, rx: Receiver<Msg>, stop: &AtomicBool, retention: Durat
     seal(&mut log);
 }
 
-fn write(log: &mut AuditLog, at: OffsetDateTime, event: &Event) {
-    if let Err(e) = log.append(at, event) {
-        error!(error = %e, "audit trail: a record could not be written");
+fn write(log: &mut AuditLog, at: OffsetDateTime, event: &Event, observer: Option<&dyn Observer>) {
+    match log.append(at, event) {
+        Ok(_) => {
+            if let Some(o) = observer {
+                o.written(at, event);
+            }
+        }
+        Err(e) => {
+            error!(error = %e, "audit trail: a record could not be written");
+            if let Some(o) = observer {
+                o.failed(&e);
+            }
+        }
     }
 }
 

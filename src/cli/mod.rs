@@ -10,8 +10,10 @@
 //! | `hash-password`, `user add`, `rotate-keys` | `accounts.rs` |
 //! | `dev-cert` | `dev_cert.rs` |
 //! | `audit verify` | `audit.rs` (the trail itself: `audit/`) |
+//! | `alert test` | `alert.rs` (the alerts themselves: `alert/`) |
 
 mod accounts;
+mod alert;
 mod audit;
 mod check;
 mod dev_cert;
@@ -107,6 +109,11 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Breach alerts.
+    Alert {
+        #[command(subcommand)]
+        action: AlertAction,
+    },
     /// Create a local CA and an ECDSA P-256 server certificate for development.
     DevCert {
         #[arg(long, default_value = "certs/")]
@@ -136,6 +143,17 @@ enum AuditAction {
     /// follows the chain of hashes through every file and checks every seal. Exit status 0
     /// intact, 1 broken (the first broken record is named).
     Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertAction {
+    /// Send a test alert through every configured channel (alerts.email, alerts.webhook) and
+    /// say per channel what happened. Exit status 0 all delivered, 1 one failed or none is
+    /// configured.
+    Test {
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -193,6 +211,9 @@ pub fn main() -> ExitCode {
         Command::Audit {
             action: AuditAction::Verify { config },
         } => audit::verify_trail(&config.config),
+        Command::Alert {
+            action: AlertAction::Test { config },
+        } => alert::test(&config.config),
         Command::DevCert { out, name } => report(dev_cert::run(&out, &name)),
     }
 }

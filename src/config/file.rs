@@ -26,6 +26,8 @@ pub(super) struct FileConfig {
     pub access: Option<Vec<FileAccessRule>>,
     /// `audit:` with every key commented out reads as null.
     pub audit: Option<FileAudit>,
+    /// `alerts:` with every key commented out reads as null.
+    pub alerts: Option<FileAlerts>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,4 +148,81 @@ pub(super) struct FileAudit {
     pub viewing_idle: Option<String>,
     pub retention: Option<String>,
     pub stdout: Option<bool>,
+}
+
+/// `alerts:` (see `validate/alerts.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAlerts {
+    pub lang: Option<String>,
+    pub email: Option<FileEmail>,
+    pub webhook: Option<FileWebhook>,
+    pub repeat_after: Option<String>,
+    pub max_per_hour: Option<u32>,
+    pub check_interval: Option<String>,
+    pub failed_sign_ins: Option<FileFailedSignIns>,
+    pub lockout: Option<bool>,
+    pub volume: Option<FileVolume>,
+    pub downloads: Option<bool>,
+    pub new_address: Option<bool>,
+    pub off_hours: Option<FileOffHours>,
+    pub upstream_open: Option<bool>,
+    pub certificate: Option<bool>,
+    pub audit_failure: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileEmail {
+    /// `host:port` of the SMTP server.
+    pub smtp: Option<String>,
+    /// `starttls` (default), `tls` or `none` (loopback only).
+    pub security: Option<String>,
+    pub ca_file: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub password_env: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileWebhook {
+    pub url: Option<String>,
+    pub ca_file: Option<String>,
+    /// The name of the header carrying `secret`.
+    pub header: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileFailedSignIns {
+    pub per_account: Option<u32>,
+    pub per_address: Option<u32>,
+    pub overall: Option<u32>,
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileVolume {
+    pub studies: Option<u32>,
+    pub patients: Option<u32>,
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileOffHours {
+    /// `07:00-20:00`.
+    pub hours: Option<String>,
+    /// `mon-fri`, `mon-sat`, `mon,tue,thu`.
+    pub days: Option<String>,
+    /// IANA, e.g. `Europe/Paris`.
+    pub time_zone: Option<String>,
 }

@@ -2,6 +2,7 @@
 //! [`Config`] (`validate`), and the checks of what the file points to (`check`). Every problem is
 //! reported with its YAML path and a hint, all at once.
 
+mod alerts;
 mod file;
 pub(crate) mod secret;
 mod units;
@@ -16,6 +17,9 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::policy::AccessRule;
 
+pub use alerts::{
+    AlertSettings, EmailChannel, FailedSignIns, SmtpSecurity, Volume, WebhookChannel, WorkingHours,
+};
 pub use units::{parse_duration, parse_size};
 
 /// Whether `name` is an acceptable user name: 1 to 64 letters, digits and `. _ - @`.
@@ -138,6 +142,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `None`: no `access:` section, every signed-in user reaches everything.
     pub access: Option<Vec<AccessRule>>,
+    /// `alerts:`: the rules watching the trail and where their alerts go.
+    pub alerts: AlertSettings,
     /// The file this configuration was read from (reloaded on SIGHUP).
     pub source: Option<PathBuf>,
 }

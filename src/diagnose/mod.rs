@@ -189,7 +189,7 @@ pub(crate) async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
     }
     upstream::address(config, &mut r).await;
     if upstream::reachable(config, &mut r) {
-        upstream::credentials(config, opts, &mut r).await;
+        let _open = upstream::credentials(config, opts, &mut r).await;
     }
     signin::second_factor(config, &mut r);
     policy::check(config, &mut r);
@@ -197,6 +197,31 @@ pub(crate) async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
     plain_http::check(config, opts, &mut r).await;
     ports::admin_listener(config, &mut r);
     audit::trail(config, &mut r);
+    r.findings
+}
+
+/// What the alerts check periodically (`crate::alert`): the certificate files' findings that
+/// need action (as `vigie check` judges them), and, when `upstream` is true, the upstream's
+/// finding when it answers without credentials.
+pub(crate) async fn watch(config: &Config, lang: Lang, upstream: bool) -> Vec<Finding> {
+    let mut r = Report::new(lang);
+    certificate::check(config, None, &mut r);
+    r.findings
+        .retain(|f| f.level >= Level::Warning && f.check == "certificate");
+    if upstream {
+        let opts = Options {
+            lang,
+            ..Options::default()
+        };
+        let mut u = Report::new(lang);
+        if upstream::credentials(config, &opts, &mut u).await {
+            r.findings.extend(
+                u.findings
+                    .into_iter()
+                    .filter(|f| f.check == "upstream_credentials" && f.level == Level::High),
+            );
+        }
+    }
     r.findings
 }
 

@@ -140,7 +140,8 @@ pub(super) async fn address(config: &Config, r: &mut Report) {
     }
 }
 
-pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report) {
+/// Whether the upstream wants credentials (and Vigie's work); true when it answers without.
+pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report) -> bool {
     let u = &config.upstream;
     let mut paths = vec![u.health_path.clone()];
     if u.health_path != "/" {
@@ -171,7 +172,7 @@ pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report)
                 "Start the viewer, or correct upstream.url.",
             ),
         );
-        return;
+        return false;
     }
     if !open.is_empty() {
         let open = open.join(", ");
@@ -187,7 +188,7 @@ pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report)
                 "Require a password in the viewer (Orthanc: \"AuthenticationEnabled\": true and an account in \"RegisteredUsers\") and give it to Vigie in upstream.credentials.",
             ),
         );
-        return;
+        return true;
     }
     if refused == 0 {
         let tried = paths.join(", ");
@@ -203,7 +204,7 @@ pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report)
                 "Set upstream.health_path to an address of the viewer's API (Orthanc: /system).",
             ),
         );
-        return;
+        return false;
     }
     let Some(creds) = u.authorization() else {
         r.add(
@@ -218,7 +219,7 @@ pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report)
                 "Add upstream.credentials (username and password_file) with the viewer account kept for Vigie.",
             ),
         );
-        return;
+        return false;
     };
     match get(config, &u.health_path, Some(&creds), opts.timeout).await {
         Ok(s) if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN => r.add(
@@ -243,6 +244,7 @@ pub(super) async fn credentials(config: &Config, opts: &Options, r: &mut Report)
             ("", ""),
         ),
     }
+    false
 }
 
 /// Whether the upstream accepts TCP connections (within `upstream.connect_timeout`): a critical

@@ -91,14 +91,25 @@ impl Gateway {
             }
             false => (None, None),
         };
-        let audit = match AuditWriter::start(&AuditPaths::of(&config), WriterOptions::of(&config)) {
+        // The alerts watch what the trail's writer writes; they record in the trail in turn.
+        let alerts = crate::alert::Alerts::start(&config);
+        let observer: Arc<dyn crate::audit::Observer> = Arc::new(alerts.clone());
+        let audit = match AuditWriter::start(
+            &AuditPaths::of(&config),
+            WriterOptions::of(&config),
+            Some(observer),
+        ) {
             Ok((mut auditor, writer)) => {
                 if let Some(sink) = access_sink {
                     auditor.set_access(sink);
                 }
+                alerts.attach(auditor.clone());
                 Some((auditor, writer))
             }
             Err(e) => {
+                if matches!(e, AuditError::Broken(_)) {
+                    alerts.chain_broken(&e).await;
+                }
                 let hint = match e {
                     AuditError::Broken(_) => {
                         "the trail is evidence: copy the audit directory aside as it is, then move it away (a new trail starts) and find out who could write there"

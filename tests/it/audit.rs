@@ -226,7 +226,15 @@ async fn the_gateway_records_sign_ins_refusals_lockouts_policy_refusals_and_sign
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let total = signed_in.len() + refused.len() + locked.len() + policy.len() + signed_out.len();
+    // The refusals and the lockout also raised alerts (on by default), each recorded.
+    let alerts = records_of(&state, "alert_raised");
+    assert!(alerts.iter().any(|a| a["rule"] == "lockout"), "{alerts:?}");
+    let total = signed_in.len()
+        + refused.len()
+        + locked.len()
+        + policy.len()
+        + signed_out.len()
+        + alerts.len();
     assert!(stdout.contains(&format!("{total} record(s)")), "{stdout}");
     assert!(!stdout.contains("not sealed"), "{stdout}");
 }

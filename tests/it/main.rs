@@ -5,6 +5,7 @@
 
 mod support;
 
+mod alerts;
 mod audit;
 mod auth;
 mod compose;

@@ -67,7 +67,7 @@ async fn record(msgs: Vec<Msg>, idle: Duration) -> Vec<serde_json::Value> {
         retention: Duration::from_secs(365 * 86_400),
         stdout: false,
     };
-    let (auditor, writer) = AuditWriter::start(&paths, options).unwrap();
+    let (auditor, writer) = AuditWriter::start(&paths, options, None).unwrap();
     let (sink, rx) = viewing::channel();
     let viewings = Viewings::spawn(rx, Resolver::with_answers(orthanc()), auditor, idle);
     for m in msgs {
@@ -215,7 +215,7 @@ async fn a_viewing_closes_when_idle_and_a_new_one_opens_after() {
         retention: Duration::from_secs(365 * 86_400),
         stdout: false,
     };
-    let (auditor, writer) = AuditWriter::start(&paths, options).unwrap();
+    let (auditor, writer) = AuditWriter::start(&paths, options, None).unwrap();
     let (sink, rx) = viewing::channel();
     let viewings = Viewings::spawn(
         rx,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod access;
+mod alerts;
 mod audit;
 mod auth;
 mod limits;
@@ -176,6 +177,7 @@ impl Validator {
         self.policy_warnings(access.as_deref(), &auth);
         let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));
         let audit = self.audit(f.audit.unwrap_or_default(), &state_dir);
+        let alerts = self.alerts(f.alerts.unwrap_or_default());
         if let (Some(l), Some(u)) = (&listen, &upstream) {
             self.loop_check(l, u);
         }
@@ -192,6 +194,7 @@ impl Validator {
             audit,
             auth,
             access,
+            alerts,
             source: None,
         })
     }
