@@ -158,7 +158,7 @@ pub(super) fn patient_ids(all: &[Access], id: &str) -> Vec<String> {
 /// Every access of the trail's period, oldest first.
 pub(super) fn accesses(trail: &Trail) -> Vec<Access> {
     let mut all: Vec<Access> = trail.records.iter().filter_map(Access::of).collect();
-    all.sort_by(|a, b| (a.start, a.seq).cmp(&(b.start, b.seq)));
+    all.sort_by_key(|a| (a.start, a.seq));
     all
 }
 

@@ -2,6 +2,9 @@
 //! the notification and its contact, the chronology (with the 72-hour deadline), the nature of
 //! the incident, the data and persons concerned, the accounts and addresses, what the gateway
 //! did, then the parts only the practice can write, marked `[À COMPLÉTER …]` / `[TO FILL IN …]`.
+//!
+//! Longer than our usual 500 lines: it is prose, each sentence in both languages side by side
+//! (one function per section of the form), and splitting it would scatter one document.
 
 use std::fmt::Write as _;
 

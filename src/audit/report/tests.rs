@@ -1,5 +1,6 @@
 //! The reports on real trails written by `AuditLog`: aggregation, each format, the patient's
-//! sentence, the breach draft and its deadline, and a broken trail.
+//! sentence, the breach draft and its deadline, and a broken trail. Longer than 500 lines: one
+//! realistic month of a practice's trail, built once from `Event` values, that every test reads.
 
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
