@@ -6,6 +6,7 @@
 mod support;
 
 mod audit;
+mod audit_report;
 mod auth;
 mod compose;
 mod config_cli;
