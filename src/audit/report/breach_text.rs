@@ -189,6 +189,25 @@ fn chronology(out: &mut String, r: &BreachReport, l: Lang) {
         stamp_text(&r.period.from),
         stamp_text(&r.period.to)
     );
+    let first_sign = r
+        .alerts
+        .iter()
+        .map(|a| &a.time)
+        .chain(r.refusals.sign_ins.iter().map(|s| &s.time))
+        .chain(r.refusals.lockouts.iter().map(|s| &s.time))
+        .chain(r.refusals.policy.iter().map(|s| &s.time))
+        .min();
+    if let Some(t) = first_sign {
+        let _ = writeln!(
+            out,
+            "  {} {} (UTC)",
+            l.pick_text(
+                "Premier signe dans le journal (début probable) :",
+                "First sign in the trail (likely start):"
+            ),
+            stamp_text(t)
+        );
+    }
     let rule = r.first_rule.as_deref().map(clean).unwrap_or_default();
     match r.deadline {
         Deadline::Unknown => {
@@ -354,7 +373,7 @@ fn nature(out: &mut String, r: &BreachReport, l: Lang) {
         "  {}",
         l.pick_text(
             "Activité de chaque compte dans la période (* : compte en cause) :",
-            "Each account's activity in the period (* : account involved):"
+            "Each account's activity in the period (*: account involved):"
         )
     );
     if r.everyone.is_empty() && r.involved.is_empty() {

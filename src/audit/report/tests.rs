@@ -598,6 +598,7 @@ fn the_breach_draft_names_the_accounts_addresses_counts_and_deadline() {
     let en = breach_report(&t, march(), now, Lang::En).body;
     for part in [
         "GDPR art. 33",
+        "First sign in the trail (likely start): 2026-03-02 09:41:00 (UTC)",
         "Awareness: 2026-03-03 02:05:00 (UTC)",
         "Assumed to be the first alert of the period (rule failed_sign_ins)",
         "Notification due (72 hours): 2026-03-06 02:05:00 (UTC)",
