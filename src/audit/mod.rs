@@ -12,9 +12,10 @@
 //! - `log.rs`: the writer (daily files, fsync, seals, the anchor, resuming after a restart).
 //! - `verify.rs`: `vigie audit verify`.
 //! - `writer.rs`: the gateway's writer thread and the request path's non-blocking handle.
+//! - `report/`: `vigie audit report`, `vigie audit patient`, `vigie breach report`.
 //!
 //! Not yet here (issue 10): accesses to patient data (and the viewer-URL parser they need),
-//! session expiry, alerts, reports, retention, `audit.dir` and syslog. Today the
+//! session expiry, alerts, retention, `audit.dir` and syslog. Today the
 //! command line records its account and key changes, and the gateway its sign-ins, lockouts,
 //! sign-outs, the access policy's refusals and the sessions an account change revoked.
 
@@ -22,6 +23,7 @@ pub(crate) mod access;
 mod chain;
 mod event;
 mod log;
+pub(crate) mod report;
 mod verify;
 mod writer;
 

@@ -9,12 +9,14 @@
 //! | `health` | `health.rs` |
 //! | `hash-password`, `user add`, `rotate-keys` | `accounts.rs` |
 //! | `dev-cert` | `dev_cert.rs` |
-//! | `audit verify` | `audit.rs` (the trail itself: `audit/`) |
+//! | `audit verify`, `audit report`, `audit patient` | `audit.rs` (the trail itself: `audit/`) |
 //! | `alert test` | `alert.rs` (the alerts themselves: `alert/`) |
+//! | `breach report` | `breach.rs` (the draft itself: `audit/report/`) |
 
 mod accounts;
 mod alert;
 mod audit;
+mod breach;
 mod check;
 mod dev_cert;
 mod health;
@@ -114,6 +116,11 @@ enum Command {
         #[command(subcommand)]
         action: AlertAction,
     },
+    /// A personal data breach: the first draft of the notification to the CNIL.
+    Breach {
+        #[command(subcommand)]
+        action: BreachAction,
+    },
     /// Create a local CA and an ECDSA P-256 server certificate for development.
     DevCert {
         #[arg(long, default_value = "certs/")]
@@ -146,6 +153,87 @@ enum AuditAction {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Who accessed which patients and studies in a period, when, from where, and what was
+    /// refused (sign-ins, lockouts, the access policy) or raised an alert. Verifies the trail
+    /// first; exit status 2 when it is broken (the report says where, at its top).
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Only this account.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this patient: the DICOM PatientID, or the upstream's own id (exact).
+        #[arg(long)]
+        patient: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: CliFormat,
+        /// Language of the text (default: from LANG).
+        #[arg(long, value_enum)]
+        lang: Option<CliLang>,
+    },
+    /// One patient's access history, oldest first, and a sentence to send them: the answer to
+    /// "who saw my images?" (GDPR art. 15). Exit status as `report`.
+    Patient {
+        /// The DICOM PatientID (or the upstream's own id).
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        period: PeriodArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: CliFormat,
+        /// Language of the text (default: from LANG).
+        #[arg(long, value_enum)]
+        lang: Option<CliLang>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BreachAction {
+    /// The first draft of the GDPR art. 33 notification, in the order of the CNIL's form: what
+    /// the trail shows (alerts, refused sign-ins, lockouts, volumes, downloads), the persons and
+    /// records concerned, the accounts and addresses involved, what the gateway did, the
+    /// 72-hour deadline from the first alert, and blanks for the practice. Exit status as
+    /// `audit report`.
+    Report {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// Language of the draft (default: from LANG).
+        #[arg(long, value_enum)]
+        lang: Option<CliLang>,
+    },
+}
+
+/// The period a report covers, UTC; default: the last 30 days.
+#[derive(Args)]
+struct PeriodArgs {
+    /// Start: YYYY-MM-DD (from 00:00:00 UTC) or RFC 3339; default: 30 days before --to.
+    #[arg(long)]
+    from: Option<String>,
+    /// End, included: YYYY-MM-DD (to 23:59:59 UTC) or RFC 3339; default: now.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+impl From<CliFormat> for crate::audit::report::Format {
+    fn from(f: CliFormat) -> Self {
+        match f {
+            CliFormat::Text => Self::Text,
+            CliFormat::Json => Self::Json,
+            CliFormat::Csv => Self::Csv,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -214,6 +302,55 @@ pub fn main() -> ExitCode {
         Command::Alert {
             action: AlertAction::Test { config },
         } => alert::test(&config.config),
+        Command::Audit {
+            action:
+                AuditAction::Report {
+                    config,
+                    period,
+                    user,
+                    patient,
+                    format,
+                    lang,
+                },
+        } => audit::report(audit::ReportArgs {
+            config: &config.config,
+            from: period.from.as_deref(),
+            to: period.to.as_deref(),
+            user,
+            patient,
+            format: format.into(),
+            lang: lang.map_or_else(Lang::from_env, Lang::from),
+        }),
+        Command::Audit {
+            action:
+                AuditAction::Patient {
+                    id,
+                    config,
+                    period,
+                    format,
+                    lang,
+                },
+        } => audit::patient(
+            &config.config,
+            &id,
+            period.from.as_deref(),
+            period.to.as_deref(),
+            format.into(),
+            lang.map_or_else(Lang::from_env, Lang::from),
+        ),
+        Command::Breach {
+            action:
+                BreachAction::Report {
+                    config,
+                    period,
+                    lang,
+                },
+        } => breach::report(
+            &config.config,
+            period.from.as_deref(),
+            period.to.as_deref(),
+            lang.map_or_else(Lang::from_env, Lang::from),
+        ),
         Command::DevCert { out, name } => report(dev_cert::run(&out, &name)),
     }
 }

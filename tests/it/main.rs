@@ -7,6 +7,7 @@ mod support;
 
 mod alerts;
 mod audit;
+mod audit_report;
 mod auth;
 mod compose;
 mod config_cli;
