@@ -12,11 +12,13 @@
 #   compose-cli        `docker compose config -q` when the compose CLI happens to be installed
 #   vigie.yaml         `vigie check --offline` on docker/vigie.yaml, only its paths replaced
 #   image-run:*        the binary run as the image runs it (root only): a private mount namespace
-#                      puts the configuration, certificates, users, secret and a fresh state
-#                      directory at the image's paths, makes everything else read-only (compose's
-#                      read_only), and runs `vigie` as uid/gid 65532 without capabilities and with
-#                      no_new_privs: `user add`, `check`, `serve`, `health`, `rotate-keys`,
-#                      SIGTERM, and the state directory's owner and modes
+#                      puts the configuration, certificates, users, secret and fresh state and
+#                      audit directories (the volumes vigie-state and vigie-audit) at the image's
+#                      paths, makes everything else read-only (compose's read_only), and runs
+#                      `vigie` as uid/gid 65532 without capabilities and with no_new_privs:
+#                      `user add`, `check`, `serve`, `health`, `rotate-keys`, SIGTERM, the state
+#                      directory's owner and modes, and the audit trail on its own volume (owner,
+#                      modes, the records of the run, `vigie audit verify`)
 # Exit status: 0 when nothing failed. Binary: target/debug/vigie unless VIGIE_BIN is set.
 set -uo pipefail
 # shellcheck source=scripts/lib.sh
@@ -57,7 +59,7 @@ if [[ "${1:-}" == --in-namespace ]]; then
     mount -t overlay overlay -o "lowerdir=$d,upperdir=$W/ovl/$n/up,workdir=$W/ovl/$n/work" "$d" ||
       { echo "SKIP image-run: cannot mount an overlay on $d"; exit 0; }
   done
-  mkdir -p /etc/vigie/certs /etc/vigie/users /var/lib/vigie /run/secrets /usr/local/bin
+  mkdir -p /etc/vigie/certs /etc/vigie/users /var/lib/vigie /var/lib/vigie-audit /run/secrets /usr/local/bin
   touch /etc/vigie/vigie.yaml /run/secrets/orthanc_password /usr/local/bin/vigie
   ro_bind "$BIN" /usr/local/bin/vigie
   ro_bind "$W/etc/vigie.yaml" /etc/vigie/vigie.yaml
@@ -65,8 +67,9 @@ if [[ "${1:-}" == --in-namespace ]]; then
   ro_bind "$W/secrets/orthanc_password" /run/secrets/orthanc_password
   mount --bind "$W/users" /etc/vigie/users            # read-write: the vigie-admin service
   mount --bind "$W/state" /var/lib/vigie              # the named volume vigie-state
+  mount --bind "$W/audit" /var/lib/vigie-audit        # the named volume vigie-audit
   mkdir -p "$W/out" && mount --bind "$W/out" "$W/out"  # this script's own logs
-  # compose's read_only: true. Only the users, state and log bind mounts stay writable.
+  # compose's read_only: true. Only the users, state, audit and log bind mounts stay writable.
   for d in / /etc /var/lib /usr/local /run; do mount -o remount,bind,ro "$d"; done
   if touch /etc/vigie/probe 2>/dev/null || touch /tmp/vigie-probe 2>/dev/null; then
     echo "FAIL image-run: the root file system is still writable in the namespace"; exit 1
@@ -171,9 +174,9 @@ if [[ "${1:-}" == --in-namespace ]]; then
     fail sigterm "SIGTERM: exit $code (expected 0 within 10 s)"
   fi
   if grep -qi "read-only file system" "$W/out/serve.log"; then
-    fail read-only "the gateway tried to write outside /var/lib/vigie: $(grep -i 'read-only' "$W/out/serve.log" | head -n 2)"
+    fail read-only "the gateway tried to write outside /var/lib/vigie and /var/lib/vigie-audit: $(grep -i 'read-only' "$W/out/serve.log" | head -n 2)"
   else
-    pass read-only "no write outside /var/lib/vigie (root file system read-only, like compose's read_only)"
+    pass read-only "no write outside /var/lib/vigie and /var/lib/vigie-audit (root file system read-only, like compose's read_only)"
   fi
 
   # 9. The state directory: owned by the image user, private.
@@ -184,6 +187,39 @@ if [[ "${1:-}" == --in-namespace ]]; then
     pass state-dir "/var/lib/vigie 0700 $IMAGE_UID:$IMAGE_UID, files private ($listing)"
   else
     fail state-dir "not owned by $IMAGE_UID:$IMAGE_UID with modes 0700/0600: ${bad:-directory mode $(stat -c %a /var/lib/vigie)} (every file should be private even inside the 0700 directory: a backup or a copy keeps the file's mode)"
+  fi
+
+  # 10. The audit trail, on the vigie-audit volume (audit.dir), its sealing key in the state:
+  # private files of the image user, holding this run's records (the account added, the
+  # sign-in, the key rotation), and intact for `vigie audit verify` with the container's config.
+  shopt -s nullglob
+  trail=(/var/lib/vigie-audit/audit-*.jsonl)
+  shopt -u nullglob
+  bad=$(find /var/lib/vigie-audit \( ! -uid $IMAGE_UID -o ! -gid $IMAGE_UID -o -perm /077 \) \
+    -printf '%p %u:%g %m\n')
+  listing=$(find /var/lib/vigie-audit -mindepth 1 -printf '%f %m, ' | sed 's/, $//')
+  if ((${#trail[@]} == 0)); then
+    fail audit-dir "no audit-*.jsonl in /var/lib/vigie-audit (docker/vigie.yaml's audit.dir); it holds: ${listing:-nothing}"
+  elif [[ -n $bad || "$(stat -c %a /var/lib/vigie-audit)" != 700 ]]; then
+    fail audit-dir "not owned by $IMAGE_UID:$IMAGE_UID with modes 0700/0600: ${bad:-directory mode $(stat -c %a /var/lib/vigie-audit)}"
+  elif [[ -e /var/lib/vigie/audit || ! -f /var/lib/vigie/audit-seal.key ]]; then
+    fail audit-dir "the trail must be in /var/lib/vigie-audit only and its sealing key in /var/lib/vigie: /var/lib/vigie/audit $([[ -e /var/lib/vigie/audit ]] && echo exists || echo 'is absent'), audit-seal.key $([[ -f /var/lib/vigie/audit-seal.key ]] && echo present || echo missing)"
+  else
+    pass audit-dir "/var/lib/vigie-audit 0700 $IMAGE_UID:$IMAGE_UID, files private ($listing); sealing key in /var/lib/vigie"
+  fi
+  missing=()
+  for type in account_added signed_in keys_rotated; do
+    if ! ((${#trail[@]})) || ! grep -qF "\"type\":\"$type\"" "${trail[@]}"; then missing+=("$type"); fi
+  done
+  if ((${#missing[@]} == 0)); then
+    pass audit-records "the trail on the audit volume records this run's account_added, signed_in and keys_rotated"
+  else
+    fail audit-records "no ${missing[*]} record in /var/lib/vigie-audit/audit-*.jsonl after user add, sign-in and rotate-keys"
+  fi
+  if out=$("${AS_IMAGE[@]}" /usr/local/bin/vigie audit verify --config /etc/vigie/vigie.yaml 2>&1); then
+    pass audit-verify "vigie audit verify --config /etc/vigie/vigie.yaml as $IMAGE_UID: $out"
+  else
+    fail audit-verify "vigie audit verify --config /etc/vigie/vigie.yaml as $IMAGE_UID: $out"
   fi
   exit $rc
 fi
@@ -258,6 +294,7 @@ mkdir -p "$WORK/secrets" "$WORK/check"
 head -c 32 /dev/urandom | base64 >"$WORK/secrets/orthanc_password"
 sed -e "s#/etc/vigie/certs/#$WORK/certs/#" -e "s#/run/secrets/#$WORK/secrets/#" \
     -e "s#/etc/vigie/users/#$WORK/check/#" -e "s#^state_dir: .*#state_dir: $WORK/check/state#" \
+    -e "s#^  dir: /var/lib/vigie-audit\$#  dir: $WORK/check/audit#" \
     docker/vigie.yaml >"$WORK/check/vigie.yaml"
 if grep -v '^[[:space:]]*#' "$WORK/check/vigie.yaml" | grep -q '/etc/vigie\|/var/lib/vigie\|/run/secrets'; then
   result FAIL "vigie.yaml: a path of docker/vigie.yaml was not replaced for the check"
@@ -278,7 +315,7 @@ elif ! unshare --mount --propagation private true 2>/dev/null; then
 elif ! command -v setpriv >/dev/null; then
   result SKIP "image-run: setpriv (util-linux) is missing"
 else
-  W="$WORK/ns"; mkdir -p "$W/etc" "$W/users" "$W/state" "$W/secrets"
+  W="$WORK/ns"; mkdir -p "$W/etc" "$W/users" "$W/state" "$W/audit" "$W/secrets"
   TOTP_BIN=$(totp_tool debug) || { result FAIL "image-run: cannot build the TOTP helper (cargo build --example totp)"; exit 1; }
   UP_PORT=$(free_port); HTTPS_PORT=$(free_port); HTTP_PORT=$(free_port); ADMIN_PORT=$(free_port)
   # docker/vigie.yaml with only the addresses changed: every path stays the image's.
@@ -293,13 +330,15 @@ else
   cp -r "$WORK/certs" "$W/etc/certs" && rm -f "$W/etc/certs/ca.key"
   cp "$WORK/certs/ca.crt" "$W/ca.crt"
   cp "$WORK/secrets/orthanc_password" "$W/secrets/"
-  # The ownership docs/deploy.md asks for: key and secret readable by group 65532, users and
-  # state owned by 65532, everything else root's.
+  # The ownership docs/deploy.md asks for: key and secret readable by group 65532, users owned
+  # by 65532, everything else root's; state and audit as a fresh named volume starts, from the
+  # image's directories (COPY --chown=65532:65532, 0755).
   chown -R root:root "$W/etc" "$W/secrets"
   chmod 0755 "$W/etc/certs"; chmod 0444 "$W/etc/certs/server.crt" "$W/etc/vigie.yaml"
   chgrp $IMAGE_UID "$W/etc/certs/server.key" "$W/secrets/orthanc_password"
   chmod 0440 "$W/etc/certs/server.key" "$W/secrets/orthanc_password"
-  chown $IMAGE_UID:$IMAGE_UID "$W/users" "$W/state"; chmod 0700 "$W/users"; chmod 0755 "$W/state"
+  chown $IMAGE_UID:$IMAGE_UID "$W/users" "$W/state" "$W/audit"; chmod 0700 "$W/users"
+  chmod 0755 "$W/state" "$W/audit"
   cat >"$W/env.sh" <<EOF
 BIN='$BIN' UP_PORT=$UP_PORT HTTPS_PORT=$HTTPS_PORT HTTP_PORT=$HTTP_PORT ADMIN_PORT=$ADMIN_PORT
 SERVER_NAME='$SERVER_NAME' TOTP_BIN='$TOTP_BIN'

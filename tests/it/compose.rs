@@ -1,10 +1,11 @@
 //! The container setup's rules, read from the repository's files without a Docker engine:
 //! `docker/compose.yaml` (Orthanc reachable only through Vigie, secrets as files, the gateway
-//! hardened), `docker/vigie.yaml` (in step with compose and with the Orthanc preset),
-//! `docker/Dockerfile` (the image's user, entry point, health check, paths) and `.dockerignore`.
+//! hardened, the audit trail on a volume of its own), `docker/vigie.yaml` (in step with compose
+//! and with the Orthanc preset), `docker/Dockerfile` (the image's user, entry point, health
+//! check, paths, volumes) and `.dockerignore`.
 //! One test per rule; each failure says which file to change and how. What needs processes
 //! (hadolint, the binary run as the image runs it) stays in `scripts/docker-check.sh`.
-//! Longer than 500 lines: 22 rules, each with the message that says what to change; it uses
+//! Longer than 500 lines: 26 rules, each with the message that says what to change; it uses
 //! nothing from `support/` (no gateway runs).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +103,48 @@ impl Setup {
 
     fn last(&self, kw: &str) -> &str {
         self.all(kw).last().copied().unwrap_or("")
+    }
+
+    /// The paths the Dockerfile's VOLUME instructions declare, in JSON or in plain form.
+    fn volumes(&self) -> BTreeSet<String> {
+        self.all("VOLUME")
+            .iter()
+            .flat_map(|a| {
+                json_list(a).unwrap_or_else(|| a.split_whitespace().map(String::from).collect())
+            })
+            .map(|p| p.trim_end_matches('/').to_string())
+            .collect()
+    }
+
+    /// Whether a `COPY --chown=65532:65532` creates `target` (the trick that makes a fresh named
+    /// volume, which Docker fills from the image, writable by the gateway).
+    fn copied_for_image_user(&self, target: &str) -> bool {
+        self.all("COPY").iter().any(|a| {
+            a.contains("--chown=65532:65532")
+                && a.split_whitespace()
+                    .last()
+                    .is_some_and(|t| t.trim_end_matches('/') == target)
+        })
+    }
+
+    /// docker/vigie.yaml's `audit.dir` as written ("" when unset).
+    fn audit_dir(&self) -> String {
+        text(&self.vigie_yaml["audit"]["dir"])
+    }
+
+    /// Where the gateway writes the trail: `audit.dir`, or `state_dir/audit` when unset.
+    fn effective_audit_dir(&self) -> String {
+        match self.audit_dir() {
+            d if d.is_empty() => format!("{}/audit", text(&self.vigie_yaml["state_dir"])),
+            d => d,
+        }
+    }
+
+    /// Whether `name` is a named volume declared under the top-level `volumes:`.
+    fn declared_volume(&self, name: &str) -> bool {
+        self.compose["volumes"]
+            .as_object()
+            .is_some_and(|v| v.contains_key(name))
     }
 
     /// The vigie service's published ports: host port → container port.
@@ -537,6 +580,7 @@ fn every_path_of_vigie_yaml_is_mounted() {
         ("tls.key_file", text(&c["tls"]["key_file"])),
         ("auth.users_file", text(&c["auth"]["users_file"])),
         ("state_dir", text(&c["state_dir"])),
+        ("audit.dir", s.effective_audit_dir()),
         ("upstream.credentials.password_file", s.password_secret().0),
     ];
     let covered = |p: &str| match p.strip_prefix("/run/secrets/") {
@@ -679,18 +723,113 @@ fn dockerfile_runtime() {
         "docker/Dockerfile: EXPOSE 8443 8080, the container ports compose publishes onto; EXPOSE \
          has {exposed:?}, docker/compose.yaml's vigie targets are {targets:?}"
     );
-    let state_copy = s.all("COPY").iter().any(|a| {
-        a.contains("--chown=65532:65532")
-            && a.split_whitespace()
-                .last()
-                .is_some_and(|t| t.trim_end_matches('/') == "/var/lib/vigie")
-    });
     assert!(
-        state_copy && s.last("VOLUME").contains("/var/lib/vigie"),
+        s.copied_for_image_user("/var/lib/vigie") && s.volumes().contains("/var/lib/vigie"),
         "docker/Dockerfile: create /var/lib/vigie owned by 65532 (COPY --chown=65532:65532 ... \
          /var/lib/vigie) and declare it VOLUME, so a fresh named volume is writable by the \
-         gateway; VOLUME is {:?}",
-        s.last("VOLUME")
+         gateway; VOLUME declares {:?}",
+        s.volumes()
+    );
+}
+
+#[test]
+fn audit_trail_is_apart_from_the_state() {
+    let s = setup();
+    let dir = s.audit_dir();
+    let state_dir = text(&s.vigie_yaml["state_dir"]);
+    let inside = |a: &str, b: &str| {
+        a.strip_prefix(b.trim_end_matches('/'))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    assert!(
+        dir.starts_with('/') && !inside(&dir, &state_dir) && !inside(&state_dir, &dir),
+        "docker/vigie.yaml: audit.dir is {dir:?}: set `audit:` `dir: /var/lib/vigie-audit`, a \
+         directory of its own outside state_dir ({state_dir:?}) and mounted from the vigie-audit \
+         volume, so the trail is kept apart from the state that holds its sealing key"
+    );
+}
+
+#[test]
+fn audit_volume_is_mounted_in_vigie_and_admin() {
+    let s = setup();
+    let dir = s.effective_audit_dir();
+    let state_dir = text(&s.vigie_yaml["state_dir"]);
+    let mut sources = Vec::new();
+    for name in ["vigie", "vigie-admin"] {
+        let svc = &s.compose["services"][name];
+        assert!(
+            svc.is_object(),
+            "docker/compose.yaml: services.{name} is missing; the gateway and its admin commands \
+             both write the audit trail"
+        );
+        let vm = mounts(svc);
+        let audit = vm.get(&dir);
+        let state = vm.get(&state_dir).map(|(src, _)| src);
+        let wrong = match audit {
+            None => Some("nothing is mounted there".to_string()),
+            Some((_, true)) => Some("it is mounted read-only".to_string()),
+            Some((src, _)) if !s.declared_volume(src) => Some(format!(
+                "{src:?} is not a named volume declared under the top-level `volumes:`"
+            )),
+            Some((src, _)) if Some(src) == state => Some(format!(
+                "{src:?} is the state volume, which holds the sealing key"
+            )),
+            Some(_) => None,
+        };
+        assert!(
+            wrong.is_none(),
+            "docker/compose.yaml: services.{name} must mount docker/vigie.yaml's audit.dir \
+             ({dir:?}) read-write from a named volume of its own declared under the top-level \
+             `volumes:` (`- vigie-audit:{dir}` and `vigie-audit: {{}}`); {}",
+            wrong.unwrap_or_default()
+        );
+        sources.push((name, audit.map(|(src, _)| src.clone()), state.cloned()));
+    }
+    assert!(
+        sources[0].1 == sources[1].1 && sources[0].2 == sources[1].2,
+        "docker/compose.yaml: services.vigie-admin must mount the same audit and state volumes as \
+         services.vigie (its records join the same trail, sealed with the same key); (service, \
+         audit volume, state volume): {sources:?}"
+    );
+}
+
+#[test]
+fn only_vigie_mounts_the_audit_volume() {
+    let s = setup();
+    let dir = s.effective_audit_dir();
+    let audit_volume = mounts(s.service("vigie"))
+        .get(&dir)
+        .map(|(src, _)| src.clone())
+        .unwrap_or_default();
+    assert!(
+        !audit_volume.is_empty(),
+        "docker/compose.yaml: services.vigie mounts no volume at docker/vigie.yaml's audit.dir \
+         ({dir:?}): add `- vigie-audit:{dir}` to its volumes"
+    );
+    let others: Vec<_> = s
+        .services()
+        .filter(|(_, svc)| text(&svc["image"]) != "vigie" && svc["build"].is_null())
+        .filter(|(_, svc)| mounts(svc).values().any(|(src, _)| *src == audit_volume))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        others.is_empty(),
+        "docker/compose.yaml: the audit volume ({audit_volume:?}) is evidence, kept apart from \
+         the viewer's data: mount it only in the services that run the vigie image, not in \
+         {others:?}"
+    );
+}
+
+#[test]
+fn dockerfile_creates_the_audit_directory() {
+    let s = setup();
+    let dir = s.effective_audit_dir();
+    assert!(
+        s.copied_for_image_user(&dir) && s.volumes().contains(&dir),
+        "docker/Dockerfile: create docker/vigie.yaml's audit.dir ({dir:?}) owned by 65532 \
+         (COPY --chown=65532:65532 /image{dir} {dir}) and declare it VOLUME, so a fresh \
+         vigie-audit volume is writable by the gateway; VOLUME declares {:?}",
+        s.volumes()
     );
 }
 
