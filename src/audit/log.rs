@@ -3,7 +3,7 @@
 //! off the request path. A record is on disk once [`AuditLog::sync`] or a seal has run.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -33,6 +33,19 @@ pub(crate) struct AuditLog {
     unsynced: bool,
     /// Each line is also printed on standard output (`audit.stdout`).
     echo: bool,
+    /// Held (exclusively) around every write: the gateway and the command line (`user add`
+    /// while it serves) append to one trail. It also holds where the chain stands ([`Tail`]),
+    /// so that each writer carries on from the other's last line.
+    lock: File,
+}
+
+/// Where the chain stands after the last line written by any writer: kept in the lock file.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Tail {
+    next_seq: u64,
+    prev: String,
+    /// The file of that last line (`YYYY-MM-DD`).
+    day: Option<String>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -60,22 +73,31 @@ impl AuditLog {
             files::create_private_dir(state_dir).map_err(|e| AuditError::io(state_dir, e))?;
         }
         let key = load_or_create_key(&paths.key)?;
-        let torn = remove_torn_line(&paths.dir)?;
-        let Verified {
-            next_seq,
-            last_hash,
-            ..
-        } = verify::verify(paths).map_err(AuditError::Broken)?;
+        let lock_path = paths.dir.join(LOCK_FILE);
+        let lock = open_lock(&lock_path).map_err(|e| AuditError::io(&lock_path, e))?;
         let mut log = AuditLog {
             paths: paths.clone(),
             key,
             current: None,
-            next_seq,
-            prev: last_hash.unwrap_or_else(|| GENESIS.to_string()),
+            next_seq: 0,
+            prev: GENESIS.to_string(),
             unsealed: 0,
             unsynced: false,
             echo: false,
+            lock,
         };
+        // Under the lock: another writer's line being written is not a torn one.
+        let torn = log.locked(|log| {
+            let torn = remove_torn_line(&log.paths.dir)?;
+            let Verified {
+                next_seq,
+                last_hash,
+                ..
+            } = verify::verify(&log.paths).map_err(AuditError::Broken)?;
+            log.next_seq = next_seq;
+            log.prev = last_hash.unwrap_or_else(|| GENESIS.to_string());
+            Ok(torn)
+        })?;
         if let Some((file, bytes)) = torn {
             warn!(file = %file, bytes, "audit trail: removed a last line cut short by a crash");
             let now = OffsetDateTime::now_utc();
@@ -93,12 +115,19 @@ impl AuditLog {
         event: &impl Serialize,
     ) -> Result<u64, AuditError> {
         let event = serde_json::to_value(event)?;
-        self.write_line(now, Some(event), None)
+        self.locked(|log| log.write_line(now, Some(event), None))
     }
 
     /// Seals the chain so far (nothing to do when no record was written since the last seal),
     /// flushes the file to disk and moves the anchor.
     pub(crate) fn seal(&mut self, now: OffsetDateTime) -> Result<(), AuditError> {
+        if self.unsealed == 0 {
+            return Ok(());
+        }
+        self.locked(|log| log.seal_locked(now))
+    }
+
+    fn seal_locked(&mut self, now: OffsetDateTime) -> Result<(), AuditError> {
         if self.unsealed == 0 {
             return Ok(());
         }
@@ -147,7 +176,7 @@ impl AuditLog {
         if self.current.as_ref().is_none_or(|(d, _)| *d != day) {
             if self.current.is_some() && event.is_some() {
                 // The previous day's file ends with a seal.
-                self.seal(now)?;
+                self.seal_locked(now)?;
             }
             self.sync()?;
             let path = self.file_path(&day);
@@ -186,6 +215,63 @@ impl AuditLog {
         Ok(seq)
     }
 
+    /// Runs `f` holding the trail's lock, after catching up with what another writer wrote,
+    /// and notes where the chain stands for the next one.
+    fn locked<T>(
+        &mut self,
+        f: impl FnOnce(&mut AuditLog) -> Result<T, AuditError>,
+    ) -> Result<T, AuditError> {
+        let lock_path = self.paths.dir.join(LOCK_FILE);
+        self.lock
+            .lock()
+            .map_err(|e| AuditError::io(&lock_path, e))?;
+        let result = self.catch_up().and_then(|()| f(self));
+        let saved = result.is_ok().then(|| self.save_tail()).transpose();
+        let _ = self.lock.unlock();
+        saved?;
+        result
+    }
+
+    /// Carries on from another writer's last line, when it wrote after this one.
+    fn catch_up(&mut self) -> Result<(), AuditError> {
+        let mut text = String::new();
+        (&self.lock)
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| (&self.lock).read_to_string(&mut text))
+            .map_err(|e| AuditError::io(&self.paths.dir.join(LOCK_FILE), e))?;
+        let Ok(tail) = serde_json::from_str::<Tail>(&text) else {
+            return Ok(());
+        };
+        if tail.next_seq <= self.next_seq {
+            return Ok(());
+        }
+        self.next_seq = tail.next_seq;
+        self.prev = tail.prev;
+        // A seal goes into the file of the last line, whoever wrote it.
+        let open_day = self.current.as_ref().map(|(d, _)| d.clone());
+        if let Some(day) = tail.day.filter(|d| Some(d) != open_day.as_ref()) {
+            self.sync()?;
+            let path = self.file_path(&day);
+            let file = open_append(&path).map_err(|e| AuditError::io(&path, e))?;
+            self.current = Some((day, file));
+        }
+        Ok(())
+    }
+
+    fn save_tail(&mut self) -> Result<(), AuditError> {
+        let tail = Tail {
+            next_seq: self.next_seq,
+            prev: self.prev.clone(),
+            day: self.current.as_ref().map(|(d, _)| d.clone()),
+        };
+        let text = serde_json::to_vec(&tail)?;
+        (&self.lock)
+            .set_len(0)
+            .and_then(|()| (&self.lock).seek(SeekFrom::Start(0)))
+            .and_then(|_| (&self.lock).write_all(&text))
+            .map_err(|e| AuditError::io(&self.paths.dir.join(LOCK_FILE), e))
+    }
+
     /// Prints each line on standard output too, for a log collector.
     pub(crate) fn echo_to_stdout(&mut self, on: bool) {
         self.echo = on;
@@ -195,6 +281,14 @@ impl AuditLog {
     /// notes where the trail now starts (with a MAC, beside the key), and records the deletion.
     /// Returns the number of files deleted.
     pub(crate) fn prune(
+        &mut self,
+        now: OffsetDateTime,
+        retention: std::time::Duration,
+    ) -> Result<usize, AuditError> {
+        self.locked(|log| log.prune_locked(now, retention))
+    }
+
+    fn prune_locked(
         &mut self,
         now: OffsetDateTime,
         retention: std::time::Duration,
@@ -242,16 +336,14 @@ impl AuditLog {
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             );
         }
-        self.append(
-            now,
-            &Event::TrailPruned {
-                files: names,
-                first_seq: deleted_from,
-                last_seq: start_seq.saturating_sub(1),
-                last_hash: start_prev,
-            },
-        )?;
-        self.seal(now)?;
+        let event = serde_json::to_value(Event::TrailPruned {
+            files: names,
+            first_seq: deleted_from,
+            last_seq: start_seq.saturating_sub(1),
+            last_hash: start_prev,
+        })?;
+        self.write_line(now, Some(event), None)?;
+        self.seal_locked(now)?;
         Ok(old.len())
     }
 
@@ -296,6 +388,17 @@ fn remove_torn_line(dir: &Path) -> Result<Option<(String, u64)>, AuditError> {
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     Ok(Some((name, (bytes.len() - keep) as u64)))
+}
+
+/// The lock file, in the audit directory (its name is no trail file's).
+const LOCK_FILE: &str = ".writer.lock";
+
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).read(true).write(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

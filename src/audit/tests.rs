@@ -304,3 +304,38 @@ fn a_crash_between_the_start_record_and_the_deletion_leaves_a_sound_trail() {
     std::fs::write(day1(&paths), saved).unwrap();
     verify(&paths).expect("lines before the start are ignored");
 }
+
+#[test]
+fn two_writers_on_one_trail_carry_on_from_each_other() {
+    // The gateway serves while `vigie user add` records (docker-check.sh found the break).
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AuditPaths::under(dir.path());
+    let mut gateway = AuditLog::open(&paths).unwrap();
+    gateway
+        .append(datetime!(2026-03-01 10:00 UTC), &event(0))
+        .unwrap();
+    let mut command_line = AuditLog::open(&paths).unwrap();
+    command_line
+        .append(datetime!(2026-03-01 10:01 UTC), &event(1))
+        .unwrap();
+    command_line.seal(datetime!(2026-03-01 10:01 UTC)).unwrap();
+    gateway
+        .append(datetime!(2026-03-01 10:02 UTC), &event(2))
+        .unwrap();
+    // The next day: the command line writes first, then the gateway seals.
+    command_line
+        .append(datetime!(2026-03-02 08:00 UTC), &event(3))
+        .unwrap();
+    gateway.seal(datetime!(2026-03-02 08:01 UTC)).unwrap();
+    let v = verify(&paths).expect("one chain");
+    assert_eq!(v.records, 4);
+    assert_eq!(v.unsealed, 0);
+    // And the lock file is private, and not taken for a trail file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let lock = std::fs::metadata(paths.dir.join(".writer.lock")).unwrap();
+        assert_eq!(lock.permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(v.files, 2);
+}
