@@ -265,7 +265,7 @@ impl AuditLog {
             day: self.current.as_ref().map(|(d, _)| d.clone()),
         };
         let text = serde_json::to_vec(&tail)?;
-        (&self.lock)
+        self.lock
             .set_len(0)
             .and_then(|()| (&self.lock).seek(SeekFrom::Start(0)))
             .and_then(|_| (&self.lock).write_all(&text))

@@ -55,7 +55,7 @@ pub(crate) trait Observer: Send + Sync {
 
 /// What travels to the writer thread.
 enum Msg {
-    Event(OffsetDateTime, Event),
+    Event(OffsetDateTime, Box<Event>),
     /// Finish: write what is queued, seal, stop.
     Stop,
 }
@@ -95,7 +95,7 @@ impl Auditor {
         }
         match self
             .tx
-            .try_send(Msg::Event(OffsetDateTime::now_utc(), event))
+            .try_send(Msg::Event(OffsetDateTime::now_utc(), Box::new(event)))
         {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {

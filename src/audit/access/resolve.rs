@@ -52,7 +52,7 @@ impl std::fmt::Debug for Resolver {
 /// Where the questions go: the real upstream, or (in unit tests) a table of answers.
 #[derive(Clone)]
 enum Upstream {
-    Proxy(Proxy),
+    Proxy(Box<Proxy>),
     #[cfg(test)]
     Table(Arc<HashMap<String, String>>),
 }
@@ -91,7 +91,7 @@ fn remember<V>(map: &mut HashMap<String, V>, key: String, value: V) {
 impl Resolver {
     pub(crate) fn new(proxy: Proxy) -> Resolver {
         Resolver {
-            upstream: Upstream::Proxy(proxy),
+            upstream: Upstream::Proxy(Box::new(proxy)),
             cache: Arc::default(),
         }
     }

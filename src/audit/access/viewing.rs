@@ -164,7 +164,7 @@ struct State {
     idle: Duration,
     open: HashMap<GroupKey, Viewing>,
     /// Accesses whose data is being looked up, by what they name.
-    waiting: HashMap<Target, Vec<Box<Access>>>,
+    waiting: HashMap<Target, Vec<Access>>,
     lookups: JoinSet<Lookup>,
     permits: Arc<Semaphore>,
 }
@@ -228,6 +228,7 @@ impl State {
     fn take(&mut self, msg: Msg) {
         match msg {
             Msg::Access(a) => {
+                let a = *a;
                 let target = &a.touch.target;
                 if super::resolve::key(target).is_none() {
                     return self.fold(a, None);
@@ -259,7 +260,7 @@ impl State {
     }
 
     /// Parks `access` until its data is known, asking the upstream if nobody has yet.
-    fn wait_for(&mut self, target: Target, access: Option<Box<Access>>) {
+    fn wait_for(&mut self, target: Target, access: Option<Access>) {
         let asked = self.waiting.contains_key(&target);
         let list = self.waiting.entry(target.clone()).or_default();
         list.extend(access);
@@ -284,11 +285,11 @@ impl State {
     }
 
     /// Adds one access to its viewing, or records it on its own.
-    fn fold(&mut self, a: Box<Access>, subject: Option<Result<Subject, Unresolved>>) {
+    fn fold(&mut self, a: Access, subject: Option<Result<Subject, Unresolved>>) {
         let operation = a.touch.operation;
         let subject = match subject {
             Some(s) if operation.is_grouped() => s,
-            other => return self.record_one(*a, other),
+            other => return self.record_one(a, other),
         };
         let failed = u64::from(a.status >= 400);
         let key: GroupKey = (a.session.clone(), operation, group_name(&subject));
