@@ -143,7 +143,35 @@ pub(crate) enum Event {
     },
 }
 
-pub(crate) use super::access::Operation;
+/// What a request does to the data it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Operation {
+    /// Reading images, metadata or a study's pages in a viewer.
+    View,
+    /// A query that lists patients or studies (QIDO-RS, `/tools/find`, the lists of Orthanc's
+    /// explorer).
+    Search,
+    /// A file leaves as a file: DICOM instance, ZIP archive, DICOMDIR media, WADO-URI
+    /// `application/dicom`.
+    Download,
+    /// New data stored (REST upload, STOW-RS).
+    Upload,
+    /// Data changed (`modify`, `anonymize`, metadata, labels, attachments).
+    Modify,
+    /// Data deleted.
+    Delete,
+    /// Data sent elsewhere (DICOM C-STORE to a modality or peer, DICOMweb STOW to a server,
+    /// transfers).
+    Export,
+}
+
+impl Operation {
+    /// Operations recorded one viewing per study (grouped), not one record per request.
+    pub(crate) fn is_grouped(self) -> bool {
+        matches!(self, Operation::View | Operation::Download)
+    }
+}
 
 /// A patient, as the upstream names them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

@@ -135,7 +135,7 @@ where
                 let access = self.layer.access_sink.as_ref().and_then(|sink| {
                     Pending::begin(
                         sink,
-                        &identity,
+                        (&identity.user, &identity.session_id),
                         self.layer.client,
                         req.method(),
                         req.uri(),

@@ -490,3 +490,14 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
         UpstreamError::Other
     }
 }
+
+impl crate::audit::access::resolve::Lookup for Proxy {
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        accept: &'static str,
+        max: usize,
+    ) -> futures_util::future::BoxFuture<'a, Result<bytes::Bytes, String>> {
+        Box::pin(self.lookup(path, accept, max))
+    }
+}

@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 
 use super::viewing::{Access, AccessSink, Msg};
 use super::{Operation, Touch, url};
-use crate::auth::Identity;
 
 /// A request to patient data, on its way.
 #[derive(Debug, Clone)]
@@ -25,10 +24,10 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    /// What `identity`'s request touches, or `None` when it is not patient data.
+    /// What the request of `user` in `session` touches, or `None` when it is not patient data.
     pub(crate) fn begin(
         sink: &AccessSink,
-        identity: &Identity,
+        (user, session): (&Arc<str>, &Arc<str>),
         client: IpAddr,
         method: &http::Method,
         uri: &http::Uri,
@@ -45,8 +44,8 @@ impl Pending {
         let path = (!touch.operation.is_grouped()).then(|| Box::from(uri.path()));
         Some(Pending {
             sink: sink.clone(),
-            user: identity.user.clone(),
-            session: identity.session_id.clone(),
+            user: user.clone(),
+            session: session.clone(),
             client,
             touch,
             method: method.clone(),

@@ -20,7 +20,6 @@ use serde::Deserialize;
 
 use super::Target;
 use crate::audit::event::{Patient, Study, Unresolved};
-use crate::proxy::Proxy;
 
 /// Entries kept at most per kind of question.
 const MAX_CACHED: usize = 100_000;
@@ -49,24 +48,40 @@ impl std::fmt::Debug for Resolver {
     }
 }
 
-/// Where the questions go: the real upstream, or (in unit tests) a table of answers.
-#[derive(Clone)]
-enum Upstream {
-    Proxy(Box<Proxy>),
-    #[cfg(test)]
-    Table(Arc<HashMap<String, String>>),
+/// What the resolver asks with: a GET to the upstream with the gateway's credentials, the
+/// body read up to `max` bytes, any status but 200 an error (`crate::proxy::Proxy` in the
+/// gateway, a table of answers in unit tests).
+pub(crate) trait Lookup: Send + Sync + 'static {
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        accept: &'static str,
+        max: usize,
+    ) -> futures_util::future::BoxFuture<'a, Result<bytes::Bytes, String>>;
 }
+
+/// Where the questions go.
+#[derive(Clone)]
+struct Upstream(Arc<dyn Lookup>);
 
 impl Upstream {
     async fn get(&self, path: &str, accept: &'static str) -> Result<bytes::Bytes, String> {
-        match self {
-            Upstream::Proxy(p) => p.lookup(path, accept, MAX_ANSWER).await,
-            #[cfg(test)]
-            Upstream::Table(t) => t
-                .get(path)
-                .map(|s| bytes::Bytes::from(s.clone()))
-                .ok_or_else(|| "the upstream answered 404".to_string()),
-        }
+        self.0.get(path, accept, MAX_ANSWER).await
+    }
+}
+
+#[cfg(test)]
+impl Lookup for HashMap<String, String> {
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        _accept: &'static str,
+        _max: usize,
+    ) -> futures_util::future::BoxFuture<'a, Result<bytes::Bytes, String>> {
+        let answer = HashMap::get(self, path)
+            .map(|s| bytes::Bytes::from(s.clone()))
+            .ok_or_else(|| "the upstream answered 404".to_string());
+        Box::pin(std::future::ready(answer))
     }
 }
 
@@ -89,19 +104,16 @@ fn remember<V>(map: &mut HashMap<String, V>, key: String, value: V) {
 }
 
 impl Resolver {
-    pub(crate) fn new(proxy: Proxy) -> Resolver {
+    pub(crate) fn new(upstream: impl Lookup) -> Resolver {
         Resolver {
-            upstream: Upstream::Proxy(Box::new(proxy)),
+            upstream: Upstream(Arc::new(upstream)),
             cache: Arc::default(),
         }
     }
 
     #[cfg(test)]
     pub(crate) fn with_answers(answers: HashMap<String, String>) -> Resolver {
-        Resolver {
-            upstream: Upstream::Table(Arc::new(answers)),
-            cache: Arc::default(),
-        }
+        Resolver::new(answers)
     }
 
     /// Whom `target` concerns, from the cache when known. `None` for a target that names no
