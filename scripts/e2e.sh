@@ -64,10 +64,10 @@ if [[ ! -d "$E2E/node_modules/playwright-core" ]]; then
   (cd "$E2E" && npm ci --silent --no-audit --no-fund) || die "npm ci failed in tests/e2e: check the network or the npm registry setting (npm config get registry)"
 fi
 
-if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import pydicom' 2>/dev/null; }; then
-  log "installing pydicom into $VENV"
+if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import pydicom, aiosmtpd' 2>/dev/null; }; then
+  log "installing pydicom and aiosmtpd into $VENV"
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || die "python3 -m venv $VENV failed: apt-get install python3-venv"
-  "$VENV/bin/pip" install -q 'pydicom>=3,<4' || die "pip install pydicom failed: check the network or pip's index (pip config list)"
+  "$VENV/bin/pip" install -q 'pydicom>=3,<4' aiosmtpd || die "pip install pydicom aiosmtpd failed: check the network or pip's index (pip config list)"
 fi
 
 orthanc_shim || die "cannot build $ORTHANC_SHIM from $ORTHANC_SHIM_SRC: apt-get install gcc libc6-dev"
@@ -171,6 +171,8 @@ ADMIN_PORT="$(free_port)"
 DOCTOR_USER=dr.martin DOCTOR_PASSWORD='Radio-Thorax-2026'
 TRUSTED_USER=dr.bernard TRUSTED_PASSWORD='Scanner-Genou-2026'
 ADMIN_USER=admin.durand ADMIN_PASSWORD='Console-Admin-2026!'
+# Someone tries passwords on this account (section 6c): the alert goes to the SMTP sink.
+TARGET_USER=dr.petit TARGET_PASSWORD='Echo-Coeur-2026'
 totp_secret() { head -c 20 /dev/urandom | base32; } # 160 bits, 32 characters, no padding
 # Prints the argon2id hash of $1 (vigie hash-password reads one line from standard input).
 hash_password() {
@@ -183,6 +185,15 @@ DOCTOR_TOTP="$(totp_secret)" TRUSTED_TOTP="$(totp_secret)" ADMIN_TOTP="$(totp_se
 DOCTOR_HASH="$(hash_password "$DOCTOR_PASSWORD")" || exit 1
 TRUSTED_HASH="$(hash_password "$TRUSTED_PASSWORD")" || exit 1
 ADMIN_HASH="$(hash_password "$ADMIN_PASSWORD")" || exit 1
+TARGET_HASH="$(hash_password "$TARGET_PASSWORD")" || exit 1
+
+# The alerts' mail server: a real SMTP server (aiosmtpd) on loopback, each message in a file.
+mkdir -p "$WORK/mail"
+"$VENV/bin/python" "$ROOT/tests/it/smtp_sink.py" "$WORK/mail" >"$WORK/smtp.port" 2>"$WORK/smtp.log" &
+PIDS+=("$!")
+for ((i = 0; i < 100; i++)); do [[ -s "$WORK/smtp.port" ]] && break; sleep 0.1; done
+SMTP_PORT="$(head -n1 "$WORK/smtp.port")"
+[[ "$SMTP_PORT" =~ ^[0-9]+$ ]] || die "the SMTP sink did not start: $(cat "$WORK/smtp.log")"
 
 CONFIG="$WORK/vigie.yaml"
 {
@@ -217,11 +228,22 @@ auth:
       password_hash: "$ADMIN_HASH"
       totp_secret: $ADMIN_TOTP
       roles: [admin]
+    - username: $TARGET_USER
+      password_hash: "$TARGET_HASH"
+      totp_secret: $(totp_secret)
+      roles: [doctor]
 log:
   level: info
 # Short, so that the viewings of the browser test are recorded before they are checked.
 audit:
   viewing_idle: 3s
+alerts:
+  lang: en
+  email:
+    smtp: "127.0.0.1:$SMTP_PORT"
+    security: none
+    from: "Vigie <vigie@viewer.test>"
+    to: [dpo@viewer.test]
 YAML
   # The access policy exactly as the Orthanc preset has it.
   sed -n '/^access:/,$p' "$ROOT/config/orthanc.example.yaml"
@@ -279,22 +301,70 @@ if ((rc == 124 || rc == 137)); then
   echo "FAIL the browser test was stopped after 300 s (Chromium hung?): run again; if it persists, run with VIGIE_E2E_KEEP=1 and read the logs"
 fi
 
-# ---- 6b. the trail names the doctor, the patient and the study the browser viewed, once -------
+# ---- 6b. `vigie audit report` names the doctor, the patient and the study viewed, once --------
 # The Web Viewer scrolled the synthetic CT as $DOCTOR_USER in one session (viewer.mjs, c); its
 # viewing closes after audit.viewing_idle (3 s) without a request.
 sleep 5
-viewed="$(jq -c --arg u "$DOCTOR_USER" 'select(.event.type == "study_access" and .event.operation == "view"
-    and .event.user == $u and .event.patient.id == "VIGIE-E2E-001") | .event' "$WORK"/state/audit/audit-*.jsonl)"
-n_viewed="$(grep -c . <<<"$viewed" || true)"
-if ((n_viewed == 1)); then
-  echo "PASS audit: $DOCTOR_USER viewed patient VIGIE-E2E-001 once: $(jq -r '"study \(.study.uid) (\(.study.description)), \(.requests) requests, \(.bytes) bytes"' <<<"$viewed")"
+report="$WORK/report.json"
+if "$VIGIE_BIN" audit report --config "$CONFIG" --user "$DOCTOR_USER" --patient VIGIE-E2E-001 \
+  --format json >"$report" 2>"$WORK/report.err"; then
+  viewed="$(jq -c --arg u "$DOCTOR_USER" '[.patients[] | select(.patient.id == "VIGIE-E2E-001") | .studies[]
+      | {uid: .study.uid, description: .study.description}
+        + (.accesses[] | select(.kind == "viewing" and .operation == "view" and .user == $u) | {requests, bytes})]' "$report")"
+  if [[ "$(jq length <<<"$viewed")" == 1 ]] && (($(jq '.[0].requests' <<<"$viewed") >= 24)); then
+    echo "PASS audit report: $DOCTOR_USER viewed patient VIGIE-E2E-001 once: $(jq -r '.[0] | "study \(.uid) (\(.description)), \(.requests) requests, \(.bytes) bytes"' <<<"$viewed")"
+  else
+    echo "FAIL audit report: want one viewing of VIGIE-E2E-001 by $DOCTOR_USER counting the 24 slices, got $viewed"; rc=1
+  fi
+  if jq -e '.trail.intact == true' "$report" >/dev/null; then
+    echo "PASS audit report: it says the chain is intact"
+  else
+    echo "FAIL audit report: trail $(jq -c .trail "$report")"; rc=1
+  fi
 else
-  echo "FAIL audit: $n_viewed study_access records of $DOCTOR_USER for VIGIE-E2E-001, want 1: $viewed"; rc=1
+  echo "FAIL audit report: vigie audit report failed: $(cat "$WORK/report.err")"; rc=1
 fi
-if ((n_viewed == 1)) && (($(jq .requests <<<"$viewed") >= 24)); then
-  echo "PASS audit: the viewing counts every slice the Web Viewer fetched ($(jq .requests <<<"$viewed") requests)"
+if patient_out="$("$VIGIE_BIN" audit patient VIGIE-E2E-001 --config "$CONFIG" --lang fr 2>&1)" &&
+  grep -q "$DOCTOR_USER" <<<"$patient_out"; then
+  echo "PASS audit patient: the history of VIGIE-E2E-001 names $DOCTOR_USER (French)"
 else
-  echo "FAIL audit: the viewing does not count the 24 slices: $viewed"; rc=1
+  echo "FAIL audit patient: $patient_out"; rc=1
+fi
+
+# ---- 6c. three wrong passwords: the alert reaches the mail server; the breach draft lists it ---
+# wrong_sign_in USER: one sign-in with a wrong password, as a browser posts it (CSRF cookie and
+# token from the sign-in page); prints the HTTP status.
+wrong_sign_in() {
+  local jar page token
+  jar="$(mktemp -p "$WORK")"
+  page="$(curl -s --cacert "$WORK/certs/ca.crt" --resolve "$HOST:$GW_PORT:127.0.0.1" -c "$jar" \
+    "https://$HOST:$GW_PORT/_vigie/login")"
+  token="$(grep -o 'name="csrf" value="[^"]*"' <<<"$page" | head -n1 | sed 's/.*value="//; s/"$//')"
+  curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/certs/ca.crt" --resolve "$HOST:$GW_PORT:127.0.0.1" \
+    -b "$jar" -H "Origin: https://$HOST:$GW_PORT" \
+    --data-urlencode "csrf=$token" --data-urlencode "next=/" --data-urlencode "lang=en" \
+    --data-urlencode "username=$1" --data-urlencode "password=Not-The-Password-1" \
+    --data-urlencode "totp=000000" "https://$HOST:$GW_PORT/_vigie/login"
+}
+statuses=""
+for _ in 1 2 3; do statuses+="$(wrong_sign_in "$TARGET_USER") "; done
+mail=""
+for ((i = 0; i < 100; i++)); do
+  mail="$(grep -l "$TARGET_USER" "$WORK"/mail/*.eml 2>/dev/null | head -n1)" && [[ -n "$mail" ]] && break
+  sleep 0.2
+done
+if [[ -n "$mail" ]]; then
+  echo "PASS alert: three wrong passwords for $TARGET_USER (HTTP $statuses) -> mail at the SMTP sink: $(grep -m1 '^Subject:' "$mail")"
+else
+  echo "FAIL alert: no mail naming $TARGET_USER at the SMTP sink after three wrong passwords (HTTP $statuses): $(ls "$WORK/mail")"; rc=1
+fi
+sleep 2 # the alert's own record (alert_raised) reaches the trail
+today="$(date -u +%F)"
+if breach="$("$VIGIE_BIN" breach report --config "$CONFIG" --from "$today" --to "$today" --lang fr 2>&1)" &&
+  grep -q "$TARGET_USER" <<<"$breach" && grep -q "72" <<<"$breach"; then
+  echo "PASS breach report: the draft (French) names $TARGET_USER and the 72-hour deadline"
+else
+  echo "FAIL breach report: the draft does not name $TARGET_USER and the deadline: $breach"; rc=1
 fi
 
 # ---- 7. every route of Orthanc's REST API, as each account ------------------------------------
