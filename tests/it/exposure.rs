@@ -430,10 +430,9 @@ async fn a_broken_trail_and_accesses_not_recorded_are_flagged() {
     let audit = certs.dir.path().join("state").join("audit");
     let trail = std::fs::read_dir(&audit)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .expect("a trail file");
     let text = std::fs::read_to_string(&trail).unwrap();
     std::fs::write(&trail, text.replace("keys_rotated", "keys_rotatex")).unwrap();
     let (code, findings) = exposure_json(file.path()).await;
