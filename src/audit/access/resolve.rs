@@ -7,7 +7,9 @@
 //!   An instance costs one question the first time, its series and study one more each the
 //!   first time they are met: a study of 500 images asks 502 questions once.
 //! - DICOMweb (any server): `GET {root}/studies?StudyInstanceUID={uid}` (QIDO-RS) with the
-//!   patient's and study's attributes as `includefield`.
+//!   patient's and study's attributes as `includefield`; for WADO-URI naming only the
+//!   instance, `GET {root}/instances?SOPInstanceUID={uid}` first. WADO-URI at the server's
+//!   root (`/wado`, Orthanc's) is resolved through `/dicom-web`, Orthanc's DICOMweb root.
 //!
 //! Answers are kept (bounded: the cache is emptied when it reaches [`MAX_CACHED`]); a failure is
 //! kept for [`RETRY_AFTER`] so that a viewer's hundred requests do not ask a hundred times.
@@ -142,7 +144,12 @@ impl Resolver {
                 .get(id)
                 .and_then(|st| cache.subjects.get(st)),
             Target::OrthancStudy(id) | Target::OrthancPatient(id) => cache.subjects.get(id),
-            Target::Dicom { study, .. } => cache.subjects.get(study),
+            Target::Dicom {
+                study, instance, ..
+            } => match (study.as_str(), instance) {
+                ("", Some(i)) => cache.subjects.get(i),
+                (s, _) => cache.subjects.get(s),
+            },
             Target::Query(_) | Target::Unnamed => None,
         };
         subject.cloned().map(Ok)
@@ -180,7 +187,19 @@ impl Resolver {
             }
             Target::OrthancStudy(id) => self.orthanc_study(id).await,
             Target::OrthancPatient(id) => self.orthanc_patient(id).await,
-            Target::Dicom { root, study, .. } => self.dicomweb_study(root, study).await,
+            Target::Dicom {
+                root,
+                study,
+                instance,
+                ..
+            } => {
+                // WADO-URI sits at the server's root; Orthanc's DICOMweb (QIDO) at /dicom-web.
+                let root = if root.is_empty() { "/dicom-web" } else { root };
+                match (study.as_str(), instance) {
+                    ("", Some(i)) => self.dicomweb_instance(root, i).await,
+                    (s, _) => self.dicomweb_study(root, s).await,
+                }
+            }
             Target::Query(_) | Target::Unnamed => Err("names no patient".into()),
         }
     }
@@ -274,19 +293,34 @@ impl Resolver {
         Ok(subject)
     }
 
+    /// WADO-URI naming only the instance: its study first (QIDO-RS at the instance level).
+    async fn dicomweb_instance(&self, root: &str, uid: &str) -> Result<Subject, String> {
+        if let Some(s) = self.known(uid) {
+            return Ok(s);
+        }
+        check_dicomweb(root, uid)?;
+        let path = format!("{root}/instances?SOPInstanceUID={uid}&includefield=0020000D");
+        let body = self.upstream.get(&path, "application/dicom+json").await?;
+        let doc: Vec<serde_json::Value> = serde_json::from_slice(&body)
+            .map_err(|_| "the upstream's QIDO answer is not DICOM JSON".to_string())?;
+        let [instance] = doc.as_slice() else {
+            return Err(format!(
+                "the upstream's QIDO search for the instance found {} instances",
+                doc.len()
+            ));
+        };
+        let study = dicom_string(instance, "0020000D")
+            .ok_or_else(|| "the upstream's QIDO answer names no study".to_string())?;
+        let subject = self.dicomweb_study(root, &study).await?;
+        self.keep(uid, &subject);
+        Ok(subject)
+    }
+
     async fn dicomweb_study(&self, root: &str, uid: &str) -> Result<Subject, String> {
         if let Some(s) = self.known(uid) {
             return Ok(s);
         }
-        if uid.is_empty() || uid.len() > 64 || !uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        {
-            return Err("not a DICOM UID".into());
-        }
-        // The root comes from the client's URL and goes into one the gateway sends.
-        let plain = |b: u8| b.is_ascii_alphanumeric() || b"/-_.".contains(&b);
-        if !root.starts_with('/') || root.contains("..") || !root.bytes().all(plain) {
-            return Err("not a DICOMweb path the gateway asks".into());
-        }
+        check_dicomweb(root, uid)?;
         let path = format!(
             "{root}/studies?StudyInstanceUID={uid}&includefield=00100020&includefield=00100010&includefield=00080020&includefield=00081030"
         );
@@ -340,9 +374,27 @@ pub(crate) fn key(target: &Target) -> Option<String> {
         Target::OrthancStudy(id) => format!("orthanc study {id}"),
         Target::OrthancSeries(id) => format!("orthanc series {id}"),
         Target::OrthancInstance(id) => format!("orthanc instance {id}"),
-        Target::Dicom { study, .. } => format!("dicom study {study}"),
+        Target::Dicom {
+            study, instance, ..
+        } => match (study.as_str(), instance) {
+            ("", Some(i)) => format!("dicom instance {i}"),
+            (s, _) => format!("dicom study {s}"),
+        },
         Target::Query(_) | Target::Unnamed => return None,
     })
+}
+
+/// A DICOM UID, and a DICOMweb root the gateway may put in a URL it sends (the root comes from
+/// the client's URL).
+fn check_dicomweb(root: &str, uid: &str) -> Result<(), String> {
+    if uid.is_empty() || uid.len() > 64 || !uid.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err("not a DICOM UID".into());
+    }
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"/-_.".contains(&b);
+    if !root.starts_with('/') || root.contains("..") || !root.bytes().all(plain) {
+        return Err("not a DICOMweb path the gateway asks".into());
+    }
+    Ok(())
 }
 
 /// Orthanc's identifiers are five groups of eight hex digits; anything else is not asked (it

@@ -41,6 +41,10 @@ fn orthanc() -> HashMap<String, String> {
         "/dicom-web/studies?StudyInstanceUID=1.2.840.7&includefield=00100020&includefield=00100010&includefield=00080020&includefield=00081030".into(),
         r#"[{"00100020":{"vr":"LO","Value":["P-0007"]},"00100010":{"vr":"PN","Value":[{"Alphabetic":"ROE^RICHARD"}]},"00080020":{"vr":"DA","Value":["20251224"]}}]"#.into(),
     );
+    answers.insert(
+        "/dicom-web/instances?SOPInstanceUID=1.2.840.7.1.1&includefield=0020000D".into(),
+        r#"[{"0020000D":{"vr":"UI","Value":["1.2.840.7"]}}]"#.into(),
+    );
     answers
 }
 
@@ -246,4 +250,27 @@ async fn a_viewing_closes_when_idle_and_a_new_one_opens_after() {
         .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
         .collect();
     assert_eq!(text.matches("\"study_access\"").count(), 2, "{text}");
+}
+
+#[tokio::test]
+async fn wado_uri_at_the_root_and_naming_only_the_instance_is_resolved() {
+    let wado = |study: &str, instance: Option<&str>| Target::Dicom {
+        root: String::new(),
+        study: study.into(),
+        series: None,
+        instance: instance.map(String::from),
+    };
+    let msgs = vec![
+        access(
+            "s1",
+            Operation::View,
+            wado("1.2.840.7", Some("1.2.840.7.1.1")),
+            1,
+        ),
+        access("s1", Operation::View, wado("", Some("1.2.840.7.1.1")), 1),
+    ];
+    let events = record(msgs, Duration::from_secs(600)).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["patient"]["id"], "P-0007");
+    assert_eq!(events[0]["requests"], 2);
 }
