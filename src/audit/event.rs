@@ -131,6 +131,19 @@ pub(crate) enum Event {
         /// The hash of the last deleted line: the first kept line names it as `prev`.
         last_hash: String,
     },
+    /// Requests the session gate refused (no session, or a session cookie that is not valid),
+    /// counted per client address and reason: a scanner's thousands of probes make one record,
+    /// closed after `audit.viewing_idle` without another, or when the gateway stops.
+    GateRefusals {
+        client: std::net::IpAddr,
+        /// `no_session`, `session_invalid` or `session_expired`.
+        reason: &'static str,
+        first: String,
+        last: String,
+        requests: u64,
+        /// The first path refused (never a query).
+        first_path: String,
+    },
     /// At start-up, the last line of the trail was found cut short (a crash during its write)
     /// and removed.
     TornLineRemoved { file: String, bytes: u64 },

@@ -19,7 +19,7 @@ use tracing::debug;
 use super::{MapResponse, ResponseMapper};
 use crate::audit::Event;
 use crate::audit::access::Pending;
-use crate::audit::access::viewing::AccessSink;
+use crate::audit::access::viewing::{AccessSink, Msg};
 use crate::auth::{Auth, NoSession, TokenCache, session};
 use crate::body::Body;
 use crate::http_util::reserved;
@@ -148,7 +148,18 @@ where
                     Refresh(refresh, user, access),
                 ))
             }
-            Err(why) => Either::Right(ready(Ok(unauthenticated(&req, why)))),
+            Err(why) => {
+                let res = unauthenticated(&req, why);
+                if let Some(sink) = &self.layer.access_sink {
+                    sink.send(Msg::Refused {
+                        at: time::OffsetDateTime::now_utc(),
+                        client: self.layer.client,
+                        reason: refusal_reason(why),
+                        path: Box::from(req.uri().path()),
+                    });
+                }
+                Either::Right(ready(Ok(res)))
+            }
         }
     }
 }
@@ -179,12 +190,16 @@ fn is_navigation<B>(req: &Request<B>) -> bool {
     }
 }
 
-fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
-    let reason = match why {
+fn refusal_reason(why: NoSession) -> &'static str {
+    match why {
         NoSession::Missing => "no_session",
         NoSession::Expired => "session_expired",
         NoSession::Invalid => "session_invalid",
-    };
+    }
+}
+
+fn unauthenticated<B>(req: &Request<B>, why: NoSession) -> Response<Body> {
+    let reason = refusal_reason(why);
     let mut res = if is_navigation(req) {
         let next = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let mut location = String::from(reserved::LOGIN_NEXT);

@@ -371,3 +371,35 @@ async fn accesses_to_patient_data_are_recorded_one_viewing_per_study() {
         .count();
     assert!((1..=4).contains(&series), "{paths:?}");
 }
+
+/// Requests the gate refuses (no session) are counted per address and reason: many probes, one
+/// record, with the first path and never a query.
+#[tokio::test]
+async fn the_gates_refusals_are_one_record_per_address() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let yaml = ConfigBuilder::new(&certs, &up.url()).build_yaml();
+    let gw = Gw::start(&yaml).await;
+    let anonymous = client(&certs, gw.https, false);
+    for n in 0..7 {
+        let res = anonymous
+            .get(gw.url(&format!("/patients/probe-{n}?PatientID=P-SECRET")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    gw.shutdown().await;
+    let state = certs.dir.path().join("state");
+    let refused = records_of(&state, "gate_refusals");
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0]["client"], "127.0.0.1");
+    assert_eq!(refused[0]["reason"], "no_session");
+    assert_eq!(refused[0]["requests"], 7);
+    assert_eq!(refused[0]["first_path"], "/patients/probe-0");
+    let trail: String = std::fs::read_dir(state.join("audit"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(!trail.contains("P-SECRET"), "a query reached the trail");
+}

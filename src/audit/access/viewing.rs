@@ -64,6 +64,13 @@ pub(crate) enum Msg {
     Hint(Target),
     /// The session ended: its viewings close.
     EndSession(Arc<str>),
+    /// The session gate refused a request (no valid session).
+    Refused {
+        at: OffsetDateTime,
+        client: IpAddr,
+        reason: &'static str,
+        path: Box<str>,
+    },
 }
 
 /// The request path's end of the queue: never blocks.
@@ -120,6 +127,7 @@ impl Viewings {
             auditor,
             idle,
             open: HashMap::new(),
+            refusals: HashMap::new(),
             waiting: HashMap::new(),
             lookups: JoinSet::new(),
             permits: Arc::new(Semaphore::new(CONCURRENT_LOOKUPS)),
@@ -142,6 +150,18 @@ impl Viewings {
 
 type GroupKey = (Arc<str>, Operation, String);
 
+/// Distinct addresses whose refusals are counted apart; beyond, they are recorded at once.
+const MAX_REFUSING_ADDRESSES: usize = 10_000;
+
+/// The gate's refusals of one address for one reason, being counted.
+struct Refusals {
+    first: OffsetDateTime,
+    last: OffsetDateTime,
+    requests: u64,
+    first_path: Box<str>,
+    last_seen: Instant,
+}
+
 /// One viewing in progress.
 struct Viewing {
     user: Arc<str>,
@@ -163,6 +183,7 @@ struct State {
     auditor: Auditor,
     idle: Duration,
     open: HashMap<GroupKey, Viewing>,
+    refusals: HashMap<(IpAddr, &'static str), Refusals>,
     /// Accesses whose data is being looked up, by what they name.
     waiting: HashMap<Target, Vec<Access>>,
     lookups: JoinSet<Lookup>,
@@ -223,6 +244,10 @@ impl State {
         for key in open {
             self.close(&key);
         }
+        let refusing: Vec<(IpAddr, &'static str)> = self.refusals.keys().copied().collect();
+        for key in refusing {
+            self.close_refusals(key);
+        }
     }
 
     fn take(&mut self, msg: Msg) {
@@ -244,6 +269,29 @@ impl State {
                 {
                     self.wait_for(target, None);
                 }
+            }
+            Msg::Refused {
+                at,
+                client,
+                reason,
+                path,
+            } => {
+                let key = (client, reason);
+                if !self.refusals.contains_key(&key)
+                    && self.refusals.len() >= MAX_REFUSING_ADDRESSES
+                {
+                    // Too many addresses at once: recorded one by one rather than forgotten.
+                    self.refusals.insert(key, Refusals::new(at, path));
+                    return self.close_refusals(key);
+                }
+                let r = self
+                    .refusals
+                    .entry(key)
+                    .or_insert_with(|| Refusals::new(at, path.clone()));
+                r.first = r.first.min(at);
+                r.last = r.last.max(at);
+                r.requests += 1;
+                r.last_seen = Instant::now();
             }
             Msg::EndSession(session) => {
                 let ended: Vec<GroupKey> = self
@@ -356,6 +404,29 @@ impl State {
         for key in done {
             self.close(&key);
         }
+        let quiet: Vec<(IpAddr, &'static str)> = self
+            .refusals
+            .iter()
+            .filter(|(_, r)| r.last_seen.elapsed() >= idle)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in quiet {
+            self.close_refusals(key);
+        }
+    }
+
+    fn close_refusals(&mut self, key: (IpAddr, &'static str)) {
+        let Some(r) = self.refusals.remove(&key) else {
+            return;
+        };
+        self.auditor.record(Event::GateRefusals {
+            client: key.0,
+            reason: key.1,
+            first: rfc3339(r.first),
+            last: rfc3339(r.last),
+            requests: r.requests.max(1),
+            first_path: r.first_path.into(),
+        });
     }
 
     fn close(&mut self, key: &GroupKey) {
@@ -378,6 +449,19 @@ impl State {
             bytes: v.bytes,
             first_request: v.first_request,
         });
+    }
+}
+
+impl Refusals {
+    /// Counted from zero: the message that opens it adds the first.
+    fn new(at: OffsetDateTime, path: Box<str>) -> Refusals {
+        Refusals {
+            first: at,
+            last: at,
+            requests: 0,
+            first_path: path,
+            last_seen: Instant::now(),
+        }
     }
 }
 

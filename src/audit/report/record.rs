@@ -32,6 +32,7 @@ pub(super) enum Ev {
         reason: String,
     },
     SessionExpired {},
+    GateRefusals {},
     AccessRefused {
         user: String,
         client: String,
