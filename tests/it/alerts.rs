@@ -263,7 +263,7 @@ async fn three_wrong_sign_ins_reach_the_mailbox_and_the_webhook_once_per_period(
     // Both alerts are in the trail, each with its channels' outcome.
     tokio::time::sleep(Duration::from_millis(500)).await;
     gw.shutdown().await;
-    let raised = alert_records(&certs.dir.path().join("state/audit"));
+    let raised = trail_records(&certs.dir.path().join("state/audit"), "alert_raised");
     assert_eq!(raised.len(), 2, "{raised:?}");
     assert_eq!(raised[0]["rule"], "failed_sign_ins");
     assert_eq!(
@@ -279,27 +279,6 @@ async fn three_wrong_sign_ins_reach_the_mailbox_and_the_webhook_once_per_period(
             .contains(&format!("3 failed sign-ins for account {TEST_USER}")),
         "{raised:?}"
     );
-}
-
-fn alert_records(dir: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .filter_map(|l| l.get("event").cloned())
-        .filter(|e| e["type"] == "alert_raised")
-        .collect()
 }
 
 /// Runs `vigie alert test` (without blocking the runtime that serves the webhook receiver).

@@ -94,29 +94,7 @@ fn account_and_key_changes_are_recorded_and_tampering_is_named() {
 
 /// The trail's records of `type`, in order, as JSON.
 fn records_of(state: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
-    records_in(&state.join("audit"), kind)
-}
-
-/// The records of `type` in the trail directory `dir`.
-fn records_in(dir: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .filter_map(|l| l.get("event").cloned())
-        .filter(|e| e["type"] == kind)
-        .collect()
+    trail_records(&state.join("audit"), kind)
 }
 
 #[tokio::test]
@@ -264,8 +242,8 @@ async fn a_disabled_account_s_sessions_are_recorded_as_revoked() {
     let state = certs.dir.path().join("state");
     assert!(!state.join("audit").exists(), "records went to state_dir");
     assert!(state.join("audit-seal.key").exists());
-    let signed_in = records_in(trail.path(), "signed_in");
-    let revoked = records_in(trail.path(), "session_revoked");
+    let signed_in = trail_records(trail.path(), "signed_in");
+    let revoked = trail_records(trail.path(), "session_revoked");
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["user"], TEST_USER);
     assert_eq!(revoked[0]["reason"], "account_disabled");

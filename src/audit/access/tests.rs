@@ -63,8 +63,16 @@ fn access(session: &str, operation: Operation, target: Target, bytes: u64) -> Ms
     }))
 }
 
-/// Runs the recorder over `msgs` and returns the trail's events.
-async fn record(msgs: Vec<Msg>, idle: Duration) -> Vec<serde_json::Value> {
+/// A trail in a temporary directory, its writer, and the recorder over the Orthanc above.
+fn recorder(
+    idle: Duration,
+) -> (
+    tempfile::TempDir,
+    AuditPaths,
+    AuditWriter,
+    viewing::AccessSink,
+    Viewings,
+) {
     let dir = tempfile::tempdir().unwrap();
     let paths = AuditPaths::under(dir.path());
     let options = WriterOptions {
@@ -74,6 +82,12 @@ async fn record(msgs: Vec<Msg>, idle: Duration) -> Vec<serde_json::Value> {
     let (auditor, writer) = AuditWriter::start(&paths, options, None).unwrap();
     let (sink, rx) = viewing::channel();
     let viewings = Viewings::spawn(rx, Resolver::with_answers(orthanc()), auditor, idle);
+    (dir, paths, writer, sink, viewings)
+}
+
+/// Runs the recorder over `msgs` and returns the trail's events.
+async fn record(msgs: Vec<Msg>, idle: Duration) -> Vec<serde_json::Value> {
+    let (_dir, paths, writer, sink, viewings) = recorder(idle);
     for m in msgs {
         sink.send(m);
     }
@@ -213,20 +227,7 @@ async fn what_the_upstream_cannot_resolve_is_recorded_with_why() {
 
 #[tokio::test]
 async fn a_viewing_closes_when_idle_and_a_new_one_opens_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = AuditPaths::under(dir.path());
-    let options = WriterOptions {
-        retention: Duration::from_secs(365 * 86_400),
-        stdout: false,
-    };
-    let (auditor, writer) = AuditWriter::start(&paths, options, None).unwrap();
-    let (sink, rx) = viewing::channel();
-    let viewings = Viewings::spawn(
-        rx,
-        Resolver::with_answers(orthanc()),
-        auditor.clone(),
-        Duration::from_millis(300),
-    );
+    let (_dir, paths, writer, sink, viewings) = recorder(Duration::from_millis(300));
     sink.send(access(
         "s1",
         Operation::View,

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::breach::{BreachReport, Deadline, Figures, Involved};
-use super::text::{account, header, table};
+use super::text::{account, alert_table, header, table};
 use super::words::{clean, count, operation, span, stamp, stamp_text};
 use crate::lang::Lang;
 
@@ -331,23 +331,7 @@ fn nature(out: &mut String, r: &BreachReport, l: Lang) {
         r.alerts.len()
     );
     if !r.alerts.is_empty() {
-        let head = match l {
-            Lang::Fr => ["heure", "gravité", "règle", "résumé"],
-            Lang::En => ["time", "severity", "rule", "summary"],
-        };
-        let rows: Vec<Vec<String>> = r
-            .alerts
-            .iter()
-            .map(|a| {
-                vec![
-                    stamp_text(&a.time),
-                    a.severity.clone(),
-                    a.rule.clone(),
-                    a.summary.clone(),
-                ]
-            })
-            .collect();
-        table(out, "    ", &head, &rows);
+        alert_table(out, "    ", &r.alerts, l);
     }
     let f = &r.refusals;
     let _ = writeln!(

@@ -384,24 +384,33 @@ fn refusals_and_alerts(out: &mut String, r: &AccessReport, lang: Lang) {
     if r.alerts.is_empty() {
         let _ = writeln!(out, "{none}");
     } else {
-        let head = match lang {
-            Lang::Fr => ["heure", "gravité", "règle", "résumé"],
-            Lang::En => ["time", "severity", "rule", "summary"],
-        };
-        let rows: Vec<Vec<String>> = r
-            .alerts
-            .iter()
-            .map(|a| {
-                vec![
-                    stamp_text(&a.time),
-                    a.severity.clone(),
-                    a.rule.clone(),
-                    a.summary.clone(),
-                ]
-            })
-            .collect();
-        table(out, "  ", &head, &rows);
+        alert_table(out, "  ", &r.alerts, lang);
     }
+}
+
+/// The alerts raised, one row each (the report and the breach draft).
+pub(super) fn alert_table(
+    out: &mut String,
+    indent: &str,
+    alerts: &[super::access::Alert],
+    lang: Lang,
+) {
+    let head = match lang {
+        Lang::Fr => ["heure", "gravité", "règle", "résumé"],
+        Lang::En => ["time", "severity", "rule", "summary"],
+    };
+    let rows: Vec<Vec<String>> = alerts
+        .iter()
+        .map(|a| {
+            vec![
+                stamp_text(&a.time),
+                a.severity.clone(),
+                a.rule.clone(),
+                a.summary.clone(),
+            ]
+        })
+        .collect();
+    table(out, indent, &head, &rows);
 }
 
 /// An account name, or what stands for a name that is no account.

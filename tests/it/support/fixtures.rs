@@ -109,3 +109,25 @@ pub fn totp_now(secret_b32: &str) -> String {
     let secret = vigie::credentials::totp::decode_secret(secret_b32).unwrap();
     vigie::credentials::totp::code_at(&secret, unix_now()).unwrap()
 }
+
+/// The audit trail's records of `type` in the trail directory `dir`, oldest first, as JSON.
+pub fn trail_records(dir: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|l| l.get("event").cloned())
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
