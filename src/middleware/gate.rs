@@ -132,7 +132,7 @@ where
                 }
                 // The response's extension map is allocated only when something is put in it.
                 let user = self.layer.name_user.then(|| identity.user.clone());
-                let access = self.layer.access_sink.as_ref().and_then(|sink| {
+                let begun = self.layer.access_sink.as_ref().and_then(|sink| {
                     Pending::begin(
                         sink,
                         (&identity.user, &identity.session_id),
@@ -141,6 +141,12 @@ where
                         req.uri(),
                         req.extensions().get::<RequestId>().map(|r| &r.0),
                     )
+                });
+                let access = begun.map(|(pending, first)| {
+                    if let Some(first) = first {
+                        req.extensions_mut().insert(first);
+                    }
+                    pending
                 });
                 req.extensions_mut().insert(identity);
                 Either::Left(MapResponse::new(

@@ -172,6 +172,13 @@ impl Proxy {
         let version = req.version();
         let (mut parts, body) = req.into_parts();
         let request_id = parts.extensions.remove::<RequestId>();
+        // A deletion, a change or an export: the audit trail learns whom it concerns first.
+        if let Some(first) = parts
+            .extensions
+            .remove::<crate::audit::access::LookupFirst>()
+        {
+            first.wait().await;
+        }
         let id = request_id
             .as_ref()
             .and_then(|r| r.0.to_str().ok())

@@ -285,6 +285,14 @@ async fn accesses_to_patient_data_are_recorded_one_viewing_per_study() {
         .await
         .unwrap();
     assert_eq!(deleted.status(), 200);
+    // A study nobody opened, deleted straight through the API: whom it concerned is asked
+    // before the deletion is forwarded (afterwards the upstream answers 404).
+    let deleted = c
+        .delete(gw.url(&format!("/studies/{ORTHANC_STUDY_2}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
     gw.shutdown().await; // open viewings are recorded, then the writer seals
 
     let state = certs.dir.path().join("state");
@@ -325,6 +333,13 @@ async fn accesses_to_patient_data_are_recorded_one_viewing_per_study() {
     // The gateway's own request id (the access log's), not the client's.
     assert!(delete["request_id"].is_string(), "{delete:?}");
     assert_eq!(delete["patient"]["id"], "P-0042");
+    let unseen = changes
+        .iter()
+        .find(|c| c["path"] == format!("/studies/{ORTHANC_STUDY_2}"))
+        .unwrap_or_else(|| panic!("{changes:#?}"));
+    assert_eq!(unseen["operation"], "delete");
+    assert_eq!(unseen["patient"]["id"], "P-0042", "{unseen:#?}");
+    assert!(unseen["unresolved"].is_null(), "{unseen:#?}");
 
     let trail: String = std::fs::read_dir(state.join("audit"))
         .unwrap()

@@ -8,7 +8,7 @@ pub(crate) mod resolve;
 pub(crate) mod url;
 pub(crate) mod viewing;
 
-pub(crate) use note::Pending;
+pub(crate) use note::{LookupFirst, Pending};
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,21 @@ use time::OffsetDateTime;
 use super::viewing::{Access, AccessSink, Msg};
 use super::{Operation, Touch, url};
 
+/// How long a deletion, a change or an export waits for the upstream to say whom it concerns
+/// before it is forwarded (afterwards the data may be gone).
+const LOOKUP_FIRST: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// In a destructive request's extensions: the proxy waits for it before forwarding.
+#[derive(Debug, Clone)]
+pub(crate) struct LookupFirst(Arc<tokio::sync::Notify>);
+
+impl LookupFirst {
+    /// Returns once the recorder knows whom the request concerns, or after [`LOOKUP_FIRST`].
+    pub(crate) async fn wait(self) {
+        let _ = tokio::time::timeout(LOOKUP_FIRST, self.0.notified()).await;
+    }
+}
+
 /// A request to patient data, on its way.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
@@ -25,6 +40,8 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// What the request of `user` in `session` touches, or `None` when it is not patient data.
+    /// For a deletion, a change or an export, also what the proxy waits for before forwarding
+    /// it ([`LookupFirst`]).
     pub(crate) fn begin(
         sink: &AccessSink,
         (user, session): (&Arc<str>, &Arc<str>),
@@ -32,17 +49,20 @@ impl Pending {
         method: &http::Method,
         uri: &http::Uri,
         request_id: Option<&http::HeaderValue>,
-    ) -> Option<Pending> {
+    ) -> Option<(Pending, Option<LookupFirst>)> {
         let touch = url::classify(method, uri.path(), uri.query())?;
-        if matches!(
+        let first = matches!(
             touch.operation,
             Operation::Delete | Operation::Modify | Operation::Export
-        ) {
+        )
+        .then(|| {
             // Whom it concerns must be asked before the data is gone or changed.
-            sink.send(Msg::Hint(touch.target.clone()));
-        }
+            let done = Arc::new(tokio::sync::Notify::new());
+            sink.send(Msg::Hint(touch.target.clone(), Some(done.clone())));
+            LookupFirst(done)
+        });
         let path = (!touch.operation.is_grouped()).then(|| Box::from(uri.path()));
-        Some(Pending {
+        let pending = Pending {
             sink: sink.clone(),
             user: user.clone(),
             session: session.clone(),
@@ -51,7 +71,8 @@ impl Pending {
             method: method.clone(),
             path,
             request_id: request_id.cloned(),
-        })
+        };
+        Some((pending, first))
     }
 
     /// The response has ended (or the client left): recorded with its status and bytes.

@@ -60,8 +60,9 @@ pub(crate) struct Access {
 #[derive(Debug)]
 pub(crate) enum Msg {
     Access(Box<Access>),
-    /// Start finding out whom this concerns now: the request is about to delete or change it.
-    Hint(Target),
+    /// Start finding out whom this concerns now: the request is about to delete or change it,
+    /// and waits (on the `Notify`) until it is known.
+    Hint(Target, Option<Arc<tokio::sync::Notify>>),
     /// The session ended: its viewings close.
     EndSession(Arc<str>),
     /// The session gate refused a request (no valid session).
@@ -128,6 +129,7 @@ impl Viewings {
             idle,
             open: HashMap::new(),
             refusals: HashMap::new(),
+            hinted: HashMap::new(),
             waiting: HashMap::new(),
             lookups: JoinSet::new(),
             permits: Arc::new(Semaphore::new(CONCURRENT_LOOKUPS)),
@@ -184,6 +186,8 @@ struct State {
     idle: Duration,
     open: HashMap<GroupKey, Viewing>,
     refusals: HashMap<(IpAddr, &'static str), Refusals>,
+    /// Destructive requests waiting until whom they concern is known.
+    hinted: HashMap<Target, Vec<Arc<tokio::sync::Notify>>>,
     /// Accesses whose data is being looked up, by what they name.
     waiting: HashMap<Target, Vec<Access>>,
     lookups: JoinSet<Lookup>,
@@ -231,6 +235,9 @@ impl State {
                 }
             }
         }
+        for waiter in self.hinted.drain().flat_map(|(_, w)| w) {
+            waiter.notify_one();
+        }
         for (target, accesses) in std::mem::take(&mut self.waiting) {
             let why = Unresolved {
                 resource: super::resolve::key(&target).unwrap_or_default(),
@@ -264,10 +271,13 @@ impl State {
                 let target = target.clone();
                 self.wait_for(target, Some(a));
             }
-            Msg::Hint(target) => {
+            Msg::Hint(target, done) => {
                 if super::resolve::key(&target).is_some() && self.resolver.cached(&target).is_none()
                 {
+                    self.hinted.entry(target.clone()).or_default().extend(done);
                     self.wait_for(target, None);
+                } else if let Some(done) = done {
+                    done.notify_one();
                 }
             }
             Msg::Refused {
@@ -327,6 +337,9 @@ impl State {
         let Ok((target, result)) = done else {
             return;
         };
+        for waiter in self.hinted.remove(&target).unwrap_or_default() {
+            waiter.notify_one();
+        }
         for a in self.waiting.remove(&target).unwrap_or_default() {
             self.fold(a, result.clone());
         }

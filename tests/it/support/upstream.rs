@@ -34,6 +34,8 @@ pub struct UpstreamStats {
     pub body_errors: AtomicUsize,
     /// Every request line's path and query, in order.
     pub paths: std::sync::Mutex<Vec<String>>,
+    /// The Orthanc-shaped resources deleted (`DELETE /studies/{id}`): 404 afterwards.
+    pub deleted: std::sync::Mutex<Vec<String>>,
 }
 
 /// A real HTTP/1.1 server standing in for Orthanc. Routes:
@@ -160,9 +162,15 @@ fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<UpBody> {
 /// an instance's `preview` is 1000 bytes.
 pub const ORTHANC_SERIES: &str = "aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee";
 pub const ORTHANC_STUDY: &str = "11111111-22222222-33333333-44444444-55555555";
+/// A second study of the same patient, that the tests delete without viewing it.
+pub const ORTHANC_STUDY_2: &str = "22222222-22222222-33333333-44444444-55555555";
 pub const ORTHANC_PATIENT: &str = "99999999-88888888-77777777-66666666-55555555";
 
-fn orthanc_like(method: &http::Method, path: &str) -> Option<Response<UpBody>> {
+fn orthanc_like(
+    method: &http::Method,
+    path: &str,
+    stats: &UpstreamStats,
+) -> Option<Response<UpBody>> {
     let json = |body: String| {
         let mut r = full(StatusCode::OK, body);
         r.headers_mut()
@@ -175,7 +183,11 @@ fn orthanc_like(method: &http::Method, path: &str) -> Option<Response<UpBody>> {
         return None;
     }
     if method == http::Method::DELETE {
+        stats.deleted.lock().unwrap().push(path.to_string());
         return Some(json("{}".into()));
+    }
+    if stats.deleted.lock().unwrap().iter().any(|d| d == path) {
+        return Some(full(StatusCode::NOT_FOUND, "{}"));
     }
     Some(match (level, rest) {
         ("instances", None) => json(format!(
@@ -185,7 +197,7 @@ fn orthanc_like(method: &http::Method, path: &str) -> Option<Response<UpBody>> {
         ("series", None) => json(format!(
             r#"{{"ID":"{id}","ParentStudy":"{ORTHANC_STUDY}"}}"#
         )),
-        ("studies", None) if id == ORTHANC_STUDY => json(format!(
+        ("studies", None) if id == ORTHANC_STUDY || id == ORTHANC_STUDY_2 => json(format!(
             r#"{{"ID":"{id}","ParentPatient":"{ORTHANC_PATIENT}","MainDicomTags":{{"StudyInstanceUID":"1.2.826.0.1.42","StudyDate":"20260301","StudyDescription":"CT THORAX"}},"PatientMainDicomTags":{{"PatientID":"P-0042","PatientName":"DOE^JANE"}}}}"#
         )),
         ("studies", Some("archive")) => full(StatusCode::OK, vec![1u8; 5000]),
@@ -267,7 +279,7 @@ async fn route(
         }
         return r;
     }
-    if let Some(answer) = orthanc_like(req.method(), &path) {
+    if let Some(answer) = orthanc_like(req.method(), &path, &stats) {
         return answer;
     }
     if path == "/upload" {
