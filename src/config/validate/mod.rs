@@ -434,6 +434,16 @@ limits:
     }
 
     #[test]
+    fn long_comment_blocks_after_an_empty_section_parse() {
+        // An administrator's notes: 150 comment lines under a section left empty. The YAML
+        // parser, keeping comments, gave up after 96 ("too many buffered comments").
+        let notes: String = (0..150).map(|n| format!("  # note {n}\n")).collect();
+        let yaml = GOOD() + "audit:\n" + &notes;
+        let (c, _) = from_yaml(&yaml).expect("parses");
+        assert!(c.audit.record_access);
+    }
+
+    #[test]
     fn audit_settings_have_defaults_and_bounds() {
         let (c, warnings) = from_yaml(&GOOD()).unwrap();
         assert!(c.audit.record_access);
