@@ -275,3 +275,34 @@ async fn wado_uri_at_the_root_and_naming_only_the_instance_is_resolved() {
     assert_eq!(events[0]["patient"]["id"], "P-0007");
     assert_eq!(events[0]["requests"], 2);
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_requests_never_crowds_out_an_access() {
+    // More refusals than the accesses' queue holds, all queued before the recorder runs.
+    let mut msgs: Vec<Msg> = (0..70_000)
+        .map(|n| Msg::Refused {
+            at: time::OffsetDateTime::now_utc(),
+            client: "198.51.100.9".parse().unwrap(),
+            reason: "no_session",
+            path: format!("/probe/{n}").into(),
+        })
+        .collect();
+    msgs.push(access(
+        "s1",
+        Operation::View,
+        Target::OrthancStudy(STUDY.into()),
+        1,
+    ));
+    let events = record(msgs, Duration::from_secs(600)).await;
+    let viewed = events
+        .iter()
+        .filter(|e| e["type"] == "study_access")
+        .count();
+    assert_eq!(viewed, 1, "the access was dropped");
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "gate_refusals")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["first_path"], "/probe/0");
+}

@@ -34,6 +34,8 @@ use crate::audit::{Auditor, Event};
 const QUEUE: usize = 65_536;
 /// Questions to the upstream at once.
 pub(crate) const CONCURRENT_LOOKUPS: usize = 4;
+/// Refusals by the gate waiting at most.
+const REFUSALS_QUEUE: usize = 8_192;
 /// How often the queue is emptied.
 const DRAIN_EVERY: Duration = Duration::from_millis(20);
 /// At shutdown, how long the last questions may take.
@@ -78,32 +80,77 @@ pub(crate) enum Msg {
 #[derive(Debug, Clone)]
 pub(crate) struct AccessSink {
     tx: mpsc::Sender<Msg>,
+    /// The gate's refusals have a queue of their own: a flood of requests without a session
+    /// fills it, never the one of signed-in users' accesses.
+    refusals: mpsc::Sender<Msg>,
     dropped: Arc<AtomicU64>,
+    refusals_dropped: Arc<AtomicU64>,
 }
 
 impl AccessSink {
     pub(crate) fn send(&self, msg: Msg) {
-        if self.tx.try_send(msg).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, dropped, what) = match msg {
+            Msg::Refused { .. } => (
+                &self.refusals,
+                &self.refusals_dropped,
+                "requests refused by the gate not counted: the audit trail cannot keep up",
+            ),
+            _ => (
+                &self.tx,
+                &self.dropped,
+                "accesses to patient data not recorded: the audit trail cannot keep up",
+            ),
+        };
+        if tx.try_send(msg).is_err() {
+            let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
-                error!(
-                    dropped = n,
-                    "accesses to patient data not recorded: the audit trail cannot keep up"
-                );
+                error!(dropped = n, "{what}");
             }
         }
     }
 }
 
-/// The queue, before the task that empties it is started.
-pub(crate) fn channel() -> (AccessSink, mpsc::Receiver<Msg>) {
-    let (tx, rx) = mpsc::channel(QUEUE);
+/// The task's end of the two queues.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    accesses: mpsc::Receiver<Msg>,
+    refusals: mpsc::Receiver<Msg>,
+}
+
+impl Inbox {
+    /// The next message queued, accesses first; `None` when both are empty; `Err` when both
+    /// are empty and every sender is gone (or the queues were closed).
+    fn try_recv(&mut self) -> Result<Option<Msg>, ()> {
+        use mpsc::error::TryRecvError::Disconnected;
+        let first = self.accesses.try_recv();
+        if let Ok(m) = first {
+            return Ok(Some(m));
+        }
+        match self.refusals.try_recv() {
+            Ok(m) => Ok(Some(m)),
+            Err(Disconnected) if matches!(first, Err(Disconnected)) => Err(()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn close(&mut self) {
+        self.accesses.close();
+        self.refusals.close();
+    }
+}
+
+/// The queues, before the task that empties them is started.
+pub(crate) fn channel() -> (AccessSink, Inbox) {
+    let (tx, accesses) = mpsc::channel(QUEUE);
+    let (refusals_tx, refusals) = mpsc::channel(REFUSALS_QUEUE);
     (
         AccessSink {
             tx,
+            refusals: refusals_tx,
             dropped: Arc::default(),
+            refusals_dropped: Arc::default(),
         },
-        rx,
+        Inbox { accesses, refusals },
     )
 }
 
@@ -117,7 +164,7 @@ pub(crate) struct Viewings {
 impl Viewings {
     /// Starts the task on the current runtime. `auditor` receives the records.
     pub(crate) fn spawn(
-        rx: mpsc::Receiver<Msg>,
+        rx: Inbox,
         resolver: Resolver,
         auditor: Auditor,
         idle: Duration,
@@ -195,7 +242,7 @@ struct State {
 }
 
 impl State {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut stopped: oneshot::Receiver<()>) {
+    async fn run(mut self, mut rx: Inbox, mut stopped: oneshot::Receiver<()>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1).min(self.idle));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The queue is emptied on a short beat rather than on each message: a task woken for
@@ -206,9 +253,9 @@ impl State {
             tokio::select! {
                 _ = drain.tick() => loop {
                     match rx.try_recv() {
-                        Ok(msg) => self.take(msg),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => break 'run,
+                        Ok(Some(msg)) => self.take(msg),
+                        Ok(None) => break,
+                        Err(()) => break 'run,
                     }
                 },
                 Some(done) = self.lookups.join_next() => self.looked_up(done),
@@ -218,7 +265,7 @@ impl State {
         }
         // What was queued before the stop, then the last answers, then everything open.
         rx.close();
-        while let Ok(msg) = rx.try_recv() {
+        while let Ok(Some(msg)) = rx.try_recv() {
             self.take(msg);
         }
         let deadline = Instant::now() + LAST_LOOKUPS;
