@@ -481,7 +481,7 @@ function providerConfiguration(jwks) {
 // one-shot tamper (tests only): the NEXT token answer's ID token (or userinfo answer) gets claims
 // changed and is re-signed, so a client's checks meet tokens from the real token endpoint
 // ---------------------------------------------------------------------------------------------
-const TAMPER_KEYS = new Set(['target', 'set', 'remove', 'shift', 'key', 'header', 'count']);
+const TAMPER_KEYS = new Set(['target', 'set', 'remove', 'shift', 'key', 'header', 'count', 'delay_ms']);
 const tampers = []; // pending, applied in order, each to one answer of its target
 let foreignKey; // a key that was never published: its signatures cannot verify
 
@@ -494,6 +494,7 @@ function parseTamper(body) {
     key: body.key || 'current',
     header: body.header || {},
     count: body.count === undefined ? 1 : Number(body.count),
+    delay_ms: body.delay_ms === undefined ? 0 : Number(body.delay_ms), // answer late (token minted first)
   };
   // shorthand: {"iss": "..."} is {"set": {"iss": "..."}}
   for (const [k, v] of Object.entries(body)) if (!TAMPER_KEYS.has(k)) t.set[k] = v;
@@ -503,8 +504,10 @@ function parseTamper(body) {
   if (!Object.values(t.shift).every(Number.isFinite)) throw new Error('shift must map claims to seconds');
   if (typeof t.header !== 'object' || Array.isArray(t.header)) throw new Error('header must be an object');
   if (!Number.isInteger(t.count) || t.count < 1) throw new Error('count must be a positive integer');
-  if (!Object.keys(t.set).length && !t.remove.length && !Object.keys(t.shift).length && t.key === 'current' && !Object.keys(t.header).length) {
-    throw new Error('nothing to tamper with: give claims to set, remove or shift, a header or key=foreign');
+  if (!Number.isInteger(t.delay_ms) || t.delay_ms < 0 || t.delay_ms > 60000) throw new Error('delay_ms must be 0 to 60000');
+  t.changes = Object.keys(t.set).length || t.remove.length || Object.keys(t.shift).length || t.key !== 'current' || Object.keys(t.header).length;
+  if (!t.changes && !t.delay_ms) {
+    throw new Error('nothing to tamper with: give claims to set, remove or shift, a header, key=foreign or delay_ms');
   }
   return t;
 }
@@ -530,25 +533,27 @@ function resignJwt(jwt, t) {
   return `${input}.${crypto.sign('sha256', Buffer.from(input), key).toString('base64url')}`;
 }
 
+// Returns how long to hold the answer back (ms).
 function applyTamper(ctx) {
   const target = ctx.oidc.route === 'token' ? 'id_token' : 'userinfo';
   const i = tampers.findIndex((t) => t.target === target);
-  if (i < 0) return;
+  if (i < 0) return 0;
   const t = tampers[i];
   if (target === 'id_token') {
-    if (!ctx.body || typeof ctx.body.id_token !== 'string') return; // e.g. a refresh without one
-    ctx.body = { ...ctx.body, id_token: resignJwt(ctx.body.id_token, t) };
+    if (!ctx.body || typeof ctx.body.id_token !== 'string') return 0; // e.g. a refresh without one
+    if (t.changes) ctx.body = { ...ctx.body, id_token: resignJwt(ctx.body.id_token, t) };
   } else if (typeof ctx.body === 'string') {
-    ctx.body = resignJwt(ctx.body, t);
+    if (t.changes) ctx.body = resignJwt(ctx.body, t);
     ctx.type = 'application/jwt; charset=utf-8';
   } else if (ctx.body && typeof ctx.body === 'object') {
-    ctx.body = tamperClaims(ctx.body, t); // JSON userinfo: no signature
+    if (t.changes) ctx.body = tamperClaims(ctx.body, t); // JSON userinfo: no signature
   } else {
-    return;
+    return 0;
   }
   t.count -= 1;
   if (t.count <= 0) tampers.splice(i, 1);
-  log(`tampered ${target}: set ${Object.keys(t.set).join(',') || '-'} remove ${t.remove.join(',') || '-'} shift ${Object.keys(t.shift).join(',') || '-'} key ${t.key}`);
+  log(`tampered ${target}: set ${Object.keys(t.set).join(',') || '-'} remove ${t.remove.join(',') || '-'} shift ${Object.keys(t.shift).join(',') || '-'} key ${t.key} delay ${t.delay_ms}ms`);
+  return t.delay_ms;
 }
 
 const ERROR_EVENTS = [
@@ -566,7 +571,10 @@ function buildProvider(keys) {
     if (ctx.oidc?.route === 'discovery' && ctx.body && typeof ctx.body === 'object' && AUTHZ_ALIAS && ctx.req.walletDiscovery) {
       ctx.body.authorization_endpoint = new URL('/auth', ctx.href).href;
     }
-    if (ctx.status === 200 && (ctx.oidc?.route === 'token' || ctx.oidc?.route === 'userinfo')) applyTamper(ctx);
+    if (ctx.status === 200 && (ctx.oidc?.route === 'token' || ctx.oidc?.route === 'userinfo')) {
+      const delay = applyTamper(ctx);
+      if (delay) await new Promise((resolve) => { setTimeout(resolve, delay); });
+    }
   });
   for (const ev of ERROR_EVENTS) {
     provider.on(ev, (ctx, err) => {
