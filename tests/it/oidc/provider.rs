@@ -14,6 +14,9 @@ struct Client<'a> {
     idp: &'a Idp,
     discovery: Value,
     http: reqwest::Client,
+    /// The browser, keeping the provider's session between flows.
+    b: OidcBrowser,
+    _certs: Certs,
 }
 
 struct Tokens {
@@ -33,10 +36,18 @@ impl<'a> Client<'a> {
             .json()
             .await
             .unwrap();
+        // The browser helper stops at the redirect URI's origin (viewer.test:PORT).
+        let port = Url::parse(&idp.opts.redirect_uris[0])
+            .unwrap()
+            .port()
+            .unwrap();
+        let certs = Certs::new();
         Client {
             idp,
             discovery,
             http,
+            b: OidcBrowser::new(&certs, addr(port)),
+            _certs: certs,
         }
     }
 
@@ -45,7 +56,7 @@ impl<'a> Client<'a> {
     }
 
     /// One sign-in with `scope` (and `acr_values=eidas1` for PSC), up to the tokens.
-    async fn tokens(&self, scope: &str) -> Tokens {
+    async fn tokens(&mut self, scope: &str) -> Tokens {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let verifier = b64.encode(rand_bytes());
@@ -68,11 +79,7 @@ impl<'a> Client<'a> {
         if self.idp.opts.profile == Profile::Psc {
             url.query_pairs_mut().append_pair("acr_values", "eidas1");
         }
-        // The browser helper stops at the redirect URI's origin (viewer.test:PORT).
-        let port: u16 = Url::parse(redirect).unwrap().port().unwrap();
-        let certs = Certs::new();
-        let mut b = OidcBrowser::new(&certs, addr(port));
-        let (_, callback) = b.authorize(&url).await.unwrap();
+        let (_, callback) = self.b.authorize(&url).await.unwrap();
         assert_eq!(query_param(&callback, "state").unwrap(), "premises");
         assert_eq!(query_param(&callback, "iss").unwrap(), self.idp.issuer);
         let code = query_param(&callback, "code").unwrap();
@@ -145,7 +152,7 @@ fn rand_bytes() -> [u8; 32] {
 #[tokio::test]
 async fn the_psc_profile_issues_what_the_tests_rely_on() {
     let idp = Idp::start(IdpOptions::psc(free_port(), "psc")).await;
-    let c = Client::new(&idp).await;
+    let mut c = Client::new(&idp).await;
     assert_eq!(c.discovery["issuer"], idp.issuer.as_str());
     // Only the wallet document advertises PSC's separate authorization URL.
     assert_eq!(c.endpoint("authorization_endpoint"), idp.url("/auth"));
@@ -176,7 +183,7 @@ async fn the_generic_profile_issues_groups_and_no_acr() {
     .await
     .unwrap();
     assert_eq!(wallet.status(), 404);
-    let c = Client::new(&idp).await;
+    let mut c = Client::new(&idp).await;
     let t = c.tokens("openid profile email").await;
     let id = c.verify(&t.id_token).await.unwrap();
     assert_eq!(id["preferred_username"], "dr.house");
@@ -192,7 +199,7 @@ async fn the_generic_profile_issues_groups_and_no_acr() {
 #[tokio::test]
 async fn a_tamper_changes_one_token_exactly_as_told() {
     let idp = Idp::start(IdpOptions::psc(free_port(), "psc")).await;
-    let c = Client::new(&idp).await;
+    let mut c = Client::new(&idp).await;
     let plain = c.tokens("openid scope_all").await;
     let plain = c.verify(&plain.id_token).await.unwrap();
 
@@ -266,4 +273,39 @@ async fn a_tamper_changes_one_token_exactly_as_told() {
     assert_eq!(idp.published_kids().await, [new.clone(), old]);
     idp.retire_keys().await;
     assert_eq!(idp.published_kids().await, [new]);
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_ends_the_provider_session() {
+    let idp = Idp::start(IdpOptions::psc(free_port(), "psc")).await;
+    let mut c = Client::new(&idp).await;
+    let t = c.tokens("openid scope_all").await;
+    let back_to = &idp.opts.post_logout_redirect_uris[0];
+    let mut url = Url::parse(&c.endpoint("end_session_endpoint")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", &t.id_token)
+        .append_pair("post_logout_redirect_uri", back_to)
+        .append_pair("client_id", &idp.opts.client_id)
+        .append_pair("state", "bye");
+    let (hops, back) = c.b.end_session(&url).await;
+    assert!(back.as_str().starts_with(back_to.as_str()), "{back}");
+    assert_eq!(query_param(&back, "state").unwrap(), "bye");
+    assert!(hops.iter().any(|h| h.status == 200), "{hops:#?}");
+    assert!(idp.log().contains("end_session.success"), "{}", idp.log());
+    // The provider's session is gone: a silent authorization now needs a login.
+    let mut silent = Url::parse(&c.endpoint("authorization_endpoint")).unwrap();
+    silent
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &idp.opts.client_id)
+        .append_pair("redirect_uri", &idp.opts.redirect_uris[0])
+        .append_pair("scope", "openid")
+        .append_pair("prompt", "none")
+        .append_pair(
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        )
+        .append_pair("code_challenge_method", "S256");
+    let (_, callback) = c.b.authorize(&silent).await.unwrap();
+    assert_eq!(query_param(&callback, "error").unwrap(), "login_required");
 }

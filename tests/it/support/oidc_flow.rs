@@ -266,8 +266,23 @@ impl OidcBrowser {
         assert_eq!(answer.status, 303, "sign-out: {answer:?}");
         let end_session = Url::parse(answer.location.as_deref().unwrap())
             .unwrap_or_else(|_| panic!("sign-out does not lead to the provider: {answer:?}"));
+        let (hops, back) = self.end_session(&end_session).await;
+        let done = self.gw_get(back.as_str(), None).await;
+        SignOut {
+            answer,
+            end_session,
+            hops,
+            back,
+            done,
+        }
+    }
+
+    /// Follows the provider's end-session endpoint (submitting its confirmation form as its
+    /// script would) until it sends the browser back to the gateway; returns the hops and
+    /// that URL.
+    pub async fn end_session(&mut self, url: &Url) -> (Vec<Answer>, Url) {
         let mut hops = Vec::new();
-        let mut at = end_session.clone();
+        let mut at = url.clone();
         let mut method = reqwest::Method::GET;
         let mut form: Option<Vec<(String, String)>> = None;
         let back = loop {
@@ -296,14 +311,7 @@ impl OidcBrowser {
                 Some(fields),
             );
         };
-        let done = self.gw_get(back.as_str(), None).await;
-        SignOut {
-            answer,
-            end_session,
-            hops,
-            back,
-            done,
-        }
+        (hops, back)
     }
 
     async fn idp_request(
