@@ -68,7 +68,7 @@ async fn the_callback_needs_the_browser_that_started() {
     let s = Setup::new().await;
     let (idp, mut gw) = psc_process(&s).await;
     let mut b = s.browser();
-    let (started, callback) = up_to_callback(&mut b, "psc").await;
+    let (_, callback) = up_to_callback(&mut b, "psc").await;
     let code = query_param(&callback, "code").unwrap();
 
     // No binding cookie: a victim lured to an attacker's callback URL.
@@ -76,12 +76,15 @@ async fn the_callback_needs_the_browser_that_started() {
     assert_failure_page(&done, 400, &idp, &[&code]);
     refusal(&mut gw, "psc", "binding_mismatch").await;
 
-    // Another flow's binding cookie.
+    // Another flow's binding cookie (on a fresh flow: the refusal above may have spent the
+    // first one's state).
+    let (started, callback) = up_to_callback(&mut b, "psc").await;
+    let code = query_param(&callback, "code").unwrap();
     let other = b.start("psc", "/").await;
+    assert_ne!(other.binding, started.binding);
     let done = b.callback(&callback, Some(&other.binding)).await;
     assert_failure_page(&done, 400, &idp, &[&code]);
     refusal(&mut gw, "psc", "binding_mismatch").await;
-    assert_ne!(other.binding, started.binding);
 }
 
 #[tokio::test]
