@@ -184,19 +184,13 @@ async fn a_cancelled_sign_in_says_so_in_the_users_language() {
     assert!(done.body.contains("lang=\"fr\""), "{}", done.body);
     refusal(&mut gw, "psc", "cancelled").await;
 
-    // Same in English, from the browser's language.
+    // Same in English, from the browser's language (no lang parameter).
+    let mut b = s.browser();
+    b.accept_language("en-GB,en;q=0.9");
     let started = b.start("psc", "/").await;
     let (_, callback) = b.authorize(&started.authorize).await.unwrap();
-    let answer = b
-        .http()
-        .get(callback.as_str())
-        .header("cookie", format!("{BINDING_COOKIE}={}", started.binding))
-        .header("accept-language", "en-GB,en;q=0.9")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 403);
-    let body = answer.text().await.unwrap();
-    assert!(body.contains("lang=\"en\""), "{body}");
+    let done = b.callback(&callback, Some(&started.binding)).await;
+    assert_failure_page(&done, 403, &idp, &[]);
+    assert!(done.body.contains("lang=\"en\""), "{}", done.body);
     refusal(&mut gw, "psc", "cancelled").await;
 }

@@ -156,7 +156,23 @@ async fn a_provider_down_at_start_does_not_stop_the_gateway() {
     assert!(answer.body.contains("lang=\"en\""), "{}", answer.body);
     refusal(&mut gw, "psc", "provider_unavailable").await;
 
+    // Back up: the button works again without a restart of the gateway, once its pause
+    // between attempts at an unreachable provider (10 s) has passed; 503 until then.
     idp.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = b.start_answer("psc", &[("next", "/")]).await;
+        if answer.status == 303 {
+            break;
+        }
+        assert_failure_page(&answer, 503, &idp, &[]);
+        refusal(&mut gw, "psc", "provider_unavailable").await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the provider is back, the button not"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let mut b = s.browser();
     let signed = b.sign_in("psc").await;
     assert_eq!(

@@ -132,6 +132,8 @@ pub struct OidcBrowser {
     pub origin: String,
     /// The providers' cookies, by name (one provider per test origin; paths ignored).
     idp_cookies: BTreeMap<String, String>,
+    /// `Accept-Language` sent to the gateway, as a browser sends it with every request.
+    accept_language: Option<String>,
 }
 
 impl OidcBrowser {
@@ -140,12 +142,13 @@ impl OidcBrowser {
             http: client(certs, gw, false),
             origin: format!("https://viewer.test:{}", gw.port()),
             idp_cookies: BTreeMap::new(),
+            accept_language: None,
         }
     }
 
-    /// The underlying client (trusts the test CA, resolves `viewer.test`, no redirects).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// Sends this `Accept-Language` to the gateway from now on.
+    pub fn accept_language(&mut self, value: &str) {
+        self.accept_language = Some(value.to_owned());
     }
 
     /// Forgets the providers' cookies (a fresh browser profile).
@@ -161,6 +164,9 @@ impl OidcBrowser {
             format!("{}{path}", self.origin)
         };
         let mut req = self.http.get(&url);
+        if let Some(l) = &self.accept_language {
+            req = req.header("accept-language", l);
+        }
         if let Some(c) = cookie {
             req = req.header("cookie", c);
         }
