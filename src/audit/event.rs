@@ -22,6 +22,9 @@ pub(crate) enum Event {
         session: String,
         client: std::net::IpAddr,
         method: Method,
+        /// The OpenID provider's name (`auth.oidc[].name`), for `method: oidc`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
     },
     /// A sign-in refused. `account` only when the name typed is an account (a mistyped name
     /// can be a password typed in the wrong field: it is never recorded).
@@ -225,6 +228,8 @@ pub(crate) enum Method {
     PasswordTotp,
     /// `auth.second_factor: off`.
     Password,
+    /// Through an OpenID Connect provider (Pro Santé Connect or another).
+    Oidc,
 }
 
 /// Who ran a command: the operating-system account (the gateway has no session there).

@@ -14,6 +14,7 @@
 
 pub(crate) mod csrf;
 pub(crate) mod keys;
+pub(crate) mod oidc;
 pub(crate) mod pages;
 pub mod routes;
 pub(crate) mod session;
@@ -136,6 +137,25 @@ pub struct Account {
     pub disabled: bool,
 }
 
+impl Account {
+    /// The stand-in for a user who signed in through an OpenID provider: no password, no
+    /// TOTP, the roles mapped at sign-in.
+    fn external(username: &str, roles: &[String]) -> Account {
+        Account {
+            username: username.into(),
+            roles: roles.to_vec().into(),
+            // Mapped user names are checked like local ones; roles come from the configuration.
+            user_header: HeaderValue::from_str(username)
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+            roles_header: HeaderValue::from_str(&roles.join(","))
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+            password_hash: String::new(),
+            totp_secret: None,
+            disabled: false,
+        }
+    }
+}
+
 impl From<&User> for Account {
     fn from(u: &User) -> Account {
         Account {
@@ -184,6 +204,11 @@ pub struct Auth {
     key_generation: AtomicU64,
     /// The audit trail's queue.
     auditor: Auditor,
+    /// The OpenID Connect providers and the sign-ins in flight.
+    oidc: Arc<oidc::Oidc>,
+    /// The accounts of sessions opened through a provider, by session id: built once from the
+    /// session's record, so the per-request check allocates nothing.
+    external: ArcSwap<HashMap<Arc<str>, Arc<Account>>>,
 }
 
 /// The last token a connection presented, as verified, and the refreshed cookie already signed
@@ -242,6 +267,8 @@ pub enum AuthError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    #[error("OpenID Connect: {0}")]
+    Oidc(String),
 }
 
 impl Auth {
@@ -264,6 +291,8 @@ impl Auth {
             ),
             key_generation: AtomicU64::new(0),
             auditor,
+            oidc: Arc::new(oidc::Oidc::new(&config.auth.oidc).map_err(AuthError::Oidc)?),
+            external: ArcSwap::from_pointee(HashMap::new()),
         };
         auth.set_users(&config.auth)?;
         if !config.auth.second_factor {
@@ -299,6 +328,7 @@ impl Auth {
             warn!(error = %e, "cannot remove expired sessions from the store");
             return;
         }
+        self.forget_external(ended.iter().map(|(sid, ..)| sid.as_str()));
         for (session, user, reason) in ended {
             self.audit(Event::SessionExpired {
                 user,
@@ -333,10 +363,14 @@ impl Auth {
             .collect();
         let mut ended = Vec::new();
         let revoked = self.store.retain_sessions(|sid, rec| {
-            let reason = match accounts.get(rec.user.as_str()) {
-                Some(a) if !a.disabled => return true,
-                Some(_) => "account_disabled",
-                None => "account_removed",
+            let reason = match (&rec.external, accounts.get(rec.user.as_str())) {
+                (Some(ext), _) => match external_standing(settings, &rec.user, ext) {
+                    None => return true,
+                    Some(reason) => reason,
+                },
+                (None, Some(a)) if !a.disabled => return true,
+                (None, Some(_)) => "account_disabled",
+                (None, None) => "account_removed",
             };
             ended.push((sid.to_string(), rec.user.clone(), reason));
             false
@@ -344,6 +378,7 @@ impl Auth {
         if revoked > 0 {
             info!(revoked, "sessions of removed or disabled users revoked");
         }
+        self.forget_external(ended.iter().map(|(sid, ..)| sid.as_str()));
         for (session, user, reason) in ended {
             self.audit(Event::SessionRevoked {
                 user,
@@ -368,6 +403,63 @@ impl Auth {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The OpenID Connect providers.
+    pub(crate) fn oidc(&self) -> &Arc<oidc::Oidc> {
+        &self.oidc
+    }
+
+    /// For a session opened through an OpenID provider: the provider, and the ID token to send
+    /// back when the user signs out.
+    pub(crate) fn session_provider(
+        &self,
+        sid: &str,
+    ) -> Option<(Arc<oidc::provider::Provider>, Option<String>)> {
+        let rec = self.store.session(sid, unix_now())?;
+        let ext = rec.external.as_ref()?;
+        let p = self.oidc.provider(&ext.provider)?.clone();
+        Some((p, ext.id_token.clone()))
+    }
+
+    /// Whether a local account has this name (an OpenID user may not take it).
+    pub(crate) fn is_local_account(&self, name: &str) -> bool {
+        self.accounts.load().contains_key(name)
+    }
+
+    /// Drops the cached accounts of sessions that ended.
+    fn forget_external<'a>(&self, sids: impl Iterator<Item = &'a str>) {
+        let sids: Vec<&str> = sids.collect();
+        if sids.is_empty() || self.external.load().is_empty() {
+            return;
+        }
+        self.external.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            for s in &sids {
+                m.remove(*s);
+            }
+            m
+        });
+    }
+
+    /// The account standing for an OpenID session's user, built once per session.
+    fn external_account(
+        &self,
+        sid: &str,
+        user: &str,
+        ext: &crate::store::ExternalSession,
+    ) -> Arc<Account> {
+        if let Some(a) = self.external.load().get(sid) {
+            return a.clone();
+        }
+        let account = Arc::new(Account::external(user, &ext.roles));
+        let key: Arc<str> = sid.into();
+        self.external.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(key.clone(), account.clone());
+            m
+        });
+        account
     }
 
     pub fn settings(&self) -> Arc<AuthSettings> {
@@ -480,6 +572,10 @@ impl Auth {
             .session(&claims.sid, now)
             .filter(|r| r.user == claims.sub)
             .ok_or(SessionEnd::Revoked)?;
+        if let Some(ext) = &record.external {
+            let account = self.external_account(&claims.sid, &record.user, ext);
+            return Ok((record, account));
+        }
         let account = self
             .accounts
             .load()
@@ -515,5 +611,25 @@ impl Auth {
             return Err(SessionEnd::Idle);
         }
         Ok(())
+    }
+}
+
+/// Whether a session opened through an OpenID provider may go on under `settings`: `None` when
+/// it may, else why it ends (the provider is gone, the user is disabled, or the provider's
+/// rules changed since it opened).
+fn external_standing(
+    settings: &AuthSettings,
+    user: &str,
+    ext: &crate::store::ExternalSession,
+) -> Option<&'static str> {
+    let Some(p) = settings.oidc.iter().find(|p| p.name == ext.provider) else {
+        return Some("provider_removed");
+    };
+    if p.disabled_users.iter().any(|u| u == user) {
+        Some("account_disabled")
+    } else if oidc::rules_digest(p) != ext.rules {
+        Some("provider_rules_changed")
+    } else {
+        None
     }
 }

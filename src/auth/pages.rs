@@ -51,6 +51,19 @@ struct Text {
     signout_as: Safe<&'static str>,
     signout_button: Safe<&'static str>,
     back: Safe<&'static str>,
+    /// Before a provider's label on its button.
+    sign_in_with: Safe<&'static str>,
+    /// Between the providers' buttons and the password form.
+    or: Safe<&'static str>,
+    oidc_failed_title: Safe<&'static str>,
+    oidc_retry: Safe<&'static str>,
+    oidc_cancelled: Safe<&'static str>,
+    oidc_refused: Safe<&'static str>,
+    oidc_assurance: Safe<&'static str>,
+    oidc_invalid: Safe<&'static str>,
+    oidc_unavailable: Safe<&'static str>,
+    oidc_locked: Safe<&'static str>,
+    back_to_sign_in: Safe<&'static str>,
 }
 
 const FR: Text = Text {
@@ -75,6 +88,29 @@ const FR: Text = Text {
     signout_as: Safe("Connecté en tant que"),
     signout_button: Safe("Se déconnecter"),
     back: Safe("Revenir au visualiseur"),
+    sign_in_with: Safe("Se connecter avec "),
+    or: Safe("ou avec un compte local"),
+    oidc_failed_title: Safe("Connexion impossible"),
+    oidc_retry: Safe(
+        "Cette tentative de connexion n'est plus valable : elle a expiré, a déjà servi ou a été ouverte dans un autre navigateur. Recommencez depuis la page de connexion.",
+    ),
+    oidc_cancelled: Safe("La connexion a été annulée."),
+    oidc_refused: Safe(
+        "Votre identité a été vérifiée, mais ce compte n'a pas accès à ce service. Adressez-vous à l'administrateur du cabinet.",
+    ),
+    oidc_assurance: Safe(
+        "Ce service demande une connexion forte (carte CPS ou application e-CPS). Reconnectez-vous avec l'une d'elles.",
+    ),
+    oidc_invalid: Safe(
+        "Le service d'identification a renvoyé une réponse que Vigie ne peut pas accepter. Réessayez ; si cela se reproduit, prévenez l'administrateur.",
+    ),
+    oidc_unavailable: Safe(
+        "Le service d'identification ne répond pas. Réessayez dans quelques minutes.",
+    ),
+    oidc_locked: Safe(
+        "Trop de connexions ont échoué depuis cette adresse. Attendez quelques minutes avant de réessayer.",
+    ),
+    back_to_sign_in: Safe("Revenir à la page de connexion"),
 };
 
 const EN: Text = Text {
@@ -97,6 +133,29 @@ const EN: Text = Text {
     signout_as: Safe("Signed in as"),
     signout_button: Safe("Sign out"),
     back: Safe("Back to the viewer"),
+    sign_in_with: Safe("Sign in with "),
+    or: Safe("or with a local account"),
+    oidc_failed_title: Safe("Sign-in failed"),
+    oidc_retry: Safe(
+        "This sign-in attempt is no longer valid: it expired, was already used, or was started in another browser. Start again from the sign-in page.",
+    ),
+    oidc_cancelled: Safe("Sign-in was cancelled."),
+    oidc_refused: Safe(
+        "Your identity was verified, but this account has no access to this service. Please contact the practice's administrator.",
+    ),
+    oidc_assurance: Safe(
+        "This service requires a strong sign-in (CPS card or the e-CPS app). Please sign in again with one of them.",
+    ),
+    oidc_invalid: Safe(
+        "The identity service sent an answer Vigie cannot accept. Please try again; if it happens again, tell the administrator.",
+    ),
+    oidc_unavailable: Safe(
+        "The identity service is not answering. Please try again in a few minutes.",
+    ),
+    oidc_locked: Safe(
+        "Too many sign-ins failed from this address. Please wait a few minutes before trying again.",
+    ),
+    back_to_sign_in: Safe("Back to the sign-in page"),
 };
 
 fn text(lang: Lang) -> &'static Text {
@@ -117,15 +176,33 @@ pub(crate) struct Login<'a> {
     other: &'static str,
     /// `next` percent-encoded, for that link's query.
     next_encoded: percent_encoding::PercentEncode<'a>,
+    /// `(name, label)` of each OpenID provider: one button each.
+    providers: &'a [(String, String)],
+    /// The password form is shown (there are local accounts).
+    local: bool,
 }
 
 /// The sign-in page. `next` is already validated; `csrf` is the form token.
+#[cfg(test)]
 pub(crate) fn login<'a>(
     lang: Lang,
     notice: Notice,
     next: &'a str,
     csrf: &'a str,
     username: &'a str,
+) -> Login<'a> {
+    login_with(lang, notice, next, csrf, username, &[], true)
+}
+
+/// [`login`] with the OpenID providers' buttons, and the password form only when `local`.
+pub(crate) fn login_with<'a>(
+    lang: Lang,
+    notice: Notice,
+    next: &'a str,
+    csrf: &'a str,
+    username: &'a str,
+    providers: &'a [(String, String)],
+    local: bool,
 ) -> Login<'a> {
     Login {
         code: lang.code(),
@@ -139,6 +216,38 @@ pub(crate) fn login<'a>(
             next,
             percent_encoding::NON_ALPHANUMERIC,
         ),
+        providers,
+        local,
+    }
+}
+
+/// Why an OpenID sign-in failed, as the doctor is told (never the details: those are in the
+/// log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OidcNotice {
+    Retry,
+    Cancelled,
+    Refused,
+    Assurance,
+    Invalid,
+    Unavailable,
+    Locked,
+}
+
+/// The page ending a failed OpenID sign-in (`templates/oidc_failed.html`).
+#[derive(Template)]
+#[template(path = "oidc_failed.html")]
+pub(crate) struct OidcFailed {
+    code: &'static str,
+    t: &'static Text,
+    notice: OidcNotice,
+}
+
+pub(crate) fn oidc_failed(lang: Lang, notice: OidcNotice) -> OidcFailed {
+    OidcFailed {
+        code: lang.code(),
+        t: text(lang),
+        notice,
     }
 }
 
@@ -165,6 +274,18 @@ pub(crate) fn logout<'a>(lang: Lang, user: &'a str, csrf: &'a str) -> Logout<'a>
 /// `page` rendered as an HTML response with the pages' headers. Rendering writes strings and
 /// numbers into a `String` and does not fail; were it to, a generic 500.
 pub(crate) fn html(status: StatusCode, page: &impl Template, version: Version) -> Response<Body> {
+    html_posting_to(status, page, version, None)
+}
+
+/// [`html`] for a page whose form may also lead to `origin` (the sign-out form, whose answer
+/// redirects to the OpenID provider's end-session endpoint: browsers apply `form-action` to
+/// the redirects that follow a form).
+pub(crate) fn html_posting_to(
+    status: StatusCode,
+    page: &impl Template,
+    version: Version,
+    origin: Option<&str>,
+) -> Response<Body> {
     let body = match page.render() {
         Ok(body) => body,
         Err(e) => {
@@ -184,7 +305,16 @@ pub(crate) fn html(status: StatusCode, page: &impl Template, version: Version) -
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    let csp = match origin.and_then(|o| {
+        HeaderValue::from_str(
+            &CSP.replace("form-action 'self'", &format!("form-action 'self' {o}")),
+        )
+        .ok()
+    }) {
+        Some(v) => v,
+        None => HeaderValue::from_static(CSP),
+    };
+    h.insert(CONTENT_SECURITY_POLICY, csp);
     res
 }
 

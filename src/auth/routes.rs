@@ -15,7 +15,7 @@ use tracing::error;
 use super::pages::{self, Lang, Notice};
 use super::{Auth, NoSession, SignIn, csrf, session};
 use crate::body::Body;
-use crate::http_util::reserved::{LOGIN, LOGIN_SIGNED_OUT, LOGOUT, STYLESHEET};
+use crate::http_util::reserved::{LOGIN, LOGIN_SIGNED_OUT, LOGOUT, OIDC, STYLESHEET};
 use crate::respond::{self, Refusal};
 
 /// Largest sign-in or sign-out form accepted.
@@ -31,6 +31,9 @@ pub async fn handle(
 ) -> Response<Body> {
     let version = req.version();
     let path = req.uri().path().to_owned();
+    if path.starts_with(OIDC) {
+        return super::oidc::routes::handle(auth, req, client).await;
+    }
     match (req.method(), path.as_str()) {
         (&Method::GET | &Method::HEAD, LOGIN) => login_page(auth, &req),
         (&Method::POST, LOGIN) => login_submit(auth, req, client, form_deadline).await,
@@ -71,7 +74,7 @@ fn query(req: &Request<Incoming>) -> LoginQuery {
     q
 }
 
-fn lang_of(req: &Request<Incoming>, explicit: Option<&str>) -> Lang {
+pub(crate) fn lang_of(req: &Request<Incoming>, explicit: Option<&str>) -> Lang {
     let accept = req
         .headers()
         .get(http::header::ACCEPT_LANGUAGE)
@@ -162,7 +165,9 @@ fn render_login(
         },
     };
     let token = csrf::token(auth.form_key().expose_secret(), "login", &nonce);
-    let page = pages::login(lang, notice, next, &token, username);
+    let providers = auth.oidc().buttons();
+    let local = !auth.settings().users.is_empty() || providers.is_empty();
+    let page = pages::login_with(lang, notice, next, &token, username, &providers, local);
     let mut res = pages::html(status, &page, req.version());
     if fresh && let Some(c) = csrf::set_cookie(&nonce) {
         res.headers_mut().append(SET_COOKIE, c);
@@ -302,7 +307,16 @@ fn render_failed(
         .or_else(csrf::new_nonce)
         .unwrap_or_default();
     let token = csrf::token(auth.form_key().expose_secret(), "login", &nonce);
-    let page = pages::login(lang, Notice::Failed, next, &token, username);
+    let providers = auth.oidc().buttons();
+    let page = pages::login_with(
+        lang,
+        Notice::Failed,
+        next,
+        &token,
+        username,
+        &providers,
+        true,
+    );
     let mut res = pages::html(StatusCode::UNAUTHORIZED, &page, req.version());
     if session::cookie_value(req.headers(), csrf::COOKIE).is_none()
         && let Some(c) = csrf::set_cookie(&nonce)
@@ -319,7 +333,9 @@ fn logout_page(auth: &Auth, req: &Request<Incoming>) -> Response<Body> {
             let token = csrf::token(auth.form_key().expose_secret(), "logout", &id.session_id);
             let lang = lang_of(req, q.lang.as_deref());
             let page = pages::logout(lang, &id.user, &token);
-            pages::html(StatusCode::OK, &page, req.version())
+            let provider = auth.session_provider(&id.session_id);
+            let origin = provider.as_ref().and_then(|(p, _)| p.logout_origin());
+            pages::html_posting_to(StatusCode::OK, &page, req.version(), origin.as_deref())
         }
         Err(_) => redirect(LOGIN, "no_session"),
     }
@@ -354,6 +370,8 @@ async fn logout_submit(
     ) {
         return Refusal::Forbidden { reason: "csrf" }.respond(version);
     }
+    // Read before the session is gone: where to end the provider's session too.
+    let provider = auth.session_provider(&id.session_id);
     if let Err(e) = auth.sign_out(&id.user, &id.session_id, client).await {
         error!(error = %e, "sign-out could not be recorded");
         let refusal = Refusal::Unavailable {
@@ -363,7 +381,14 @@ async fn logout_submit(
         return refusal.respond(version);
     }
     tracing::info!(user = %id.user, "signed out");
-    let mut res = redirect(LOGIN_SIGNED_OUT, "signed_out");
+    let at_provider = provider.and_then(|(p, id_token)| {
+        let state = csrf::new_nonce()?;
+        p.logout_url(id_token.as_deref(), &state)
+    });
+    let mut res = redirect(
+        at_provider.as_deref().unwrap_or(LOGIN_SIGNED_OUT),
+        "signed_out",
+    );
     res.headers_mut()
         .append(SET_COOKIE, session::clear_cookie());
     res

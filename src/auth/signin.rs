@@ -15,7 +15,7 @@ use crate::audit::{Event, Method};
 use crate::config::AuthSettings;
 use crate::credentials::{password, totp};
 use crate::host::unix_now;
-use crate::store::{LastActivity, SessionRecord, StoreError};
+use crate::store::{ExternalSession, LastActivity, SessionRecord, StoreError};
 
 /// Outcome of a sign-in attempt. The page shows the same message for every failure.
 #[derive(Debug)]
@@ -72,6 +72,7 @@ impl Auth {
                     user: account.username.to_string(),
                     session,
                     client,
+                    provider: None,
                     method: if settings.second_factor {
                         Method::PasswordTotp
                     } else {
@@ -146,18 +147,41 @@ impl Auth {
         settings: &AuthSettings,
         now: u64,
     ) -> Result<(HeaderValue, String), SignInError> {
+        self.new_session(
+            &account.username,
+            None,
+            vec![keys.user, keys.ip],
+            settings,
+            now,
+        )
+        .await
+    }
+
+    /// A new session for `user` (with what stands in for an account when it comes from an
+    /// OpenID provider), on disk, then its signed cookie; clears the `clear` failure counters.
+    async fn new_session(
+        &self,
+        user: &str,
+        external: Option<ExternalSession>,
+        clear: Vec<String>,
+        settings: &AuthSettings,
+        now: u64,
+    ) -> Result<(HeaderValue, String), SignInError> {
         let sid = new_session_id()?;
         let rec = SessionRecord {
-            user: account.username.to_string(),
+            user: user.to_string(),
             created: now,
             expires: now + settings.absolute_timeout.as_secs(),
             activity: LastActivity::new(now),
+            external,
         };
         let (s, id, r) = (self.store.clone(), sid.clone(), rec.clone());
         blocking(move || {
             s.create_session(&id, r)?;
-            s.clear_failures(&keys.user)?;
-            s.clear_failures(&keys.ip)
+            for key in &clear {
+                s.clear_failures(key)?;
+            }
+            Ok(())
         })
         .await?;
         let claims = Claims {
@@ -177,6 +201,76 @@ impl Auth {
             .and_then(|t| session::set_cookie(&t))
             .ok_or(SignInError::Token)?;
         Ok((cookie, sid))
+    }
+
+    /// Opens the session of a user an OpenID provider vouched for (`oidc::routes` did every
+    /// check), records it, and returns its cookie.
+    pub(crate) async fn sign_in_external(
+        &self,
+        user: &str,
+        external: ExternalSession,
+        client: IpAddr,
+    ) -> Result<HeaderValue, SignInError> {
+        let settings = self.settings.load_full();
+        let provider = external.provider.clone();
+        let (cookie, session) = self
+            .new_session(
+                user,
+                Some(external),
+                vec![format!("ip:{client}")],
+                &settings,
+                unix_now(),
+            )
+            .await?;
+        info!(user, %client, provider, "signed in");
+        self.audit(Event::SignedIn {
+            user: user.to_string(),
+            session,
+            client,
+            provider: Some(provider),
+            method: Method::Oidc,
+        });
+        Ok(cookie)
+    }
+
+    /// Whether sign-ins from `client` are locked out (too many failures).
+    pub(crate) async fn client_locked(&self, client: IpAddr) -> Result<bool, SignInError> {
+        let (s, key) = (self.store.clone(), format!("ip:{client}"));
+        let f = blocking(move || s.failures(&key)).await?;
+        Ok(f.locked_until > unix_now())
+    }
+
+    /// Counts a failed OpenID sign-in against the client address (the provider, not Vigie,
+    /// throttles the account itself), and records it.
+    pub(crate) async fn record_external_failure(
+        &self,
+        client: IpAddr,
+        reason: &'static str,
+        account: Option<String>,
+    ) -> Result<(), SignInError> {
+        let settings = self.settings.load_full();
+        let (max, lock, now) = (
+            settings.max_failures,
+            settings.lockout.as_secs(),
+            unix_now(),
+        );
+        let (s, key) = (self.store.clone(), format!("ip:{client}"));
+        let f = blocking(move || s.record_failure(&key, now, max, lock)).await?;
+        self.audit(Event::SignInRefused {
+            account: account.clone(),
+            client,
+            reason,
+            failures: f.count,
+        });
+        if f.locked_until > now {
+            warn!(%client, "sign-in locked out for {} s", lock);
+            self.audit(Event::LockedOut {
+                account,
+                client,
+                seconds: lock,
+            });
+        }
+        Ok(())
     }
 
     /// Sign-in phase, on failure: counted per account and per client address (a lockout after
@@ -232,6 +326,7 @@ impl Auth {
     ) -> Result<(), SignInError> {
         let (s, sid) = (self.store.clone(), session_id.to_owned());
         blocking(move || s.revoke_session(&sid)).await?;
+        self.forget_external(std::iter::once(session_id));
         self.audit(Event::SignedOut {
             user: user.to_string(),
             session: session_id.to_string(),

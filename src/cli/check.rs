@@ -17,7 +17,21 @@ pub(super) fn check(path: &Path, offline: bool) -> ExitCode {
     };
     let findings = diagnose::check(&config, CheckOptions { upstream: !offline }, Lang::En);
     problems.extend(findings.iter().filter_map(diagnose::Finding::as_problem));
+    if !offline && !config.auth.oidc.is_empty() {
+        let rt = match runtime() {
+            Ok(rt) => rt,
+            Err(code) => return code,
+        };
+        let findings = rt.block_on(diagnose::providers(&config, Lang::En));
+        problems.extend(findings.iter().filter_map(diagnose::Finding::as_problem));
+    }
     print_problems(&problems);
+    for p in &config.auth.oidc {
+        println!(
+            "auth.oidc({}): register at the provider: redirect URI {} ; post-logout redirect URI {}",
+            p.name, p.redirect_uri, p.post_logout_uri
+        );
+    }
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)

@@ -42,6 +42,53 @@ pub(super) struct FileAuth {
     pub max_failures: Option<u32>,
     pub lockout: Option<String>,
     pub failure_delay: Option<String>,
+    /// OpenID Connect providers (see `validate/oidc.rs`).
+    pub oidc: Option<Vec<FileOidc>>,
+}
+
+/// One OpenID Connect provider under `auth.oidc`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileOidc {
+    pub name: Option<String>,
+    /// `generic` (default) or `pro-sante-connect`.
+    pub provider: Option<String>,
+    /// Pro Santé Connect only: `production` (default) or `sandbox`.
+    pub environment: Option<String>,
+    pub label: Option<String>,
+    pub issuer: Option<String>,
+    pub discovery_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_auth: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub acr_values: Option<Vec<String>>,
+    pub userinfo: Option<bool>,
+    pub username_claim: Option<String>,
+    pub roles: Option<Vec<FileRoleRule>>,
+    pub allow: Option<Vec<FileClaimRule>>,
+    pub disabled_users: Option<Vec<String>>,
+    pub clock_skew: Option<String>,
+    pub redirect_uri: Option<String>,
+}
+
+/// Users whose `claim` has one of `values` get `roles`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRoleRule {
+    pub claim: Option<String>,
+    pub values: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+}
+
+/// Users whose `claim` (by default the user-name claim) has one of `values`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileClaimRule {
+    pub claim: Option<String>,
+    pub values: Option<Vec<String>>,
 }
 
 /// One account, in the main file or in `auth.users_file` (a YAML list of these).

@@ -21,6 +21,7 @@ pub use alerts::{
     AlertSettings, EmailChannel, FailedSignIns, SmtpSecurity, Volume, WebhookChannel, WorkingHours,
 };
 pub use units::{parse_duration, parse_size};
+pub(crate) use validate::oidc::acceptable_url as acceptable_provider_url;
 
 /// Whether `name` is an acceptable user name: 1 to 64 letters, digits and `. _ - @`.
 pub fn valid_username(name: &str) -> bool {
@@ -180,6 +181,73 @@ pub struct AuthSettings {
     /// Pause before answering a failed sign-in; it doubles with each failure in a series, up
     /// to 16 times this.
     pub failure_delay: Duration,
+    /// OpenID Connect providers (`auth.oidc`), in the order of their buttons.
+    pub oidc: Vec<OidcProvider>,
+}
+
+/// Which kind of OpenID provider, for the defaults and the checks it implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OidcPreset {
+    Generic,
+    /// Pro Santé Connect (ANS): wallet discovery path, `scope_all`, `eidas1`, signed userinfo.
+    ProSanteConnect,
+}
+
+/// How the gateway authenticates to the provider's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`, the default).
+    Basic,
+    /// In the form body (`client_secret_post`).
+    Post,
+}
+
+/// One OpenID Connect provider, every default filled in.
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    /// In the URLs: `/_vigie/oidc/{name}/...`.
+    pub name: String,
+    pub preset: OidcPreset,
+    /// The sign-in button's text.
+    pub label: String,
+    /// Compared exactly with the discovery document's and the tokens' `iss`.
+    pub issuer: String,
+    pub discovery_url: String,
+    pub client_id: String,
+    pub client_secret: std::sync::Arc<SecretString>,
+    pub client_auth: ClientAuth,
+    pub scopes: Vec<String>,
+    /// Requested, and one of them required in the ID token's `acr`.
+    pub acr_values: Vec<String>,
+    /// Also read the userinfo endpoint (Pro Santé Connect: a signed JWT).
+    pub userinfo: bool,
+    /// The claims tried in turn for the user name.
+    pub username_claims: Vec<String>,
+    pub roles: Vec<RoleRule>,
+    /// Empty: everyone with a role. Otherwise the user must match one entry.
+    pub allow: Vec<ClaimRule>,
+    /// User names whose sessions end and who cannot sign in.
+    pub disabled_users: Vec<String>,
+    /// Tolerance on the ID token's `exp` and `iat`.
+    pub clock_skew: Duration,
+    pub redirect_uri: String,
+    pub post_logout_uri: String,
+}
+
+/// Users whose `claim` holds one of `values` get `roles`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleRule {
+    /// A dotted path; `[]` stands for any element of an array.
+    pub claim: String,
+    pub values: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+/// Users whose `claim` holds one of `values`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimRule {
+    pub claim: String,
+    pub values: Vec<String>,
 }
 
 /// One account.

@@ -14,6 +14,7 @@ mod audit;
 mod certificate;
 mod gateway_tls;
 mod health;
+mod oidc;
 mod plain_http;
 mod policy;
 mod ports;
@@ -67,7 +68,7 @@ pub(crate) struct Finding {
     pub level: Level,
     /// Stable identifier of the check (`certificate`, `tls`, `upstream`, `upstream_address`,
     /// `upstream_credentials`, `second_factor`, `accounts`, `policy`, `viewer_ports`,
-    /// `gateway`, `plain_http`, `admin_listener`, `audit`).
+    /// `gateway`, `plain_http`, `admin_listener`, `audit`, `oidc`, `oidc_assurance`).
     pub check: &'static str,
     /// The configuration key to look at (`tls.cert_file`, `server_aliases[1]`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,6 +181,13 @@ pub(crate) fn check(config: &Config, opts: CheckOptions, lang: Lang) -> Vec<Find
     r.findings
 }
 
+/// What `vigie check` says of the OpenID providers: whether each answers as configured.
+pub(crate) async fn providers(config: &Config, lang: Lang) -> Vec<Finding> {
+    let mut r = Report::new(lang);
+    oidc::reachable(config, &mut r).await;
+    r.findings
+}
+
 /// Runs every check against `config` and the deployment it describes.
 pub(crate) async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
     let mut r = Report::new(opts.lang);
@@ -192,6 +200,8 @@ pub(crate) async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
         let _open = upstream::credentials(config, opts, &mut r).await;
     }
     signin::second_factor(config, &mut r);
+    oidc::assurance(config, &mut r);
+    oidc::reachable(config, &mut r).await;
     policy::check(config, &mut r);
     ports::viewer_ports(config, opts, &mut r).await;
     plain_http::check(config, opts, &mut r).await;

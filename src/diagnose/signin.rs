@@ -30,7 +30,7 @@ pub(super) fn second_factor(config: &Config, r: &mut Report) {
         );
     }
     let active = a.users.iter().filter(|u| !u.disabled).count();
-    if active == 0 {
+    if active == 0 && a.oidc.is_empty() {
         r.add(
             Level::Warning,
             "accounts",

@@ -13,6 +13,8 @@ pub(crate) const LOGIN_SIGNED_OUT: &str = "/_vigie/login?signed_out=1";
 pub(crate) const LOGIN_NEXT: &str = "/_vigie/login?next=";
 /// The sign-out page and form.
 pub(crate) const LOGOUT: &str = "/_vigie/logout";
+/// The OpenID Connect endpoints: `{OIDC}{provider}/start`, `.../callback`, `.../signed-out`.
+pub(crate) const OIDC: &str = "/_vigie/oidc/";
 /// The sign-in pages' stylesheet.
 pub(crate) const STYLESHEET: &str = "/_vigie/assets/vigie.css";
 
@@ -22,7 +24,14 @@ mod tests {
 
     #[test]
     fn every_path_is_under_the_prefix() {
-        for p in [LOGIN, LOGIN_SIGNED_OUT, LOGIN_NEXT, LOGOUT, STYLESHEET] {
+        for p in [
+            LOGIN,
+            LOGIN_SIGNED_OUT,
+            LOGIN_NEXT,
+            LOGOUT,
+            OIDC,
+            STYLESHEET,
+        ] {
             assert!(p.starts_with(PREFIX), "{p}");
         }
     }

@@ -262,6 +262,7 @@ impl Gateway {
             tasks.spawn(admin::serve(l, shared.clone(), stop_rx.clone()));
         }
         let reloader = tokio::spawn(crate::reload::watch(certs, shared.clone()));
+        shared.auth.oidc().warm_up();
         let sweeper = tokio::spawn({
             let auth = shared.auth.clone();
             async move {

@@ -64,6 +64,23 @@ pub struct SessionRecord {
     /// only: after a restart the cookie's own time is all there is).
     #[serde(skip)]
     pub activity: LastActivity,
+    /// For a session opened through an OpenID provider: what stands in for a local account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSession>,
+}
+
+/// A session opened through an OpenID Connect provider. Its user has no local account: the
+/// roles were mapped from the provider's claims at sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExternalSession {
+    /// `auth.oidc[].name`.
+    pub provider: String,
+    pub roles: Vec<String>,
+    /// A digest of the provider's identity rules when the session opened: when the
+    /// configuration changes them, the session ends.
+    pub rules: String,
+    /// The ID token, sent back as `id_token_hint` when the user signs out.
+    pub id_token: Option<String>,
 }
 
 /// Unix seconds, only ever moved forward; shared by every connection of a session.
@@ -352,6 +369,7 @@ mod tests {
             created: 1,
             expires,
             activity: LastActivity::new(1),
+            external: None,
         }
     }
 

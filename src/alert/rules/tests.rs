@@ -104,6 +104,7 @@ fn signed_in(user: &str, client: &str) -> Event {
         user: user.into(),
         session: "s1".into(),
         client: ip(client),
+        provider: None,
         method: Method::PasswordTotp,
     }
 }

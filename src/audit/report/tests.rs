@@ -114,6 +114,7 @@ fn trail() -> (tempfile::TempDir, AuditPaths) {
             user: "dr.a".into(),
             session: SESSION_A.into(),
             client: ip("192.0.2.10"),
+            provider: None,
             method: crate::audit::Method::PasswordTotp,
         },
     );

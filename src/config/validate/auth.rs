@@ -53,13 +53,6 @@ impl Validator {
                 );
             }
         }
-        if users.iter().all(|u| u.disabled) {
-            self.warning(
-                "auth.users",
-                "there is no enabled user: nobody can sign in",
-                "add one with `vigie user add NAME --roles doctor --config PATH`",
-            );
-        }
         let idle_timeout = self.duration(
             a.idle_timeout.as_deref(),
             "auth.idle_timeout",
@@ -102,6 +95,8 @@ impl Validator {
                 "auth.failure_delay",
                 Duration::from_millis(250),
             ),
+            // Filled in by `Validator::config`, which knows the gateway's origin.
+            oidc: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ mod auth;
 mod limits;
 mod listen;
 mod log;
+pub(crate) mod oidc;
 mod tls;
 mod upstream;
 
@@ -172,7 +173,22 @@ impl Validator {
         let upstream = self.upstream(f.upstream);
         let limits = self.limits(&f.limits);
         let log = self.log(&f.log);
-        let auth = self.auth(f.auth);
+        let mut file_auth = f.auth;
+        let file_oidc = file_auth.oidc.take().unwrap_or_default();
+        let mut auth = self.auth(file_auth);
+        let origin = match (&server_name, &listen) {
+            (Some(n), Some(l)) if l.public_https_port == 443 => Some(format!("https://{n}")),
+            (Some(n), Some(l)) => Some(format!("https://{n}:{}", l.public_https_port)),
+            _ => None,
+        };
+        auth.oidc = self.oidc(file_oidc, origin.as_deref());
+        if auth.users.iter().all(|u| u.disabled) && auth.oidc.is_empty() {
+            self.warning(
+                "auth.users",
+                "there is no enabled user: nobody can sign in",
+                "add one with `vigie user add NAME --roles doctor --config PATH`",
+            );
+        }
         let access = f.access.map(|rules| self.access(rules));
         self.policy_warnings(access.as_deref(), &auth);
         let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));

@@ -1,0 +1,478 @@
+//! One OpenID provider as the gateway knows it: its discovery document and signing keys
+//! (cached, refreshed hourly, and the keys again at once when a token names a key the cache
+//! lacks), the authorization URL of a sign-in, and the checks of what comes back: the code
+//! exchange, the ID token (signature, issuer, audience, expiry with a tight tolerance, nonce,
+//! assurance level) and the userinfo answer (a signed JWT for Pro Santé Connect).
+//! The protocol is the `openidconnect` crate's; this file only feeds it and sorts its errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwapOption;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJsonWebKeySet,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+};
+use openidconnect::{
+    AdditionalClaims, AuthType, AuthenticationContextClass, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdToken, IdTokenClaims, LanguageTag, LogoutRequest, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    UserInfoClaims, UserInfoError,
+};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::Failure;
+use super::http::HttpClient;
+use crate::config::{ClientAuth, OidcPreset, OidcProvider};
+use crate::host::unix_now;
+use crate::lang::Lang;
+
+/// The discovery document and keys are fetched again after this long.
+const REFRESH: u64 = 3600;
+/// After a failed discovery, the next sign-in waits this long before trying again.
+const RETRY: u64 = 10;
+/// An unknown key fetches the key set again, at most this often.
+const KEYS_EVERY: u64 = 10;
+
+type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Every claim beyond the standard ones (PSC's `SubjectRefPro`, a provider's `groups`...).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Extra {
+    #[serde(flatten)]
+    claims: serde_json::Map<String, Value>,
+}
+
+impl AdditionalClaims for Extra {}
+
+type IdTokenExtra =
+    IdToken<Extra, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+
+/// What discovery found, with the client built from it.
+struct Discovered {
+    metadata: ProviderMetadataWithLogout,
+    client: OidcClient,
+    /// Unix seconds.
+    fetched: u64,
+}
+
+/// A sign-in about to leave for the provider.
+pub(crate) struct Authorization {
+    pub(crate) url: String,
+    pub(crate) state: String,
+    pub(crate) nonce: String,
+    pub(crate) verifier: String,
+}
+
+/// A sign-in the provider vouched for: its verified claims, merged.
+pub(crate) struct Verified {
+    pub(crate) claims: Value,
+    pub(crate) id_token: String,
+}
+
+/// One configured provider.
+pub(crate) struct Provider {
+    pub(crate) cfg: OidcProvider,
+    discovered: ArcSwapOption<Discovered>,
+    /// One discovery or key fetch at a time.
+    refresh: tokio::sync::Mutex<()>,
+    /// Unix seconds of the last failed discovery.
+    failed_at: AtomicU64,
+    /// Unix seconds of the last key-set fetch.
+    keys_at: AtomicU64,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.cfg.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    pub(crate) fn new(cfg: OidcProvider) -> Provider {
+        Provider {
+            cfg,
+            discovered: ArcSwapOption::empty(),
+            refresh: tokio::sync::Mutex::new(()),
+            failed_at: AtomicU64::new(0),
+            keys_at: AtomicU64::new(0),
+        }
+    }
+
+    /// The discovery document, from the cache while it is fresh. A provider that cannot be
+    /// reached keeps its last document; one never reached is unavailable.
+    async fn discovered(&self, http: &HttpClient) -> Result<Arc<Discovered>, Failure> {
+        let now = unix_now();
+        let current = self.discovered.load_full();
+        if let Some(d) = &current
+            && now.saturating_sub(d.fetched) < REFRESH
+        {
+            return Ok(d.clone());
+        }
+        if current.is_none() && now.saturating_sub(self.failed_at.load(Ordering::Relaxed)) < RETRY {
+            return Err(Failure::unavailable(
+                "the provider was unreachable moments ago",
+            ));
+        }
+        let _one = self.refresh.lock().await;
+        let current = self.discovered.load_full();
+        if let Some(d) = &current
+            && unix_now().saturating_sub(d.fetched) < REFRESH
+        {
+            return Ok(d.clone());
+        }
+        match self.discover(http).await {
+            Ok(d) => {
+                let d = Arc::new(d);
+                self.discovered.store(Some(d.clone()));
+                self.keys_at.store(d.fetched, Ordering::Relaxed);
+                Ok(d)
+            }
+            Err(e) => {
+                self.failed_at.store(unix_now(), Ordering::Relaxed);
+                match current {
+                    Some(old) => {
+                        warn!(provider = %self.cfg.name, error = %e, "cannot refresh the provider's discovery document; keeping the previous one");
+                        Ok(old)
+                    }
+                    None => Err(Failure::unavailable(e)),
+                }
+            }
+        }
+    }
+
+    /// Reaches the provider now (start-up and `vigie check`): `Err` says why not.
+    pub(crate) async fn probe(&self, http: &HttpClient) -> Result<(), String> {
+        self.discovered(http).await.map(|_| ()).map_err(|f| f.log)
+    }
+
+    async fn discover(&self, http: &HttpClient) -> Result<Discovered, String> {
+        let url = &self.cfg.discovery_url;
+        let res = http
+            .get(url, "application/json")
+            .await
+            .map_err(|e| format!("discovery document {url}: {e}"))?;
+        if !res.status().is_success() {
+            return Err(format!(
+                "discovery document {url}: answered {}",
+                res.status()
+            ));
+        }
+        let metadata: ProviderMetadataWithLogout = serde_json::from_slice(res.body())
+            .map_err(|e| format!("discovery document {url}: {e}"))?;
+        let issuer = metadata.issuer().as_str().trim_end_matches('/').to_owned();
+        if issuer != self.cfg.issuer {
+            return Err(format!(
+                "the discovery document {url} is for the issuer {issuer}, not the configured {}",
+                self.cfg.issuer
+            ));
+        }
+        let endpoints = [
+            Some(metadata.authorization_endpoint().as_str()),
+            metadata.token_endpoint().map(|u| u.as_str()),
+            Some(metadata.jwks_uri().as_str()),
+            metadata.userinfo_endpoint().map(|u| u.as_str()),
+            metadata
+                .additional_metadata()
+                .end_session_endpoint
+                .as_ref()
+                .map(|u| u.as_str()),
+        ];
+        for e in endpoints.into_iter().flatten() {
+            crate::config::acceptable_provider_url(e)
+                .map_err(|why| format!("the discovery document names {why}"))?;
+        }
+        if metadata.token_endpoint().is_none() {
+            return Err(format!(
+                "the discovery document {url} names no token endpoint"
+            ));
+        }
+        let keys = self.fetch_keys(http, metadata.jwks_uri().as_str()).await?;
+        let metadata = metadata.set_jwks(keys);
+        let client = self.client(metadata.clone())?;
+        info!(provider = %self.cfg.name, issuer, "OpenID provider discovered");
+        Ok(Discovered {
+            metadata,
+            client,
+            fetched: unix_now(),
+        })
+    }
+
+    async fn fetch_keys(&self, http: &HttpClient, url: &str) -> Result<CoreJsonWebKeySet, String> {
+        let res = http
+            .get(url, "application/json")
+            .await
+            .map_err(|e| format!("signing keys {url}: {e}"))?;
+        if !res.status().is_success() {
+            return Err(format!("signing keys {url}: answered {}", res.status()));
+        }
+        serde_json::from_slice(res.body()).map_err(|e| format!("signing keys {url}: {e}"))
+    }
+
+    fn client(&self, metadata: ProviderMetadataWithLogout) -> Result<OidcClient, String> {
+        let redirect = RedirectUrl::new(self.cfg.redirect_uri.clone())
+            .map_err(|e| format!("redirect URI {}: {e}", self.cfg.redirect_uri))?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.cfg.client_id.clone()),
+            Some(ClientSecret::new(
+                self.cfg.client_secret.expose_secret().to_owned(),
+            )),
+        )
+        .set_redirect_uri(redirect);
+        Ok(match self.cfg.client_auth {
+            ClientAuth::Basic => client.set_auth_type(AuthType::BasicAuth),
+            ClientAuth::Post => client.set_auth_type(AuthType::RequestBody),
+        })
+    }
+
+    /// Fetches the key set again (the provider rotated its keys), unless it was fetched in
+    /// the last few seconds. Returns the discovery with the newest keys.
+    async fn refresh_keys(&self, http: &HttpClient) -> Result<Arc<Discovered>, Failure> {
+        let _one = self.refresh.lock().await;
+        let current = self
+            .discovered
+            .load_full()
+            .ok_or_else(|| Failure::unavailable("the provider was never reached"))?;
+        let now = unix_now();
+        if now.saturating_sub(self.keys_at.load(Ordering::Relaxed)) < KEYS_EVERY {
+            return Ok(current);
+        }
+        self.keys_at.store(now, Ordering::Relaxed);
+        let keys = self
+            .fetch_keys(http, current.metadata.jwks_uri().as_str())
+            .await
+            .map_err(Failure::unavailable)?;
+        let metadata = current.metadata.clone().set_jwks(keys);
+        let client = self
+            .client(metadata.clone())
+            .map_err(Failure::unavailable)?;
+        info!(provider = %self.cfg.name, "the provider's signing keys were fetched again");
+        let fresh = Arc::new(Discovered {
+            metadata,
+            client,
+            fetched: current.fetched,
+        });
+        self.discovered.store(Some(fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// A new sign-in: the URL to send the browser to, with a fresh `state`, `nonce` and PKCE
+    /// verifier (S256), the scopes and the assurance level asked for.
+    pub(crate) async fn authorize(
+        &self,
+        http: &HttpClient,
+        lang: Lang,
+    ) -> Result<Authorization, Failure> {
+        let d = self.discovered(http).await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut req = d.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for s in self.cfg.scopes.iter().filter(|s| *s != "openid") {
+            req = req.add_scope(Scope::new(s.clone()));
+        }
+        for a in &self.cfg.acr_values {
+            req = req.add_auth_context_value(AuthenticationContextClass::new(a.clone()));
+        }
+        let (url, state, nonce) = req
+            .set_pkce_challenge(challenge)
+            .add_ui_locale(LanguageTag::new(lang.code().to_owned()))
+            .url();
+        Ok(Authorization {
+            url: url.into(),
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            verifier: verifier.secret().clone(),
+        })
+    }
+
+    /// The code the browser brought back, exchanged and checked: the ID token, then the
+    /// userinfo answer when configured. The claims of both, merged (userinfo's win).
+    pub(crate) async fn finish(
+        &self,
+        http: &HttpClient,
+        code: &str,
+        verifier: String,
+        nonce: &str,
+    ) -> Result<Verified, Failure> {
+        let d = self.discovered(http).await?;
+        let token = d
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| Failure::provider("provider_error", None, e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+            .request_async(http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => Failure::provider(
+                    "code_rejected",
+                    None,
+                    format!("the token endpoint refused the code: {}", r.error()),
+                ),
+                RequestTokenError::Request(e) => {
+                    Failure::unavailable(format!("token endpoint: {e}"))
+                }
+                other => {
+                    Failure::provider("provider_error", None, format!("token endpoint: {other}"))
+                }
+            })?;
+        let raw = token
+            .id_token()
+            .ok_or_else(|| {
+                Failure::provider(
+                    "id_token_invalid",
+                    Some("other"),
+                    "no ID token in the answer",
+                )
+            })?
+            .to_string();
+        let id: IdTokenExtra = raw.parse().map_err(|e: serde_json::Error| {
+            Failure::provider("id_token_invalid", Some("other"), e.to_string())
+        })?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let (d, claims) = match self.verify(&d.client, &id, &nonce) {
+            Ok(c) => (d, c),
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                let fresh = self.refresh_keys(http).await?;
+                let claims = self
+                    .verify(&fresh.client, &id, &nonce)
+                    .map_err(id_token_failure)?;
+                (fresh, claims)
+            }
+            Err(e) => return Err(id_token_failure(e)),
+        };
+        let mut merged = serde_json::to_value(claims)
+            .map_err(|e| Failure::provider("id_token_invalid", Some("other"), e.to_string()))?;
+        if self.cfg.userinfo {
+            let info = self
+                .userinfo(http, &d, token.access_token().clone(), claims)
+                .await?;
+            if let (Value::Object(m), Value::Object(i)) = (&mut merged, info) {
+                m.extend(i);
+            }
+        }
+        Ok(Verified {
+            claims: merged,
+            id_token: raw,
+        })
+    }
+
+    fn verify<'t>(
+        &self,
+        client: &OidcClient,
+        id: &'t IdTokenExtra,
+        nonce: &Nonce,
+    ) -> Result<&'t IdTokenClaims<Extra, CoreGenderClaim>, ClaimsVerificationError> {
+        let skew = chrono::Duration::from_std(self.cfg.clock_skew).unwrap_or_default();
+        let acr = self.cfg.acr_values.clone();
+        let verifier = client
+            .id_token_verifier()
+            // The token is valid until `exp` plus the tolerance.
+            .set_time_fn(move || chrono::Utc::now() - skew)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat > chrono::Utc::now() + skew {
+                    Err(format!("issued in the future ({iat})"))
+                } else {
+                    Ok(())
+                }
+            })
+            .set_auth_context_verifier_fn(move |got| {
+                let got = got.map(|a| a.as_str());
+                if super::claims::acr_satisfies(got, &acr) {
+                    Ok(())
+                } else {
+                    Err(format!("acr {got:?}, required one of {acr:?}"))
+                }
+            });
+        id.claims(&verifier, nonce)
+    }
+
+    async fn userinfo(
+        &self,
+        http: &HttpClient,
+        d: &Discovered,
+        access: openidconnect::AccessToken,
+        id: &IdTokenClaims<Extra, CoreGenderClaim>,
+    ) -> Result<Value, Failure> {
+        let bad = |detail: String| Failure::provider("userinfo_invalid", None, detail);
+        let req = d
+            .client
+            .user_info(access, Some(id.subject().clone()))
+            .map_err(|e| bad(format!("userinfo: {e}")))?
+            .require_signed_response(self.cfg.preset == OidcPreset::ProSanteConnect);
+        let info: UserInfoClaims<Extra, CoreGenderClaim> =
+            req.request_async(http).await.map_err(|e| match e {
+                UserInfoError::Request(e) => Failure::unavailable(format!("userinfo: {e}")),
+                other => bad(format!("userinfo: {other}")),
+            })?;
+        serde_json::to_value(&info).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Where to send the browser to end its session at the provider too (RP-initiated logout),
+    /// when the provider has an end-session endpoint.
+    pub(crate) fn logout_url(&self, id_token: Option<&str>, state: &str) -> Option<String> {
+        let d = self.discovered.load_full()?;
+        let end = d
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
+        let mut req = LogoutRequest::from(end)
+            .set_client_id(ClientId::new(self.cfg.client_id.clone()))
+            .set_state(CsrfToken::new(state.to_owned()));
+        if let Ok(post) = PostLogoutRedirectUrl::new(self.cfg.post_logout_uri.clone()) {
+            req = req.set_post_logout_redirect_uri(post);
+        }
+        if let Some(t) = id_token.and_then(|t| t.parse::<IdTokenExtra>().ok()) {
+            req = req.set_id_token_hint(&t);
+        }
+        Some(req.http_get_url().into())
+    }
+
+    /// The origin of the provider's end-session endpoint, for the sign-out form's
+    /// Content-Security-Policy (`form-action`).
+    pub(crate) fn logout_origin(&self) -> Option<String> {
+        let d = self.discovered.load_full()?;
+        let end = d
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()?;
+        Some(end.url().origin().ascii_serialization())
+    }
+}
+
+/// Sorts an ID-token refusal for the log: which check failed.
+fn id_token_failure(e: ClaimsVerificationError) -> Failure {
+    let detail = match &e {
+        ClaimsVerificationError::InvalidAuthContext(_) => {
+            return Failure::refused("acr_insufficient", e.to_string());
+        }
+        ClaimsVerificationError::SignatureVerification(_) => "signature",
+        ClaimsVerificationError::InvalidIssuer(_) => "issuer",
+        ClaimsVerificationError::InvalidAudience(_) => "audience",
+        ClaimsVerificationError::Expired(_) => "expired",
+        ClaimsVerificationError::InvalidNonce(_) => "nonce",
+        _ => "other",
+    };
+    Failure::provider("id_token_invalid", Some(detail), e.to_string())
+}

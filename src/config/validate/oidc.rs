@@ -1,0 +1,329 @@
+//! `auth.oidc`: the OpenID Connect providers, with the Pro Santé Connect preset's defaults, the
+//! claim rules, and the gateway's own URLs the provider must know (derived from `server_name`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Validator;
+use crate::config::file::{FileClaimRule, FileOidc, FileRoleRule};
+use crate::config::{ClaimRule, ClientAuth, OidcPreset, OidcProvider, RoleRule};
+
+/// Pro Santé Connect's issuers (ANS), by environment.
+pub(crate) const PSC_PRODUCTION: &str = "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet";
+pub(crate) const PSC_SANDBOX: &str =
+    "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet";
+/// PSC publishes its discovery document here; the standard path names another authorization
+/// endpoint.
+const PSC_DISCOVERY: &str = "/.well-known/wallet-openid-configuration";
+const STANDARD_DISCOVERY: &str = "/.well-known/openid-configuration";
+/// The most clock difference an administrator may allow on tokens' times.
+const MAX_SKEW: Duration = Duration::from_secs(60);
+
+/// Whether `url` may be used to reach a provider: `https://`, or `http://` to this machine.
+pub(crate) fn acceptable_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    let host = uri.host().unwrap_or_default();
+    match uri.scheme_str() {
+        Some("https") if !host.is_empty() => Ok(()),
+        Some("http") if super::alerts::loopback(host) => Ok(()),
+        Some("http") => Err(format!(
+            "`{url}` is plain HTTP: tokens and secrets would cross the network in clear"
+        )),
+        _ => Err(format!("`{url}` is not an https:// URL")),
+    }
+}
+
+impl Validator {
+    /// The providers. `origin` is `https://server_name[:port]`, when both are valid.
+    pub(super) fn oidc(&mut self, list: Vec<FileOidc>, origin: Option<&str>) -> Vec<OidcProvider> {
+        let mut out: Vec<OidcProvider> = Vec::new();
+        for (i, p) in list.into_iter().enumerate() {
+            let at = format!("auth.oidc[{i}]");
+            if let Some(p) = self.provider(p, &at, origin) {
+                if out.iter().any(|o| o.name == p.name) {
+                    self.error(
+                        &format!("{at}.name"),
+                        format!("the provider name `{}` is used twice", p.name),
+                        "give each provider its own name",
+                    );
+                    continue;
+                }
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn provider(&mut self, p: FileOidc, at: &str, origin: Option<&str>) -> Option<OidcProvider> {
+        let name = self.required(p.name, &format!("{at}.name"), "e.g. psc or clinic")?;
+        let at = format!("{at}({name})");
+        if name.is_empty()
+            || name.len() > 32
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            self.error(
+                &format!("{at}.name"),
+                format!("`{name}` cannot be a provider name"),
+                "use 1 to 32 lower-case letters, digits and -: it appears in the URLs",
+            );
+        }
+        let preset = match p.provider.as_deref() {
+            None | Some("generic") => OidcPreset::Generic,
+            Some("pro-sante-connect") => OidcPreset::ProSanteConnect,
+            Some(other) => {
+                self.error(
+                    &format!("{at}.provider"),
+                    format!("`{other}` is not a known provider"),
+                    "use pro-sante-connect, or generic (the default) for any OpenID Connect provider",
+                );
+                OidcPreset::Generic
+            }
+        };
+        let psc = preset == OidcPreset::ProSanteConnect;
+        let default_issuer = match (psc, p.environment.as_deref()) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                self.error(
+                    &format!("{at}.environment"),
+                    "only the pro-sante-connect provider has environments",
+                    "remove this line, or set provider: pro-sante-connect",
+                );
+                None
+            }
+            (true, None | Some("production")) => Some(PSC_PRODUCTION),
+            (true, Some("sandbox")) => Some(PSC_SANDBOX),
+            (true, Some(other)) => {
+                self.error(
+                    &format!("{at}.environment"),
+                    format!("`{other}` is not a Pro Santé Connect environment"),
+                    "use production (the default) or sandbox",
+                );
+                None
+            }
+        };
+        let issuer = match p.issuer.or(default_issuer.map(str::to_owned)) {
+            Some(i) => i.trim_end_matches('/').to_owned(),
+            None if psc => return None,
+            None => {
+                self.required::<String>(
+                    None,
+                    &format!("{at}.issuer"),
+                    "the provider's issuer URL, e.g. https://sso.example.org/realms/clinic",
+                );
+                return None;
+            }
+        };
+        let discovery_url = p.discovery_url.unwrap_or_else(|| {
+            format!(
+                "{issuer}{}",
+                if psc {
+                    PSC_DISCOVERY
+                } else {
+                    STANDARD_DISCOVERY
+                }
+            )
+        });
+        for (key, url) in [("issuer", &issuer), ("discovery_url", &discovery_url)] {
+            if let Err(why) = acceptable_url(url) {
+                self.error(
+                    &format!("{at}.{key}"),
+                    why,
+                    "providers are reached over https:// (http:// only on this machine, for tests)",
+                );
+            }
+        }
+        let client_id = self.required(
+            p.client_id,
+            &format!("{at}.client_id"),
+            "the client id the provider gave when you registered this gateway",
+        );
+        let keys = (p.client_secret, p.client_secret_file, p.client_secret_env);
+        let client_secret = match self.secret(&at, "client_secret", keys) {
+            Ok(Some((s, _))) => Some(Arc::new(s)),
+            Ok(None) => {
+                self.error(
+                    &format!("{at}.client_secret"),
+                    "the client secret is missing",
+                    "set client_secret_file (e.g. a Docker secret), client_secret_env, or client_secret",
+                );
+                None
+            }
+            Err(()) => None,
+        };
+        let client_auth = match p.client_auth.as_deref() {
+            None | Some("client_secret_basic") => ClientAuth::Basic,
+            Some("client_secret_post") => ClientAuth::Post,
+            Some(other) => {
+                self.error(
+                    &format!("{at}.client_auth"),
+                    format!("`{other}` is not a supported client authentication"),
+                    "use client_secret_basic (the default) or client_secret_post",
+                );
+                ClientAuth::Basic
+            }
+        };
+        let scopes = p.scopes.unwrap_or_else(|| {
+            let s: &[&str] = if psc {
+                &["openid", "scope_all"]
+            } else {
+                &["openid", "profile", "email"]
+            };
+            s.iter().map(|s| s.to_string()).collect()
+        });
+        if !scopes.iter().any(|s| s == "openid") {
+            self.error(
+                &format!("{at}.scopes"),
+                "the scopes do not include openid",
+                "add openid: without it the provider sends no ID token",
+            );
+        }
+        let acr_values = p
+            .acr_values
+            .unwrap_or_else(|| if psc { vec!["eidas1".into()] } else { vec![] });
+        if psc && acr_values.is_empty() {
+            self.warning(
+                &format!("{at}.acr_values"),
+                "Pro Santé Connect's assurance level is not checked",
+                "remove this line: the default, eidas1, refuses sign-ins below the required level",
+            );
+        }
+        let username_claims = match p.username_claim {
+            Some(c) => vec![c],
+            None if psc => vec!["SubjectNameID".into(), "preferred_username".into()],
+            None => vec!["preferred_username".into()],
+        };
+        let roles: Vec<RoleRule> = p
+            .roles
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.role_rule(r, &format!("{at}.roles[{i}]")))
+            .collect();
+        if roles.is_empty() {
+            self.error(
+                &format!("{at}.roles"),
+                "no rule gives a role: nobody could sign in through this provider",
+                if psc {
+                    "e.g. roles: [{claim: SubjectRefPro.exercices[].codeProfession, values: [\"10\"], roles: [doctor]}]"
+                } else {
+                    "e.g. roles: [{claim: groups, values: [radiology], roles: [doctor]}]"
+                },
+            );
+        }
+        let allow = p
+            .allow
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                self.claim_rule(r, &format!("{at}.allow[{i}]"), &username_claims[0])
+            })
+            .collect();
+        let clock_skew = match p.clock_skew.as_deref() {
+            Some("0s" | "0") => Duration::ZERO,
+            other => self.duration(other, &format!("{at}.clock_skew"), Duration::from_secs(5)),
+        };
+        if clock_skew > MAX_SKEW {
+            self.error(
+                &format!("{at}.clock_skew"),
+                "more than 60 s of tolerance lets old tokens in",
+                "keep the gateway's clock synchronised (NTP) and use a few seconds",
+            );
+        }
+        let callback = origin.map(|o| format!("{o}/_vigie/oidc/{name}/callback"));
+        let redirect_uri = match (p.redirect_uri, &callback) {
+            (Some(r), Some(c)) if &r != c => {
+                self.error(
+                    &format!("{at}.redirect_uri"),
+                    format!("`{r}` is not where this gateway receives the provider's answer"),
+                    format!("remove this line (the default is {c}), or change server_name"),
+                );
+                r
+            }
+            (Some(r), _) => r,
+            (None, c) => c.clone().unwrap_or_default(),
+        };
+        Some(OidcProvider {
+            post_logout_uri: origin
+                .map(|o| format!("{o}/_vigie/oidc/{name}/signed-out"))
+                .unwrap_or_default(),
+            label: p.label.unwrap_or_else(|| {
+                if psc {
+                    "Pro Santé Connect".into()
+                } else {
+                    name.clone()
+                }
+            }),
+            name,
+            preset,
+            issuer,
+            discovery_url,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            client_auth,
+            scopes,
+            acr_values,
+            userinfo: p.userinfo.unwrap_or(psc),
+            username_claims,
+            roles,
+            allow,
+            disabled_users: p.disabled_users.unwrap_or_default(),
+            clock_skew,
+            redirect_uri,
+        })
+    }
+
+    fn role_rule(&mut self, r: FileRoleRule, at: &str) -> Option<RoleRule> {
+        let claim = self.required(r.claim, &format!("{at}.claim"), "e.g. groups")?;
+        let values = self.required(r.values, &format!("{at}.values"), "e.g. [radiology]")?;
+        let roles = self.required(r.roles, &format!("{at}.roles"), "e.g. [doctor]")?;
+        if values.is_empty() || roles.is_empty() {
+            self.error(
+                at,
+                "a rule needs values and roles",
+                "e.g. {claim: groups, values: [radiology], roles: [doctor]}",
+            );
+        }
+        for role in &roles {
+            if !crate::config::valid_role(role) {
+                self.error(
+                    &format!("{at}.roles"),
+                    format!("`{role}` is not a role name"),
+                    "use letters, digits, _ and -, e.g. doctor, admin",
+                );
+            }
+        }
+        Some(RoleRule {
+            claim,
+            values,
+            roles,
+        })
+    }
+
+    fn claim_rule(&mut self, r: FileClaimRule, at: &str, default_claim: &str) -> Option<ClaimRule> {
+        let values = self.required(r.values, &format!("{at}.values"), "e.g. [\"810000000001\"]")?;
+        Some(ClaimRule {
+            claim: r.claim.unwrap_or_else(|| default_claim.to_owned()),
+            values,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::acceptable_url;
+
+    #[test]
+    fn providers_are_reached_over_tls_except_here() {
+        assert!(
+            acceptable_url("https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet").is_ok()
+        );
+        assert!(acceptable_url("http://127.0.0.1:9080/auth/realms/x").is_ok());
+        assert!(acceptable_url("http://localhost:9080/").is_ok());
+        assert!(acceptable_url("http://sso.example.org/").is_err());
+        assert!(acceptable_url("ftp://sso.example.org/").is_err());
+        assert!(acceptable_url("sso.example.org").is_err());
+    }
+}

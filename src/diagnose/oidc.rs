@@ -1,0 +1,98 @@
+//! OpenID Connect providers: whether each answers with the configured issuer and usable keys,
+//! and whether it checks the assurance level of the sign-ins it vouches for.
+
+use super::{Level, Report, say};
+use crate::auth::oidc::http::HttpClient;
+use crate::auth::oidc::provider::Provider;
+use crate::config::{Config, OidcPreset};
+
+/// Reaches each provider's discovery document and keys, as the gateway would.
+pub(super) async fn reachable(config: &Config, r: &mut Report) {
+    let providers = &config.auth.oidc;
+    if providers.is_empty() {
+        return;
+    }
+    let http = match HttpClient::new() {
+        Ok(h) => h,
+        Err(e) => {
+            r.add(
+                Level::High,
+                "oidc",
+                say!("Client HTTPS indisponible : {e}", "No HTTPS client: {e}"),
+                ("", ""),
+            );
+            return;
+        }
+    };
+    for (i, p) in providers.iter().enumerate() {
+        let key = Some(format!("auth.oidc[{i}]({})", p.name));
+        let name = &p.name;
+        let issuer = &p.issuer;
+        match Provider::new(p.clone()).probe(&http).await {
+            Ok(()) => r.add_at(
+                Level::Ok,
+                "oidc",
+                key,
+                say!(
+                    "Le fournisseur {name} répond (émetteur {issuer}, clés de signature lues).",
+                    "Provider {name} answers (issuer {issuer}, signing keys read).",
+                ),
+                ("", ""),
+            ),
+            Err(e) => r.add_at(
+                Level::High,
+                "oidc",
+                key,
+                say!(
+                    "Le fournisseur {name} ne peut pas être utilisé : {e}. Ses utilisateurs ne peuvent pas se connecter.",
+                    "Provider {name} cannot be used: {e}. Its users cannot sign in.",
+                ),
+                (
+                    "Vérifiez issuer (ou discovery_url) et que cette machine atteint le fournisseur (DNS, pare-feu, proxy sortant).",
+                    "Check issuer (or discovery_url) and that this machine reaches the provider (DNS, firewall, outbound proxy).",
+                ),
+            ),
+        }
+    }
+}
+
+/// A provider that does not check the assurance level (`acr`) lets in whatever sign-in it
+/// accepts, a password alone included.
+pub(super) fn assurance(config: &Config, r: &mut Report) {
+    for (i, p) in config.auth.oidc.iter().enumerate() {
+        let key = Some(format!("auth.oidc[{i}]({}).acr_values", p.name));
+        let name = &p.name;
+        if p.acr_values.is_empty() {
+            let level = if p.preset == OidcPreset::ProSanteConnect {
+                Level::High
+            } else {
+                Level::Warning
+            };
+            r.add_at(
+                level,
+                "oidc_assurance",
+                key,
+                say!(
+                    "Le fournisseur {name} n'a pas de niveau de garantie exigé (acr_values) : Vigie accepte toute connexion qu'il accepte, y compris par mot de passe seul.",
+                    "Provider {name} has no required assurance level (acr_values): Vigie accepts any sign-in it accepts, a password alone included.",
+                ),
+                (
+                    "Indiquez dans acr_values le niveau que le fournisseur donne aux connexions à deux facteurs (Pro Santé Connect : eidas1), ou imposez deux facteurs chez le fournisseur.",
+                    "List in acr_values the level the provider gives two-factor sign-ins (Pro Santé Connect: eidas1), or enforce two factors at the provider.",
+                ),
+            );
+        } else {
+            let acr = p.acr_values.join(", ");
+            r.add_at(
+                Level::Ok,
+                "oidc_assurance",
+                key,
+                say!(
+                    "Le fournisseur {name} doit attester le niveau {acr} ; Vigie le vérifie.",
+                    "Provider {name} must assert level {acr}; Vigie verifies it.",
+                ),
+                ("", ""),
+            );
+        }
+    }
+}
