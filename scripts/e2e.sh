@@ -8,15 +8,19 @@
 # API tried through Vigie as each account (tests/e2e/routes.py). Then `vigie check --exposure` on
 # this deployment (nothing serious) and on the CNIL cases recreated: an Orthanc without
 # credentials listening on every address with a password-only sign-in, and a viewer on a public
-# address (each flagged).
+# address (each flagged). Then the sign-in through two real OpenID providers (tests/idp/server.mjs,
+# npm oidc-provider: a Pro Santé Connect look-alike and a clinic's own provider, configured in
+# Vigie beside the local accounts) in Chromium, to the viewers, sign-out through the provider,
+# and the provider down (tests/e2e/oidc.mjs).
 # One PASS/FAIL line per check; exit 1 on any failure.
-# Rewrites the screenshots docs/explorer.png and docs/viewer.png (VIGIE_E2E_SCREENSHOTS=off: none).
+# Rewrites the screenshots docs/explorer.png, docs/viewer.png and docs/signin-oidc.png
+# (VIGIE_E2E_SCREENSHOTS=off: none).
 #   scripts/e2e.sh
 #   VIGIE_BIN=target/release/vigie scripts/e2e.sh
 #   VIGIE_E2E_KEEP=1 scripts/e2e.sh        keep the temporary folder (configs, logs, Orthanc DB)
 # What it lacks it installs (as root): Debian packages orthanc, orthanc-dicomweb,
 # orthanc-webviewer, jq, chromium (and gcc, node/npm, python3-venv when missing), playwright-core
-# from npm (tests/e2e), pydicom from PyPI into target/py-venv. Everything it starts listens on
+# and oidc-provider from npm (tests/e2e, tests/idp), pydicom from PyPI into target/py-venv. Everything it starts listens on
 # 127.0.0.1 only, on ports picked at run time, with its state in a temporary folder.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -63,6 +67,11 @@ if [[ ! -d "$E2E/node_modules/playwright-core" ]]; then
   log "installing playwright-core into tests/e2e/node_modules"
   (cd "$E2E" && npm ci --silent --no-audit --no-fund) || die "npm ci failed in tests/e2e: check the network or the npm registry setting (npm config get registry)"
 fi
+IDP="$ROOT/tests/idp"
+if [[ ! -f "$IDP/node_modules/oidc-provider/package.json" ]]; then
+  log "installing oidc-provider into tests/idp/node_modules"
+  (cd "$IDP" && npm ci --silent --no-audit --no-fund) || die "npm ci failed in tests/idp: check the network or the npm registry setting (npm config get registry)"
+fi
 
 if ! { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import pydicom, aiosmtpd' 2>/dev/null; }; then
   log "installing pydicom and aiosmtpd into $VENV"
@@ -103,7 +112,7 @@ trap 'exit 143' TERM
 # Shows the end of the logs, for a failure.
 show_logs() {
   local f
-  for f in "$WORK/vigie.log" "$WORK/orthanc/orthanc.log"; do
+  for f in "$WORK/vigie.log" "$WORK/orthanc/orthanc.log" "$WORK"/idp-*/idp.log; do
     [[ -s "$f" ]] || continue
     printf -- '--- %s (last 25 lines) ---\n' "${f#"$WORK"/}" >&2
     tail -25 "$f" >&2
@@ -171,6 +180,9 @@ ADMIN_PORT="$(free_port)"
 DOCTOR_USER=dr.martin DOCTOR_PASSWORD='Radio-Thorax-2026'
 TRUSTED_USER=dr.bernard TRUSTED_PASSWORD='Scanner-Genou-2026'
 ADMIN_USER=admin.durand ADMIN_PASSWORD='Console-Admin-2026!'
+# A doctor who signs in only while the OpenID provider is down (section 9): a code of their
+# own, never one the other accounts' sign-ins have just used.
+STANDBY_USER=dr.lefevre STANDBY_PASSWORD='Irm-Cerveau-2026'
 # Someone tries passwords on this account (section 6c): the alert goes to the SMTP sink.
 TARGET_USER=dr.petit TARGET_PASSWORD='Echo-Coeur-2026'
 totp_secret() { head -c 20 /dev/urandom | base32; } # 160 bits, 32 characters, no padding
@@ -181,11 +193,12 @@ hash_password() {
     die "vigie hash-password refused the test password: $out"
   grep -m1 '^[$]argon2id[$]' <<<"$out" || die "vigie hash-password printed no argon2id hash: $out"
 }
-DOCTOR_TOTP="$(totp_secret)" TRUSTED_TOTP="$(totp_secret)" ADMIN_TOTP="$(totp_secret)"
+DOCTOR_TOTP="$(totp_secret)" TRUSTED_TOTP="$(totp_secret)" ADMIN_TOTP="$(totp_secret)" STANDBY_TOTP="$(totp_secret)"
 DOCTOR_HASH="$(hash_password "$DOCTOR_PASSWORD")" || exit 1
 TRUSTED_HASH="$(hash_password "$TRUSTED_PASSWORD")" || exit 1
 ADMIN_HASH="$(hash_password "$ADMIN_PASSWORD")" || exit 1
 TARGET_HASH="$(hash_password "$TARGET_PASSWORD")" || exit 1
+STANDBY_HASH="$(hash_password "$STANDBY_PASSWORD")" || exit 1
 
 # The alerts' mail server: a real SMTP server (aiosmtpd) on loopback, each message in a file.
 mkdir -p "$WORK/mail"
@@ -194,6 +207,43 @@ PIDS+=("$!")
 for ((i = 0; i < 100; i++)); do [[ -s "$WORK/smtp.port" ]] && break; sleep 0.1; done
 SMTP_PORT="$(head -n1 "$WORK/smtp.port")"
 [[ "$SMTP_PORT" =~ ^[0-9]+$ ]] || die "the SMTP sink did not start: $(cat "$WORK/smtp.log")"
+
+# The OpenID providers: tests/idp/server.mjs (npm oidc-provider), each with its client
+# registered for the gateway's redirect and post-logout URIs, signing its default user in by
+# itself (LOGIN_MODE=auto): psc (Pro Santé Connect look-alike: 810000000001, a doctor, profession
+# code 10) and clinic (a clinic's own provider, generic profile: dr.house, group radiology).
+# start_idp NAME PROFILE: starts one on a free port; sets IDP_PID and IDP_ISSUER.
+start_idp() {
+  local name=$1 profile=$2 dir="$WORK/idp-$1" base="https://$HOST:$GW_PORT/_vigie/oidc/$1" port discovery i
+  port="$(free_port)"
+  mkdir -p "$dir"
+  (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$dir/client-secret")
+  if [[ "$profile" == psc ]]; then
+    IDP_ISSUER="http://127.0.0.1:$port/auth/realms/esante-wallet"
+    discovery="$IDP_ISSUER/.well-known/wallet-openid-configuration"
+  else
+    IDP_ISSUER="http://127.0.0.1:$port/realms/clinic"
+    discovery="$IDP_ISSUER/.well-known/openid-configuration"
+  fi
+  PROFILE="$profile" PORT="$port" RUN_DIR="$dir" LOGIN_MODE=auto CLIENT_ID="vigie-e2e-$name" \
+    CLIENT_SECRET="$(<"$dir/client-secret")" REDIRECT_URIS="$base/callback" POST_LOGOUT_REDIRECT_URIS="$base/signed-out" \
+    node "$IDP/server.mjs" >"$dir/idp.log" 2>&1 &
+  IDP_PID=$!
+  PIDS+=("$IDP_PID")
+  for ((i = 0; i < 150; i++)); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$discovery")" == 200 ]] && return 0
+    kill -0 "$IDP_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  tail -20 "$dir/idp.log" >&2
+  die "the test OpenID provider $name ($profile) did not serve $discovery within 30 s (its log above)"
+}
+start_idp psc psc
+PSC_PID=$IDP_PID PSC_ISSUER=$IDP_ISSUER
+start_idp clinic generic
+CLINIC_PID=$IDP_PID CLINIC_ISSUER=$IDP_ISSUER
+CLINIC_LABEL="Clinique du Parc" CLINIC_USER=dr.house
+log "OpenID providers: psc $PSC_ISSUER (pid $PSC_PID), clinic $CLINIC_ISSUER (pid $CLINIC_PID)"
 
 CONFIG="$WORK/vigie.yaml"
 {
@@ -232,6 +282,32 @@ auth:
       password_hash: "$TARGET_HASH"
       totp_secret: $(totp_secret)
       roles: [doctor]
+    - username: $STANDBY_USER
+      password_hash: "$STANDBY_HASH"
+      totp_secret: $STANDBY_TOTP
+      roles: [doctor]
+  # Beside the local accounts: doctors of Pro Santé Connect (profession code 10), and the
+  # clinic's radiologists.
+  oidc:
+    - name: psc
+      provider: pro-sante-connect
+      issuer: "$PSC_ISSUER"
+      client_id: vigie-e2e-psc
+      client_secret_file: "$WORK/idp-psc/client-secret"
+      roles:
+        - claim: SubjectRefPro.exercices[].codeProfession
+          values: ["10"]
+          roles: [doctor]
+    - name: clinic
+      provider: generic
+      label: "$CLINIC_LABEL"
+      issuer: "$CLINIC_ISSUER"
+      client_id: vigie-e2e-clinic
+      client_secret_file: "$WORK/idp-clinic/client-secret"
+      roles:
+        - claim: groups
+          values: [radiology]
+          roles: [doctor]
 log:
   level: info
 # Short, so that the viewings of the browser test are recorded before they are checked.
@@ -279,6 +355,9 @@ WORK="$WORK" HOST="$HOST" GW_PORT="$GW_PORT" ADMIN_PORT="$ADMIN_PORT" ORTHANC_PO
   DOCTOR_USER="$DOCTOR_USER" DOCTOR_PASSWORD="$DOCTOR_PASSWORD" DOCTOR_TOTP="$DOCTOR_TOTP" \
   TRUSTED_USER="$TRUSTED_USER" TRUSTED_PASSWORD="$TRUSTED_PASSWORD" TRUSTED_TOTP="$TRUSTED_TOTP" \
   ADMIN_USER="$ADMIN_USER" ADMIN_PASSWORD="$ADMIN_PASSWORD" ADMIN_TOTP="$ADMIN_TOTP" \
+  STANDBY_USER="$STANDBY_USER" STANDBY_PASSWORD="$STANDBY_PASSWORD" STANDBY_TOTP="$STANDBY_TOTP" \
+  PSC_ISSUER="$PSC_ISSUER" PSC_PID="$PSC_PID" CLINIC_ISSUER="$CLINIC_ISSUER" CLINIC_PID="$CLINIC_PID" \
+  CLINIC_LABEL="$CLINIC_LABEL" CLINIC_USER="$CLINIC_USER" \
   jq -n '{
     gateway: {host: env.HOST, port: (env.GW_PORT | tonumber), adminPort: (env.ADMIN_PORT | tonumber),
               caFile: "\(env.WORK)/certs/ca.crt", certFile: "\(env.WORK)/certs/server.crt"},
@@ -287,10 +366,18 @@ WORK="$WORK" HOST="$HOST" GW_PORT="$GW_PORT" ADMIN_PORT="$ADMIN_PORT" ORTHANC_PO
     accounts: {
       doctor: {username: env.DOCTOR_USER, password: env.DOCTOR_PASSWORD, totp: env.DOCTOR_TOTP},
       trusted: {username: env.TRUSTED_USER, password: env.TRUSTED_PASSWORD, totp: env.TRUSTED_TOTP},
-      admin: {username: env.ADMIN_USER, password: env.ADMIN_PASSWORD, totp: env.ADMIN_TOTP}
+      admin: {username: env.ADMIN_USER, password: env.ADMIN_PASSWORD, totp: env.ADMIN_TOTP},
+      standby: {username: env.STANDBY_USER, password: env.STANDBY_PASSWORD, totp: env.STANDBY_TOTP}
     },
     samples: env.SAMPLES,
-    profile: "\(env.WORK)/chromium-profile"
+    profile: "\(env.WORK)/chromium-profile",
+    work: env.WORK,
+    oidc: {
+      psc: {issuer: env.PSC_ISSUER, origin: (env.PSC_ISSUER | sub("/auth/realms/.*"; "")), clientId: "vigie-e2e-psc",
+            pid: (env.PSC_PID | tonumber), log: "\(env.WORK)/idp-psc/idp.log"},
+      clinic: {issuer: env.CLINIC_ISSUER, origin: (env.CLINIC_ISSUER | sub("/realms/.*"; "")), clientId: "vigie-e2e-clinic",
+               pid: (env.CLINIC_PID | tonumber), log: "\(env.WORK)/idp-clinic/idp.log", label: env.CLINIC_LABEL, user: env.CLINIC_USER}
+    }
   }' >"$VIGIE_E2E_RUN" || die "cannot write $VIGIE_E2E_RUN"
 chmod 600 "$VIGIE_E2E_RUN"
 
@@ -304,25 +391,32 @@ fi
 # ---- 6b. `vigie audit report` names the doctor, the patient and the study viewed, once --------
 # The Web Viewer scrolled the synthetic CT as $DOCTOR_USER in one session (viewer.mjs, c); its
 # viewing closes after audit.viewing_idle (3 s) without a request.
-sleep 5
-report="$WORK/report.json"
-if "$VIGIE_BIN" audit report --config "$CONFIG" --user "$DOCTOR_USER" --patient VIGIE-E2E-001 \
-  --format json >"$report" 2>"$WORK/report.err"; then
-  viewed="$(jq -c --arg u "$DOCTOR_USER" '[.patients[] | select(.patient.id == "VIGIE-E2E-001") | .studies[]
+# viewed_once USER: one line saying whether `vigie audit report` has USER's one viewing of
+# patient VIGIE-E2E-001 counting the 24 slices; the report stays in $WORK/report-USER.json.
+# Returns 1 when the report itself failed.
+viewed_once() {
+  local user=$1 report="$WORK/report-$1.json" viewed
+  if ! "$VIGIE_BIN" audit report --config "$CONFIG" --user "$user" --patient VIGIE-E2E-001 \
+    --format json >"$report" 2>"$WORK/report.err"; then
+    echo "FAIL audit report: vigie audit report failed: $(cat "$WORK/report.err")"; rc=1
+    return 1
+  fi
+  viewed="$(jq -c --arg u "$user" '[.patients[] | select(.patient.id == "VIGIE-E2E-001") | .studies[]
       | {uid: .study.uid, description: .study.description}
         + (.accesses[] | select(.kind == "viewing" and .operation == "view" and .user == $u) | {requests, bytes})]' "$report")"
   if [[ "$(jq length <<<"$viewed")" == 1 ]] && (($(jq '.[0].requests' <<<"$viewed") >= 24)); then
-    echo "PASS audit report: $DOCTOR_USER viewed patient VIGIE-E2E-001 once: $(jq -r '.[0] | "study \(.uid) (\(.description)), \(.requests) requests, \(.bytes) bytes"' <<<"$viewed")"
+    echo "PASS audit report: $user viewed patient VIGIE-E2E-001 once: $(jq -r '.[0] | "study \(.uid) (\(.description)), \(.requests) requests, \(.bytes) bytes"' <<<"$viewed")"
   else
-    echo "FAIL audit report: want one viewing of VIGIE-E2E-001 by $DOCTOR_USER counting the 24 slices, got $viewed"; rc=1
+    echo "FAIL audit report: want one viewing of VIGIE-E2E-001 by $user counting the 24 slices, got $viewed"; rc=1
   fi
-  if jq -e '.trail.intact == true' "$report" >/dev/null; then
+}
+sleep 5
+if viewed_once "$DOCTOR_USER"; then
+  if jq -e '.trail.intact == true' "$WORK/report-$DOCTOR_USER.json" >/dev/null; then
     echo "PASS audit report: it says the chain is intact"
   else
-    echo "FAIL audit report: trail $(jq -c .trail "$report")"; rc=1
+    echo "FAIL audit report: trail $(jq -c .trail "$WORK/report-$DOCTOR_USER.json")"; rc=1
   fi
-else
-  echo "FAIL audit report: vigie audit report failed: $(cat "$WORK/report.err")"; rc=1
 fi
 if patient_out="$("$VIGIE_BIN" audit patient VIGIE-E2E-001 --config "$CONFIG" --lang fr 2>&1)" &&
   grep -q "$DOCTOR_USER" <<<"$patient_out"; then
@@ -389,9 +483,11 @@ expose() {
   python3 "$E2E/check-exposure.py" "$name" "$WORK/exposure-$name.json" "$code" "$want" "$@" || rc=1
 }
 
-# This deployment: nothing high or critical (the dev certificate is only a warning).
+# This deployment: nothing high or critical (the dev certificate is only a warning; so is the
+# clinic's provider, which asks for no assurance level, while Pro Santé Connect's eidas1 is ok).
 expose careful "$CONFIG" "0|3" upstream=ok upstream_address=ok upstream_credentials=ok second_factor=ok \
-  policy=ok "viewer_ports=ok|info" tls=ok "certificate!=high|critical" "gateway!=high|critical"
+  policy=ok "viewer_ports=ok|info" tls=ok "certificate!=high|critical" "gateway!=high|critical" \
+  oidc_assurance=ok oidc_assurance=warning "oidc_assurance!=high|critical"
 
 # CNIL case 1: an Orthanc with no credentials, listening on every address (no loopback shim,
 # remote access on), and a password alone at sign-in.
@@ -421,7 +517,51 @@ expose cnil-open-orthanc "$WORK/careless.yaml" 1 "${careless[@]}"
 sed -e 's#^  url: .*#  url: "http://203.0.113.10:8042"#' "$CONFIG" >"$WORK/public.yaml"
 expose cnil-public-viewer "$WORK/public.yaml" 1 upstream_address=critical
 
-# ---- 9. the audit trail after the real sessions above: intact, and it names the sign-ins ------
+# ---- 9. sign-in through the OpenID providers, in the browser ---------------------------------
+# tests/e2e/oidc.mjs: Pro Santé Connect to the viewers and sign-out through it; then it stops
+# that provider (it stays down) and tries again; then the clinic's provider.
+oidc_rc=0
+timeout --kill-after=10 300 node "$E2E/oidc.mjs" || oidc_rc=$?
+if ((oidc_rc == 124 || oidc_rc == 137)); then
+  echo "FAIL the OpenID browser test was stopped after 300 s (Chromium hung?): run with VIGIE_E2E_KEEP=1 and read the logs"
+fi
+((oidc_rc == 0)) || rc=1
+
+# ---- 9b. the trail and the log name the OpenID users; the provider down is one WARN line -----
+# The Web Viewer scrolled the synthetic CT as 810000000001 (oidc.mjs, a), a session of psc.
+sleep 5
+viewed_once 810000000001 || true
+for who in "810000000001 psc" "$CLINIC_USER clinic"; do
+  read -r user provider <<<"$who"
+  if jq -se --arg u "$user" --arg p "$provider" \
+    'any(.[]; .event.type == "signed_in" and .event.user == $u and .event.method == "oidc" and .event.provider == $p)' \
+    "$WORK"/state/audit/audit-*.jsonl >/dev/null 2>&1; then
+    echo "PASS audit: the trail has $user's sign-in through $provider (signed_in, method oidc)"
+  else
+    echo "FAIL audit: no signed_in record of $user with method oidc and provider $provider in $WORK/state/audit"; rc=1
+  fi
+  if jq -ne --arg u "$user" --arg p "$provider" \
+    'any(inputs; .level == "INFO" and .message == "signed in" and .user == $u and .provider == $p)' \
+    "$WORK/vigie.log" >/dev/null 2>&1; then
+    echo "PASS log: \"signed in\" (INFO) names $user and provider $provider"
+  else
+    echo "FAIL log: no INFO \"signed in\" line naming $user and provider $provider in $WORK/vigie.log"; rc=1
+  fi
+done
+down="$(jq -c 'select(.message == "OpenID sign-in refused" and .provider == "psc")' "$WORK/vigie.log" 2>/dev/null)"
+if [[ -n "$down" ]] && jq -se 'all(.[]; .level == "WARN" and .reason == "provider_unavailable" and (.client | length > 0))' <<<"$down" >/dev/null; then
+  echo "PASS log: the provider down is WARN \"OpenID sign-in refused\", reason provider_unavailable, with the client ($(wc -l <<<"$down") lines)"
+else
+  echo "FAIL log: want WARN \"OpenID sign-in refused\" lines for psc, all provider_unavailable, got: ${down:-none}"; rc=1
+fi
+leak='eyJ[A-Za-z0-9_-]{10,}\.|[?&]code=|__Host-vigie(-oidc)?='
+if grep -Eq "$leak" "$WORK/vigie.log"; then
+  echo "FAIL log: a token, code or cookie is in $WORK/vigie.log: $(grep -Eo ".{0,40}($leak).{0,20}" "$WORK/vigie.log" | head -n1)"; rc=1
+else
+  echo "PASS log: no token, code or session cookie in Vigie's log"
+fi
+
+# ---- 10. the audit trail after the real sessions above: intact, and it names the sign-ins -----
 # The running gateway has not sealed its newest lines yet: verify says so and still checks them.
 if audit_out=$("$VIGIE_BIN" audit verify --config "$CONFIG" 2>&1); then
   echo "PASS audit: $audit_out"
