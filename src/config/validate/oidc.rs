@@ -206,7 +206,7 @@ impl Validator {
                 &format!("{at}.roles"),
                 "no rule gives a role: nobody could sign in through this provider",
                 if psc {
-                    "e.g. roles: [{claim: SubjectRefPro.exercices[].codeProfession, values: [\"10\"], roles: [doctor]}]"
+                    "e.g. roles: [{claim: \"SubjectRefPro.exercices[].codeProfession\", values: [\"10\"], roles: [doctor]}]"
                 } else {
                     "e.g. roles: [{claim: groups, values: [radiology], roles: [doctor]}]"
                 },
@@ -313,7 +313,150 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::acceptable_url;
+    use super::*;
+    use crate::config::{Config, Severity};
+
+    const BASE: &str = "server_name: viewer.example.org\nlisten:\n  https: \"0.0.0.0:8443\"\ntls:\n  cert_file: a.crt\n  key_file: a.key\nupstream:\n  url: \"http://127.0.0.1:8042\"\nstate_dir: /tmp/vigie-test\nauth:\n  oidc:\n";
+    const PSC: &str = "    - name: psc\n      provider: pro-sante-connect\n      client_id: vigie\n      client_secret: s3cret\n      roles:\n        - claim: SubjectRefPro.exercices[].codeProfession\n          values: [\"10\"]\n          roles: [doctor]\n";
+
+    fn load(providers: &str) -> Result<Config, Vec<String>> {
+        match Config::from_yaml(&format!("{BASE}{providers}")) {
+            Ok((c, _)) => Ok(c),
+            Err(e) => Err(e
+                .problems()
+                .into_iter()
+                .filter(|p| p.severity == Severity::Error)
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect()),
+        }
+    }
+
+    #[test]
+    fn the_psc_preset_fills_in_what_psc_needs() {
+        let c = load(PSC).unwrap();
+        let p = &c.auth.oidc[0];
+        assert_eq!(p.preset, OidcPreset::ProSanteConnect);
+        assert_eq!(p.issuer, PSC_PRODUCTION);
+        assert_eq!(
+            p.discovery_url,
+            format!("{PSC_PRODUCTION}/.well-known/wallet-openid-configuration")
+        );
+        assert_eq!(p.scopes, ["openid", "scope_all"]);
+        assert_eq!(p.acr_values, ["eidas1"]);
+        assert!(p.userinfo);
+        assert_eq!(p.username_claims, ["SubjectNameID", "preferred_username"]);
+        assert_eq!(p.label, "Pro Santé Connect");
+        assert_eq!(p.clock_skew, Duration::from_secs(5));
+        assert_eq!(
+            p.redirect_uri,
+            "https://viewer.example.org:8443/_vigie/oidc/psc/callback"
+        );
+        assert_eq!(
+            p.post_logout_uri,
+            "https://viewer.example.org:8443/_vigie/oidc/psc/signed-out"
+        );
+        let sandbox = load(&PSC.replace(
+            "provider: pro-sante-connect\n",
+            "provider: pro-sante-connect\n      environment: sandbox\n",
+        ))
+        .unwrap();
+        assert_eq!(sandbox.auth.oidc[0].issuer, PSC_SANDBOX);
+    }
+
+    #[test]
+    fn a_generic_provider_needs_its_issuer() {
+        let generic = "    - name: clinic\n      client_id: vigie\n      client_secret_env: PATH\n      roles: [{claim: groups, values: [radiology], roles: [doctor]}]\n";
+        let e = load(generic).unwrap_err();
+        assert!(e[0].starts_with("auth.oidc[0](clinic).issuer"), "{e:?}");
+        let c = load(&format!(
+            "{generic}      issuer: https://sso.example.org/realms/clinic/\n"
+        ))
+        .unwrap();
+        let p = &c.auth.oidc[0];
+        assert_eq!(p.issuer, "https://sso.example.org/realms/clinic");
+        assert_eq!(
+            p.discovery_url,
+            "https://sso.example.org/realms/clinic/.well-known/openid-configuration"
+        );
+        assert!(p.acr_values.is_empty() && !p.userinfo);
+        assert_eq!(p.username_claims, ["preferred_username"]);
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        for (edit, key) in [
+            (("name: psc", "name: PSC!"), "auth.oidc[0](PSC!).name"),
+            (
+                ("      client_secret: s3cret\n", ""),
+                "auth.oidc[0](psc).client_secret",
+            ),
+            (
+                (
+                    "client_secret: s3cret\n",
+                    "client_secret: a\n      client_secret_env: B\n",
+                ),
+                "auth.oidc[0](psc).client_secret",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      environment: test\n",
+                ),
+                "auth.oidc[0](psc).environment",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      issuer: http://idp.example.org/realm\n",
+                ),
+                "auth.oidc[0](psc).issuer",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      redirect_uri: https://other.example.org/cb\n",
+                ),
+                "auth.oidc[0](psc).redirect_uri",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      clock_skew: 5m\n",
+                ),
+                "auth.oidc[0](psc).clock_skew",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      scopes: [scope_all]\n",
+                ),
+                "auth.oidc[0](psc).scopes",
+            ),
+            (
+                ("roles: [doctor]", "roles: [\"doc tor\"]"),
+                "auth.oidc[0](psc).roles[0].roles",
+            ),
+            (
+                (
+                    "      roles:\n        - claim: SubjectRefPro.exercices[].codeProfession\n          values: [\"10\"]\n          roles: [doctor]\n",
+                    "",
+                ),
+                "auth.oidc[0](psc).roles",
+            ),
+        ] {
+            let e = load(&PSC.replace(edit.0, edit.1)).unwrap_err();
+            assert!(
+                e.iter().any(|p| p.starts_with(&format!("{key}:"))),
+                "{key}: {e:?}"
+            );
+            assert!(
+                !e.iter().any(|p| p.contains("s3cret")),
+                "secret echoed: {e:?}"
+            );
+        }
+        let twice = load(&format!("{PSC}{PSC}")).unwrap_err();
+        assert!(twice[0].contains("used twice"), "{twice:?}");
+    }
 
     #[test]
     fn providers_are_reached_over_tls_except_here() {
