@@ -146,8 +146,16 @@ impl Provider {
                 self.failed_at.store(unix_now(), Ordering::Relaxed);
                 match current {
                     Some(old) => {
-                        warn!(provider = %self.cfg.name, error = %e, "cannot refresh the provider's discovery document; keeping the previous one");
-                        Ok(old)
+                        warn!(provider = %self.cfg.name, error = %e, "cannot refresh the provider's discovery document; keeping the previous one for another minute");
+                        // Sign-ins go on with what worked; the next attempt is a minute away
+                        // rather than at every sign-in.
+                        let kept = Arc::new(Discovered {
+                            metadata: old.metadata.clone(),
+                            client: old.client.clone(),
+                            fetched: unix_now().saturating_sub(REFRESH - 60),
+                        });
+                        self.discovered.store(Some(kept.clone()));
+                        Ok(kept)
                     }
                     None => Err(Failure::unavailable(e)),
                 }
