@@ -85,6 +85,12 @@ fi
 step "aiosmtpd, the SMTP server the alert tests start (target/py-venv)"
 # tests/it/alerts.rs fails, saying so, without it; VIGIE_TEST_PYTHON may name another Python.
 py_tool aiosmtpd aiosmtpd >/dev/null
+step "the test OpenID provider's packages (tests/idp, npm ci)"
+# tests/it/oidc starts it for every OpenID Connect test and fails, saying so, without them.
+if [[ ! -f tests/idp/node_modules/oidc-provider/package.json ]]; then
+  (cd tests/idp && npm ci --silent --no-audit --no-fund) ||
+    die "npm ci failed in tests/idp: check the network or the npm registry setting (npm config get registry)"
+fi
 step "cargo test (unit + integration)"
 # Tests measure memory and timeouts: two threads keep them from starving each other on small CI
 # machines without serialising everything.

@@ -13,6 +13,7 @@ mod compose;
 mod config_cli;
 mod exposure;
 mod lifecycle;
+mod oidc;
 mod properties;
 mod proxy;
 mod streaming;
