@@ -90,7 +90,8 @@ pub(crate) struct Provider {
     refresh: tokio::sync::Mutex<()>,
     /// Unix seconds of the last failed discovery.
     failed_at: AtomicU64,
-    /// Unix seconds of the last key-set fetch.
+    /// Unix seconds of the last key-set fetch caused by an unknown key (not discovery's own:
+    /// keys rotated just after discovery must still be fetched).
     keys_at: AtomicU64,
 }
 
@@ -139,7 +140,6 @@ impl Provider {
             Ok(d) => {
                 let d = Arc::new(d);
                 self.discovered.store(Some(d.clone()));
-                self.keys_at.store(d.fetched, Ordering::Relaxed);
                 Ok(d)
             }
             Err(e) => {
