@@ -194,7 +194,8 @@ pub(crate) fn login<'a>(
     login_with(lang, notice, next, csrf, username, &[], true)
 }
 
-/// [`login`] with the OpenID providers' buttons, and the password form only when `local`.
+/// The sign-in page with the OpenID providers' buttons, and the password form only when
+/// `local`. `next` is already validated; `csrf` is the form token.
 pub(crate) fn login_with<'a>(
     lang: Lang,
     notice: Notice,
