@@ -7,9 +7,11 @@
 //! | certificate and key (`tls.cert_file`, `tls.key_file`) | served to new connections at once |
 //! | accounts (`auth.users`, `auth.users_file`) and the `auth` settings the request path reads, such as its timeouts | removed or disabled users lose their sessions at once |
 //! | session-signing keys (`vigie rotate-keys`) | read before the accounts                   |
+//! | OpenID providers' rules (`auth.oidc[].roles`, `allow`, `disabled_users`) | sessions of users disabled, of providers removed, and of providers whose rules changed end at once |
 //!
-//! Every other setting (listeners, upstream, limits, the access policy, logging, `state_dir`)
-//! is read once at start: changing it needs a restart.
+//! Every other setting (listeners, upstream, limits, the access policy, logging, `state_dir`,
+//! and the OpenID providers themselves: which there are, their issuers and client secrets) is
+//! read once at start: changing it needs a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -14,6 +14,7 @@
 
 pub(crate) mod csrf;
 pub(crate) mod keys;
+mod next;
 pub(crate) mod oidc;
 pub(crate) mod pages;
 pub mod routes;

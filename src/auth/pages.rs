@@ -194,7 +194,8 @@ pub(crate) fn login<'a>(
     login_with(lang, notice, next, csrf, username, &[], true)
 }
 
-/// [`login`] with the OpenID providers' buttons, and the password form only when `local`.
+/// The sign-in page with the OpenID providers' buttons, and the password form only when
+/// `local`. `next` is already validated; `csrf` is the form token.
 pub(crate) fn login_with<'a>(
     lang: Lang,
     notice: Notice,
@@ -356,6 +357,68 @@ mod tests {
             .render()
             .unwrap();
         assert!(p.contains("15 minutes d'inactivité"));
+    }
+
+    #[test]
+    fn provider_buttons_beside_or_instead_of_the_form() {
+        let providers = [
+            ("psc".to_string(), "Pro Santé Connect".to_string()),
+            ("clinic".to_string(), "<Clinique & co>".to_string()),
+        ];
+        let both = login_with(
+            Lang::Fr,
+            Notice::None,
+            "/app?a=1",
+            "t",
+            "",
+            &providers,
+            true,
+        )
+        .render()
+        .unwrap();
+        for want in [
+            "<a class=\"oidc\" id=\"oidc-psc\" href=\"/_vigie/oidc/psc/start?lang=fr&amp;next=%2Fapp%3Fa%3D1\">Se connecter avec Pro Santé Connect</a>",
+            "id=\"oidc-clinic\"",
+            "&#60;Clinique &#38; co&#62;",
+            "ou avec un compte local",
+            "<form method=\"post\"",
+        ] {
+            assert!(both.contains(want), "{want}\n{both}");
+        }
+        let only = login_with(Lang::En, Notice::None, "/", "t", "", &providers, false)
+            .render()
+            .unwrap();
+        assert!(only.contains("Sign in with Pro Santé Connect"));
+        assert!(
+            !only.contains("<form")
+                && !only.contains("password")
+                && !only.contains("local account")
+        );
+    }
+
+    #[test]
+    fn oidc_failure_pages_say_what_to_do_and_nothing_else() {
+        for (notice, fr, en) in [
+            (OidcNotice::Retry, "n'est plus valable", "no longer valid"),
+            (OidcNotice::Cancelled, "annulée", "cancelled"),
+            (OidcNotice::Refused, "n'a pas accès", "no access"),
+            (OidcNotice::Assurance, "connexion forte", "strong sign-in"),
+            (OidcNotice::Invalid, "ne peut pas accepter", "cannot accept"),
+            (OidcNotice::Unavailable, "ne répond pas", "not answering"),
+            (
+                OidcNotice::Locked,
+                "Trop de connexions",
+                "Too many sign-ins",
+            ),
+        ] {
+            let p = oidc_failed(Lang::Fr, notice).render().unwrap();
+            assert!(
+                p.contains(fr) && p.contains("href=\"/_vigie/login?lang=fr\""),
+                "{p}"
+            );
+            let p = oidc_failed(Lang::En, notice).render().unwrap();
+            assert!(p.contains(en) && p.contains("<html lang=\"en\">"), "{p}");
+        }
     }
 
     /// The pages as the hand-written `format!` code produced them (recorded before the move to

@@ -63,6 +63,12 @@ pub(super) struct FileOidc {
     pub client_secret_file: Option<String>,
     pub client_secret_env: Option<String>,
     pub client_auth: Option<String>,
+    /// For `client_auth: private_key_jwt`: a PEM private key (EC P-256 or RSA).
+    pub private_key: Option<String>,
+    pub private_key_file: Option<String>,
+    pub private_key_env: Option<String>,
+    /// The `kid` the provider knows the key by.
+    pub private_key_id: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub acr_values: Option<Vec<String>>,
     pub userinfo: Option<bool>,

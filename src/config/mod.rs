@@ -22,6 +22,7 @@ pub use alerts::{
 };
 pub use units::{parse_duration, parse_size};
 pub(crate) use validate::oidc::acceptable_url as acceptable_provider_url;
+pub(crate) use validate::oidc::client_key as parse_client_key;
 
 /// Whether `name` is an acceptable user name: 1 to 64 letters, digits and `. _ - @`.
 pub fn valid_username(name: &str) -> bool {
@@ -200,6 +201,19 @@ pub enum ClientAuth {
     Basic,
     /// In the form body (`client_secret_post`).
     Post,
+    /// A JWT signed with the gateway's private key (`private_key_jwt`, RFC 7523): no shared
+    /// secret at all.
+    PrivateKeyJwt,
+}
+
+/// The private key of `client_auth: private_key_jwt`.
+#[derive(Debug, Clone)]
+pub struct ClientKey {
+    /// PEM, EC P-256 (ES256) or RSA (RS256).
+    pub pem: std::sync::Arc<SecretString>,
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// The `kid` put in the assertion's header, when the provider needs it.
+    pub kid: Option<String>,
 }
 
 /// One OpenID Connect provider, every default filled in.
@@ -214,8 +228,11 @@ pub struct OidcProvider {
     pub issuer: String,
     pub discovery_url: String,
     pub client_id: String,
-    pub client_secret: std::sync::Arc<SecretString>,
+    /// `None` with `private_key_jwt`.
+    pub client_secret: Option<std::sync::Arc<SecretString>>,
     pub client_auth: ClientAuth,
+    /// With `private_key_jwt`.
+    pub client_key: Option<ClientKey>,
     pub scopes: Vec<String>,
     /// Requested, and one of them required in the ID token's `acr`.
     pub acr_values: Vec<String>,

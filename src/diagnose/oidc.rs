@@ -96,3 +96,47 @@ pub(super) fn assurance(config: &Config, r: &mut Report) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::Lang;
+
+    fn config(extra: &str) -> Config {
+        let yaml = format!(
+            "server_name: viewer.example.org\nlisten:\n  https: \"0.0.0.0:8443\"\ntls:\n  cert_file: a.crt\n  key_file: a.key\nupstream:\n  url: \"http://127.0.0.1:8042\"\nstate_dir: /tmp/vigie-test\nauth:\n  oidc:\n{extra}"
+        );
+        match Config::from_yaml(&yaml) {
+            Ok((c, _)) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_provider_without_assurance_level_is_reported() {
+        let generic = "    - name: clinic\n      issuer: https://sso.example.org/realms/clinic\n      client_id: vigie\n      client_secret: s\n      roles: [{claim: groups, values: [radiology], roles: [doctor]}]\n";
+        let psc = "    - name: psc\n      provider: pro-sante-connect\n      client_id: vigie\n      client_secret: s\n      roles:\n        - claim: SubjectRefPro.exercices[].codeProfession\n          values: [\"10\"]\n          roles: [doctor]\n";
+        let levels = |yaml: &str| {
+            let mut r = Report::new(Lang::En);
+            assurance(&config(yaml), &mut r);
+            r.findings
+                .iter()
+                .map(|f| (f.level, f.key.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            levels(generic),
+            [(
+                Level::Warning,
+                "auth.oidc[0](clinic).acr_values".to_string()
+            )]
+        );
+        assert_eq!(levels(psc)[0].0, Level::Ok);
+        let weakened = psc.replace("client_id", "acr_values: []\n      client_id");
+        assert_eq!(levels(&weakened)[0].0, Level::High);
+        assert_eq!(
+            levels(&format!("{generic}      acr_values: [urn:mfa]\n"))[0].0,
+            Level::Ok
+        );
+    }
+}

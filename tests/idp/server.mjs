@@ -9,6 +9,7 @@
 //   PROFILE=psc|generic  RUN_DIR=<dir for keys and pid>
 //   HOST=127.0.0.1 PORT=9080 REALM_PATH=/auth/realms/esante-wallet PUBLIC_URL=http://HOST:PORT
 //   CLIENT_ID CLIENT_SECRET REDIRECT_URIS POST_LOGOUT_REDIRECT_URIS TOKEN_AUTH_METHOD
+//   CLIENT_PUBLIC_KEY_FILE CLIENT_KEY_ID (with TOKEN_AUTH_METHOD=private_key_jwt)
 //   ACR=eidas1|eidas0|none|<any>  LOGIN_MODE=auto|form|deny  DEFAULT_USER=<SubjectNameID>
 //   USERINFO_FORMAT=jwt|json  PKCE_REQUIRED=0|1  AUTHZ_ALIAS=1|0  USERS_FILE=<json>
 //   ACCESS_TOKEN_TTL=120 ID_TOKEN_TTL=120 REFRESH_TOKEN_TTL=1800 SESSION_TTL=36000
@@ -57,9 +58,20 @@ const CLIENT = {
   token_endpoint_auth_method: env.TOKEN_AUTH_METHOD || 'client_secret_basic',
   userinfo_format: (env.USERINFO_FORMAT || (PSC ? 'jwt' : 'json')).toLowerCase(),
 };
-if (!['client_secret_basic', 'client_secret_post'].includes(CLIENT.token_endpoint_auth_method)) {
-  console.error('TOKEN_AUTH_METHOD must be client_secret_basic or client_secret_post');
+if (!['client_secret_basic', 'client_secret_post', 'private_key_jwt'].includes(CLIENT.token_endpoint_auth_method)) {
+  console.error('TOKEN_AUTH_METHOD must be client_secret_basic, client_secret_post or private_key_jwt');
   process.exit(2);
+}
+// private_key_jwt: the client's public key (PEM, CLIENT_PUBLIC_KEY_FILE) is registered as its JWKS,
+// and it has no secret at all.
+if (CLIENT.token_endpoint_auth_method === 'private_key_jwt') {
+  if (!env.CLIENT_PUBLIC_KEY_FILE) {
+    console.error('TOKEN_AUTH_METHOD=private_key_jwt needs CLIENT_PUBLIC_KEY_FILE (the client\'s public key, PEM)');
+    process.exit(2);
+  }
+  const pub = crypto.createPublicKey(fs.readFileSync(env.CLIENT_PUBLIC_KEY_FILE));
+  CLIENT.jwks = { keys: [{ ...pub.export({ format: 'jwk' }), use: 'sig', ...(env.CLIENT_KEY_ID ? { kid: env.CLIENT_KEY_ID } : {}) }] };
+  delete CLIENT.client_secret;
 }
 if (!['jwt', 'json'].includes(CLIENT.userinfo_format)) {
   console.error('USERINFO_FORMAT must be jwt or json');
@@ -368,7 +380,7 @@ button{display:block;width:100%;margin:.4em 0;padding:.6em;font-size:1em;cursor:
 function providerConfiguration(jwks) {
   const client = {
     client_id: CLIENT.client_id,
-    client_secret: CLIENT.client_secret,
+    ...(CLIENT.jwks ? { jwks: CLIENT.jwks } : { client_secret: CLIENT.client_secret }),
     client_name: 'Gateway under test',
     redirect_uris: CLIENT.redirect_uris,
     post_logout_redirect_uris: CLIENT.post_logout_redirect_uris,
@@ -387,7 +399,7 @@ function providerConfiguration(jwks) {
     cookies: { keys: COOKIE_KEYS, long: { httpOnly: true, sameSite: 'lax' }, short: { httpOnly: true, sameSite: 'lax' } },
     acrValues: ['eidas1', 'eidas2', 'eidas3'],
     scopes: ['openid', 'offline_access'],
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     claims: PSC ? {
       acr: null, auth_time: null, sid: null, iss: null,
       openid: ['sub'],

@@ -90,7 +90,8 @@ pub(crate) struct Provider {
     refresh: tokio::sync::Mutex<()>,
     /// Unix seconds of the last failed discovery.
     failed_at: AtomicU64,
-    /// Unix seconds of the last key-set fetch.
+    /// Unix seconds of the last key-set fetch caused by an unknown key (not discovery's own:
+    /// keys rotated just after discovery must still be fetched).
     keys_at: AtomicU64,
 }
 
@@ -139,15 +140,22 @@ impl Provider {
             Ok(d) => {
                 let d = Arc::new(d);
                 self.discovered.store(Some(d.clone()));
-                self.keys_at.store(d.fetched, Ordering::Relaxed);
                 Ok(d)
             }
             Err(e) => {
                 self.failed_at.store(unix_now(), Ordering::Relaxed);
                 match current {
                     Some(old) => {
-                        warn!(provider = %self.cfg.name, error = %e, "cannot refresh the provider's discovery document; keeping the previous one");
-                        Ok(old)
+                        warn!(provider = %self.cfg.name, error = %e, "cannot refresh the provider's discovery document; keeping the previous one for another minute");
+                        // Sign-ins go on with what worked; the next attempt is a minute away
+                        // rather than at every sign-in.
+                        let kept = Arc::new(Discovered {
+                            metadata: old.metadata.clone(),
+                            client: old.client.clone(),
+                            fetched: unix_now().saturating_sub(REFRESH - 60),
+                        });
+                        self.discovered.store(Some(kept.clone()));
+                        Ok(kept)
                     }
                     None => Err(Failure::unavailable(e)),
                 }
@@ -226,17 +234,24 @@ impl Provider {
     fn client(&self, metadata: ProviderMetadataWithLogout) -> Result<OidcClient, String> {
         let redirect = RedirectUrl::new(self.cfg.redirect_uri.clone())
             .map_err(|e| format!("redirect URI {}: {e}", self.cfg.redirect_uri))?;
+        let secret = self
+            .cfg
+            .client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose_secret().to_owned()));
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.cfg.client_id.clone()),
-            Some(ClientSecret::new(
-                self.cfg.client_secret.expose_secret().to_owned(),
-            )),
+            secret,
         )
         .set_redirect_uri(redirect);
         Ok(match self.cfg.client_auth {
             ClientAuth::Basic => client.set_auth_type(AuthType::BasicAuth),
-            ClientAuth::Post => client.set_auth_type(AuthType::RequestBody),
+            // With no secret, the crate sends `client_id` in the body; the assertion is added
+            // to each token request.
+            ClientAuth::Post | ClientAuth::PrivateKeyJwt => {
+                client.set_auth_type(AuthType::RequestBody)
+            }
         })
     }
 
@@ -313,26 +328,34 @@ impl Provider {
         nonce: &str,
     ) -> Result<Verified, Failure> {
         let d = self.discovered(http).await?;
-        let token = d
+        let mut exchange = d
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| Failure::provider("provider_error", None, e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier))
-            .request_async(http)
-            .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => Failure::provider(
-                    "code_rejected",
-                    None,
-                    format!("the token endpoint refused the code: {}", r.error()),
-                ),
-                RequestTokenError::Request(e) => {
-                    Failure::unavailable(format!("token endpoint: {e}"))
-                }
-                other => {
-                    Failure::provider("provider_error", None, format!("token endpoint: {other}"))
-                }
-            })?;
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier));
+        if self.cfg.client_auth == ClientAuth::PrivateKeyJwt {
+            let endpoint = d
+                .metadata
+                .token_endpoint()
+                .map(|u| u.as_str().to_owned())
+                .unwrap_or_default();
+            let assertion = self.client_assertion(&endpoint)?;
+            exchange = exchange
+                .add_extra_param(
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                )
+                .add_extra_param("client_assertion", assertion);
+        }
+        let token = exchange.request_async(http).await.map_err(|e| match e {
+            RequestTokenError::ServerResponse(r) => Failure::provider(
+                "code_rejected",
+                None,
+                format!("the token endpoint refused the code: {}", r.error()),
+            ),
+            RequestTokenError::Request(e) => Failure::unavailable(format!("token endpoint: {e}")),
+            other => Failure::provider("provider_error", None, format!("token endpoint: {other}")),
+        })?;
         let raw = token
             .id_token()
             .ok_or_else(|| {
@@ -374,6 +397,34 @@ impl Provider {
             claims: merged,
             id_token: raw,
         })
+    }
+
+    /// The signed JWT that authenticates the gateway at the token endpoint (RFC 7523 §2.2):
+    /// issued by and about the client, for the token endpoint, valid one minute, used once.
+    fn client_assertion(&self, token_endpoint: &str) -> Result<String, Failure> {
+        let fail = |why: &str| {
+            Failure::provider("provider_error", None, format!("client assertion: {why}"))
+        };
+        let key = self
+            .cfg
+            .client_key
+            .as_ref()
+            .ok_or_else(|| fail("no private key"))?;
+        let (alg, signing) = crate::config::parse_client_key(key.pem.expose_secret())
+            .ok_or_else(|| fail("the private key does not sign"))?;
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = key.kid.clone();
+        let now = unix_now();
+        let jti = crate::auth::csrf::new_nonce().ok_or_else(|| fail("no randomness"))?;
+        let claims = serde_json::json!({
+            "iss": self.cfg.client_id,
+            "sub": self.cfg.client_id,
+            "aud": token_endpoint,
+            "jti": jti,
+            "iat": now,
+            "exp": now + 60,
+        });
+        jsonwebtoken::encode(&header, &claims, &signing).map_err(|e| fail(&e.to_string()))
     }
 
     fn verify<'t>(

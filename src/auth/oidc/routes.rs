@@ -14,8 +14,8 @@ use tracing::{error, warn};
 
 use super::pending::TTL;
 use super::{Failure, FailureKind, claims};
+use crate::auth::next::{lang_of, safe_next};
 use crate::auth::pages::{self, Lang, OidcNotice};
-use crate::auth::routes::{lang_of, safe_next};
 use crate::auth::{Auth, session};
 use crate::body::Body;
 use crate::http_util::reserved::{LOGIN_SIGNED_OUT, OIDC};

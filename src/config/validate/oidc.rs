@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::Validator;
 use crate::config::file::{FileClaimRule, FileOidc, FileRoleRule};
-use crate::config::{ClaimRule, ClientAuth, OidcPreset, OidcProvider, RoleRule};
+use secrecy::ExposeSecret;
+
+use crate::config::{ClaimRule, ClientAuth, ClientKey, OidcPreset, OidcProvider, RoleRule};
 
 /// Pro Santé Connect's issuers (ANS), by environment.
 pub(crate) const PSC_PRODUCTION: &str = "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet";
@@ -31,6 +33,36 @@ pub(crate) fn acceptable_url(url: &str) -> Result<(), String> {
         )),
         _ => Err(format!("`{url}` is not an https:// URL")),
     }
+}
+
+/// The signing algorithm a PEM private key is for, when it signs: ES256 for an EC P-256 key
+/// in PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes), RS256 for an RSA key in
+/// PKCS#1 (`BEGIN RSA PRIVATE KEY`).
+pub(crate) fn client_key_algorithm(pem: &str) -> Option<jsonwebtoken::Algorithm> {
+    client_key(pem).map(|(alg, _)| alg)
+}
+
+/// The key of [`client_key_algorithm`], ready to sign.
+pub(crate) fn client_key(
+    pem: &str,
+) -> Option<(jsonwebtoken::Algorithm, jsonwebtoken::EncodingKey)> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let (alg, key) = match PrivateKeyDer::from_pem_slice(pem.as_bytes()).ok()? {
+        PrivateKeyDer::Pkcs8(der) => (
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(der.secret_pkcs8_der()),
+        ),
+        PrivateKeyDer::Pkcs1(der) => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(der.secret_pkcs1_der()),
+        ),
+        _ => return None,
+    };
+    encode(&Header::new(alg), &serde_json::json!({"probe": 1}), &key)
+        .ok()
+        .map(|_| (alg, key))
 }
 
 impl Validator {
@@ -139,10 +171,32 @@ impl Validator {
             &format!("{at}.client_id"),
             "the client id the provider gave when you registered this gateway",
         );
+        let client_auth = match p.client_auth.as_deref() {
+            None | Some("client_secret_basic") => ClientAuth::Basic,
+            Some("client_secret_post") => ClientAuth::Post,
+            Some("private_key_jwt") => ClientAuth::PrivateKeyJwt,
+            Some(other) => {
+                self.error(
+                    &format!("{at}.client_auth"),
+                    format!("`{other}` is not a supported client authentication"),
+                    "use client_secret_basic (the default), client_secret_post or private_key_jwt",
+                );
+                ClientAuth::Basic
+            }
+        };
         let keys = (p.client_secret, p.client_secret_file, p.client_secret_env);
-        let client_secret = match self.secret(&at, "client_secret", keys) {
-            Ok(Some((s, _))) => Some(Arc::new(s)),
-            Ok(None) => {
+        let client_secret = match (self.secret(&at, "client_secret", keys), client_auth) {
+            (Ok(Some(_)), ClientAuth::PrivateKeyJwt) => {
+                self.error(
+                    &format!("{at}.client_secret"),
+                    "a client secret is set, but client_auth is private_key_jwt",
+                    "remove the client secret: the private key replaces it",
+                );
+                None
+            }
+            (Ok(Some((s, _))), _) => Some(Arc::new(s)),
+            (Ok(None), ClientAuth::PrivateKeyJwt) => None,
+            (Ok(None), _) => {
                 self.error(
                     &format!("{at}.client_secret"),
                     "the client secret is missing",
@@ -150,19 +204,48 @@ impl Validator {
                 );
                 None
             }
-            Err(()) => None,
+            (Err(()), _) => None,
         };
-        let client_auth = match p.client_auth.as_deref() {
-            None | Some("client_secret_basic") => ClientAuth::Basic,
-            Some("client_secret_post") => ClientAuth::Post,
-            Some(other) => {
-                self.error(
-                    &format!("{at}.client_auth"),
-                    format!("`{other}` is not a supported client authentication"),
-                    "use client_secret_basic (the default) or client_secret_post",
-                );
-                ClientAuth::Basic
+        let keys = (p.private_key, p.private_key_file, p.private_key_env);
+        let client_key = match (self.secret(&at, "private_key", keys), client_auth) {
+            (Ok(Some((pem, key))), ClientAuth::PrivateKeyJwt) => {
+                match client_key_algorithm(pem.expose_secret()) {
+                    Some(algorithm) => Some(ClientKey {
+                        pem: Arc::new(pem),
+                        algorithm,
+                        kid: p.private_key_id,
+                    }),
+                    None => {
+                        self.error(
+                            &key,
+                            "this is not a PEM private key Vigie can sign with",
+                            "an EC P-256 key in PKCS#8 PEM (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`) or an RSA key in PKCS#1 PEM (`openssl genrsa -traditional 3072`)",
+                        );
+                        None
+                    }
+                }
             }
+            (Ok(None), ClientAuth::PrivateKeyJwt) => {
+                self.error(
+                    &format!("{at}.private_key"),
+                    "client_auth is private_key_jwt, but there is no private key",
+                    "set private_key_file (the PEM key whose public half the provider knows)",
+                );
+                None
+            }
+            (Ok(Some(_)), _) => {
+                self.error(
+                    &format!("{at}.private_key"),
+                    "a private key is set, but client_auth is not private_key_jwt",
+                    "set client_auth: private_key_jwt, or remove the key",
+                );
+                None
+            }
+            (Ok(None), _) | (Err(()), _) => None,
+        };
+        let credentials_ok = match client_auth {
+            ClientAuth::PrivateKeyJwt => client_key.is_some(),
+            _ => client_secret.is_some(),
         };
         let scopes = p.scopes.unwrap_or_else(|| {
             let s: &[&str] = if psc {
@@ -206,7 +289,7 @@ impl Validator {
                 &format!("{at}.roles"),
                 "no rule gives a role: nobody could sign in through this provider",
                 if psc {
-                    "e.g. roles: [{claim: SubjectRefPro.exercices[].codeProfession, values: [\"10\"], roles: [doctor]}]"
+                    "e.g. roles: [{claim: \"SubjectRefPro.exercices[].codeProfession\", values: [\"10\"], roles: [doctor]}]"
                 } else {
                     "e.g. roles: [{claim: groups, values: [radiology], roles: [doctor]}]"
                 },
@@ -245,6 +328,9 @@ impl Validator {
             (Some(r), _) => r,
             (None, c) => c.clone().unwrap_or_default(),
         };
+        if !credentials_ok {
+            return None;
+        }
         Some(OidcProvider {
             post_logout_uri: origin
                 .map(|o| format!("{o}/_vigie/oidc/{name}/signed-out"))
@@ -261,8 +347,9 @@ impl Validator {
             issuer,
             discovery_url,
             client_id: client_id?,
-            client_secret: client_secret?,
+            client_secret,
             client_auth,
+            client_key,
             scopes,
             acr_values,
             userinfo: p.userinfo.unwrap_or(psc),
@@ -313,7 +400,200 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::acceptable_url;
+    use super::*;
+    use crate::config::{Config, Severity};
+
+    const BASE: &str = "server_name: viewer.example.org\nlisten:\n  https: \"0.0.0.0:8443\"\ntls:\n  cert_file: a.crt\n  key_file: a.key\nupstream:\n  url: \"http://127.0.0.1:8042\"\nstate_dir: /tmp/vigie-test\nauth:\n  oidc:\n";
+    const PSC: &str = "    - name: psc\n      provider: pro-sante-connect\n      client_id: vigie\n      client_secret: s3cret\n      roles:\n        - claim: SubjectRefPro.exercices[].codeProfession\n          values: [\"10\"]\n          roles: [doctor]\n";
+
+    fn load(providers: &str) -> Result<Config, Vec<String>> {
+        match Config::from_yaml(&format!("{BASE}{providers}")) {
+            Ok((c, _)) => Ok(c),
+            Err(e) => Err(e
+                .problems()
+                .into_iter()
+                .filter(|p| p.severity == Severity::Error)
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect()),
+        }
+    }
+
+    #[test]
+    fn the_psc_preset_fills_in_what_psc_needs() {
+        let c = load(PSC).unwrap();
+        let p = &c.auth.oidc[0];
+        assert_eq!(p.preset, OidcPreset::ProSanteConnect);
+        assert_eq!(p.issuer, PSC_PRODUCTION);
+        assert_eq!(
+            p.discovery_url,
+            format!("{PSC_PRODUCTION}/.well-known/wallet-openid-configuration")
+        );
+        assert_eq!(p.scopes, ["openid", "scope_all"]);
+        assert_eq!(p.acr_values, ["eidas1"]);
+        assert!(p.userinfo);
+        assert_eq!(p.username_claims, ["SubjectNameID", "preferred_username"]);
+        assert_eq!(p.label, "Pro Santé Connect");
+        assert_eq!(p.clock_skew, Duration::from_secs(5));
+        assert_eq!(
+            p.redirect_uri,
+            "https://viewer.example.org:8443/_vigie/oidc/psc/callback"
+        );
+        assert_eq!(
+            p.post_logout_uri,
+            "https://viewer.example.org:8443/_vigie/oidc/psc/signed-out"
+        );
+        let sandbox = load(&PSC.replace(
+            "provider: pro-sante-connect\n",
+            "provider: pro-sante-connect\n      environment: sandbox\n",
+        ))
+        .unwrap();
+        assert_eq!(sandbox.auth.oidc[0].issuer, PSC_SANDBOX);
+    }
+
+    #[test]
+    fn a_generic_provider_needs_its_issuer() {
+        let generic = "    - name: clinic\n      client_id: vigie\n      client_secret_env: PATH\n      roles: [{claim: groups, values: [radiology], roles: [doctor]}]\n";
+        let e = load(generic).unwrap_err();
+        assert!(e[0].starts_with("auth.oidc[0](clinic).issuer"), "{e:?}");
+        let c = load(&format!(
+            "{generic}      issuer: https://sso.example.org/realms/clinic/\n"
+        ))
+        .unwrap();
+        let p = &c.auth.oidc[0];
+        assert_eq!(p.issuer, "https://sso.example.org/realms/clinic");
+        assert_eq!(
+            p.discovery_url,
+            "https://sso.example.org/realms/clinic/.well-known/openid-configuration"
+        );
+        assert!(p.acr_values.is_empty() && !p.userinfo);
+        assert_eq!(p.username_claims, ["preferred_username"]);
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        for (edit, key) in [
+            (("name: psc", "name: PSC!"), "auth.oidc[0](PSC!).name"),
+            (
+                ("      client_secret: s3cret\n", ""),
+                "auth.oidc[0](psc).client_secret",
+            ),
+            (
+                (
+                    "client_secret: s3cret\n",
+                    "client_secret: a\n      client_secret_env: B\n",
+                ),
+                "auth.oidc[0](psc).client_secret",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      environment: test\n",
+                ),
+                "auth.oidc[0](psc).environment",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      issuer: http://idp.example.org/realm\n",
+                ),
+                "auth.oidc[0](psc).issuer",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      redirect_uri: https://other.example.org/cb\n",
+                ),
+                "auth.oidc[0](psc).redirect_uri",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      clock_skew: 5m\n",
+                ),
+                "auth.oidc[0](psc).clock_skew",
+            ),
+            (
+                (
+                    "provider: pro-sante-connect\n",
+                    "provider: pro-sante-connect\n      scopes: [scope_all]\n",
+                ),
+                "auth.oidc[0](psc).scopes",
+            ),
+            (
+                ("roles: [doctor]", "roles: [\"doc tor\"]"),
+                "auth.oidc[0](psc).roles[0].roles",
+            ),
+            (
+                (
+                    "      roles:\n        - claim: SubjectRefPro.exercices[].codeProfession\n          values: [\"10\"]\n          roles: [doctor]\n",
+                    "",
+                ),
+                "auth.oidc[0](psc).roles",
+            ),
+        ] {
+            let e = load(&PSC.replace(edit.0, edit.1)).unwrap_err();
+            assert!(
+                e.iter().any(|p| p.starts_with(&format!("{key}:"))),
+                "{key}: {e:?}"
+            );
+            assert!(
+                !e.iter().any(|p| p.contains("s3cret")),
+                "secret echoed: {e:?}"
+            );
+        }
+        let twice = load(&format!("{PSC}{PSC}")).unwrap_err();
+        assert!(twice[0].contains("used twice"), "{twice:?}");
+    }
+
+    #[test]
+    fn private_key_jwt_replaces_the_secret() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("client.key");
+        std::fs::write(&file, key.serialize_pem()).unwrap();
+        let with = |auth: &str| {
+            PSC.replace(
+                "      client_secret: s3cret\n",
+                &format!("      client_auth: private_key_jwt\n{auth}"),
+            )
+        };
+        let good = format!(
+            "      private_key_file: {}\n      private_key_id: k1\n",
+            file.display()
+        );
+        let c = load(&with(&good)).unwrap();
+        let p = &c.auth.oidc[0];
+        assert_eq!(p.client_auth, ClientAuth::PrivateKeyJwt);
+        assert!(p.client_secret.is_none());
+        let k = p.client_key.as_ref().unwrap();
+        assert_eq!(
+            (k.algorithm, k.kid.as_deref()),
+            (jsonwebtoken::Algorithm::ES256, Some("k1"))
+        );
+        for (auth, key) in [
+            ("", "auth.oidc[0](psc).private_key"),
+            (
+                "      private_key: not a key\n",
+                "auth.oidc[0](psc).private_key",
+            ),
+            (
+                &format!("{good}      client_secret: s3cret\n"),
+                "auth.oidc[0](psc).client_secret",
+            ),
+        ] {
+            let e = load(&with(auth)).unwrap_err();
+            assert!(
+                e.iter().any(|p| p.starts_with(&format!("{key}:"))),
+                "{key}: {e:?}"
+            );
+        }
+        let stray = PSC.replace(
+            "      client_secret: s3cret\n",
+            &format!("      client_secret: s3cret\n{good}"),
+        );
+        let e = load(&stray).unwrap_err();
+        assert!(e[0].starts_with("auth.oidc[0](psc).private_key:"), "{e:?}");
+    }
 
     #[test]
     fn providers_are_reached_over_tls_except_here() {

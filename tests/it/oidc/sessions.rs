@@ -106,8 +106,10 @@ async fn disabled_users_lose_their_sessions_on_reload() {
 async fn a_provider_going_down_fails_closed_and_local_accounts_still_work() {
     let s = Setup::new().await;
     let mut idp = s.psc(|o| o).await;
+    // A second local account: TEST_USER's code of this 30 s step is spent by the harness.
     let mut gw = s
         .config(vec![idp.gateway_entry("psc")])
+        .user("dr.local", &["doctor"])
         .start_process()
         .await;
     let mut b = s.browser();
@@ -123,10 +125,10 @@ async fn a_provider_going_down_fails_closed_and_local_accounts_still_work() {
 
     // What the provider's absence must not stop: existing sessions, local sign-in.
     assert_eq!(s.upstream_view(&before).await.unwrap().0, "810000000001");
-    let local = sign_in(&s.certs, addr(s.port), TEST_USER, TEST_PASSWORD, TEST_TOTP)
+    let local = sign_in(&s.certs, addr(s.port), "dr.local", TEST_PASSWORD, TEST_TOTP)
         .await
         .expect("a local account cannot sign in while the provider is down");
-    assert_eq!(s.upstream_view(&local).await.unwrap().0, TEST_USER);
+    assert_eq!(s.upstream_view(&local).await.unwrap().0, "dr.local");
 
     // Back up: the same button works again, without a restart of the gateway.
     idp.restart().await;

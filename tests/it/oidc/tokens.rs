@@ -140,6 +140,8 @@ async fn key_rotation_is_picked_up_without_restart() {
     let first_kid = idp.published_kids().await[0].clone();
     let mut b = s.browser();
     let before = b.sign_in("psc").await.session();
+    // At once: keys rotated moments after the gateway read them are still fetched (an unknown
+    // kid refetches at most once per 10 s, and discovery's own fetch does not count).
 
     // A new key signs; the gateway meets an unknown kid and fetches the JWKS again.
     let new_kid = idp.rotate_keys().await;
