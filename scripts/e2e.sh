@@ -20,8 +20,9 @@
 #   VIGIE_E2E_KEEP=1 scripts/e2e.sh        keep the temporary folder (configs, logs, Orthanc DB)
 # What it lacks it installs (as root): Debian packages orthanc, orthanc-dicomweb,
 # orthanc-webviewer, jq, chromium (and gcc, node/npm, python3-venv when missing), playwright-core
-# and oidc-provider from npm (tests/e2e, tests/idp), pydicom from PyPI into target/py-venv. Everything it starts listens on
-# 127.0.0.1 only, on ports picked at run time, with its state in a temporary folder.
+# and oidc-provider from npm (tests/e2e, tests/idp), pydicom from PyPI into target/py-venv.
+# Everything it starts listens on 127.0.0.1 only, on ports picked at run time, with its state in
+# a temporary folder.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -527,7 +528,7 @@ if ((oidc_rc == 124 || oidc_rc == 137)); then
 fi
 ((oidc_rc == 0)) || rc=1
 
-# ---- 9b. the trail and the log name the OpenID users; the provider down is one WARN line -----
+# ---- 9b. the trail and the log name the OpenID users; the provider down is logged at WARN --
 # The Web Viewer scrolled the synthetic CT as 810000000001 (oidc.mjs, a), a session of psc.
 sleep 5
 viewed_once 810000000001 || true
