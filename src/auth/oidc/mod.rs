@@ -162,6 +162,7 @@ impl Oidc {
         next: String,
         lang: Lang,
         binding: &str,
+        client: std::net::IpAddr,
     ) -> Result<String, Failure> {
         let p = self
             .provider(name)
@@ -175,6 +176,7 @@ impl Oidc {
             lang,
             binding: binding.to_owned(),
             created: crate::host::unix_now(),
+            client,
         };
         if !self.pending.insert(a.state, flow) {
             return Err(Failure::unavailable(

@@ -354,6 +354,12 @@ impl Provider {
                 format!("the token endpoint refused the code: {}", r.error()),
             ),
             RequestTokenError::Request(e) => Failure::unavailable(format!("token endpoint: {e}")),
+            // The answer's body is not logged: it may hold tokens.
+            RequestTokenError::Parse(e, _) => Failure::provider(
+                "provider_error",
+                None,
+                format!("token endpoint: unreadable answer: {e}"),
+            ),
             other => Failure::provider("provider_error", None, format!("token endpoint: {other}")),
         })?;
         let raw = token
@@ -473,6 +479,8 @@ impl Provider {
         let info: UserInfoClaims<Extra, CoreGenderClaim> =
             req.request_async(http).await.map_err(|e| match e {
                 UserInfoError::Request(e) => Failure::unavailable(format!("userinfo: {e}")),
+                UserInfoError::ClaimsVerification(e) => bad(format!("userinfo: {e}")),
+                UserInfoError::Parse(e) => bad(format!("userinfo: unreadable answer: {e}")),
                 other => bad(format!("userinfo: {other}")),
             })?;
         serde_json::to_value(&info).map_err(|e| bad(e.to_string()))

@@ -94,7 +94,7 @@ async fn start(auth: &Auth, req: &Request<Incoming>, name: &str, client: IpAddr)
             None => return store_failed(&"no randomness", req.version()),
         },
     };
-    match auth.oidc().start(name, next, lang, &binding).await {
+    match auth.oidc().start(name, next, lang, &binding, client).await {
         Ok(url) => {
             let mut res = respond::redirect(StatusCode::SEE_OTHER, &url, "oidc_start");
             // The flow lives ten minutes; so does the cookie (renewed by each start).
