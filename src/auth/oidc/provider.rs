@@ -90,6 +90,10 @@ pub(crate) struct Provider {
     refresh: tokio::sync::Mutex<()>,
     /// Unix seconds of the last failed discovery.
     failed_at: AtomicU64,
+    /// Unix seconds since when the provider looks down (an exchange with it failed to
+    /// connect; 0: it answered last time). While it does, a new sign-in first checks that it
+    /// answers again, so the doctor gets Vigie's page rather than the browser's error.
+    down_since: AtomicU64,
     /// Unix seconds of the last key-set fetch caused by an unknown key (not discovery's own:
     /// keys rotated just after discovery must still be fetched).
     keys_at: AtomicU64,
@@ -110,6 +114,7 @@ impl Provider {
             discovered: ArcSwapOption::empty(),
             refresh: tokio::sync::Mutex::new(()),
             failed_at: AtomicU64::new(0),
+            down_since: AtomicU64::new(0),
             keys_at: AtomicU64::new(0),
         }
     }
@@ -140,10 +145,12 @@ impl Provider {
             Ok(d) => {
                 let d = Arc::new(d);
                 self.discovered.store(Some(d.clone()));
+                self.down_since.store(0, Ordering::Relaxed);
                 Ok(d)
             }
             Err(e) => {
                 self.failed_at.store(unix_now(), Ordering::Relaxed);
+                self.mark_down();
                 match current {
                     Some(old) => {
                         warn!(provider = %self.cfg.name, error = %e, "cannot refresh the provider's discovery document; keeping the previous one for another minute");
@@ -159,6 +166,44 @@ impl Provider {
                     }
                     None => Err(Failure::unavailable(e)),
                 }
+            }
+        }
+    }
+
+    fn mark_down(&self) {
+        let _ = self.down_since.compare_exchange(
+            0,
+            unix_now().max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Before a new sign-in at a provider that looked down: fetch its discovery document again
+    /// (at most once per [`RETRY`] seconds); until it answers, the sign-in ends on Vigie's page.
+    async fn back_up(&self, http: &HttpClient) -> Result<(), Failure> {
+        if self.down_since.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let _one = self.refresh.lock().await;
+        if self.down_since.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        if unix_now().saturating_sub(self.failed_at.load(Ordering::Relaxed)) < RETRY {
+            return Err(Failure::unavailable(
+                "the provider was unreachable moments ago",
+            ));
+        }
+        match self.discover(http).await {
+            Ok(d) => {
+                self.discovered.store(Some(Arc::new(d)));
+                self.down_since.store(0, Ordering::Relaxed);
+                info!(provider = %self.cfg.name, "the OpenID provider answers again");
+                Ok(())
+            }
+            Err(e) => {
+                self.failed_at.store(unix_now(), Ordering::Relaxed);
+                Err(Failure::unavailable(e))
             }
         }
     }
@@ -293,6 +338,7 @@ impl Provider {
         http: &HttpClient,
         lang: Lang,
     ) -> Result<Authorization, Failure> {
+        self.back_up(http).await?;
         let d = self.discovered(http).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut req = d.client.authorize_url(
@@ -321,6 +367,22 @@ impl Provider {
     /// The code the browser brought back, exchanged and checked: the ID token, then the
     /// userinfo answer when configured. The claims of both, merged (userinfo's win).
     pub(crate) async fn finish(
+        &self,
+        http: &HttpClient,
+        code: &str,
+        verifier: String,
+        nonce: &str,
+    ) -> Result<Verified, Failure> {
+        let result = self.exchange(http, code, verifier, nonce).await;
+        if let Err(f) = &result
+            && f.kind == super::FailureKind::Unavailable
+        {
+            self.mark_down();
+        }
+        result
+    }
+
+    async fn exchange(
         &self,
         http: &HttpClient,
         code: &str,
