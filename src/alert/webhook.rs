@@ -11,7 +11,6 @@ use http::{HeaderValue, Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use rustls_pki_types::pem::PemObject;
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -48,21 +47,10 @@ impl Webhook {
             let mut roots = rustls::RootCertStore::empty();
             roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
             if let Some(path) = &c.ca_file {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let mut any = false;
-                for cert in
-                    <rustls_pki_types::CertificateDer<'static> as PemObject>::pem_slice_iter(&pem)
-                {
-                    let cert: rustls_pki_types::CertificateDer<'static> =
-                        cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                for cert in crate::config::read_ca_file(path)? {
                     roots
                         .add(cert)
                         .map_err(|e| format!("{}: {e}", path.display()))?;
-                    any = true;
-                }
-                if !any {
-                    return Err(format!("{}: no certificate in it", path.display()));
                 }
             }
             let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())

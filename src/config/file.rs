@@ -78,6 +78,8 @@ pub(super) struct FileOidc {
     pub disabled_users: Option<Vec<String>>,
     pub clock_skew: Option<String>,
     pub redirect_uri: Option<String>,
+    /// PEM file of further authorities to trust for this provider.
+    pub ca_file: Option<String>,
 }
 
 /// Users whose `claim` has one of `values` get `roles`.

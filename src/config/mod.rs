@@ -23,6 +23,7 @@ pub use alerts::{
 pub use units::{parse_duration, parse_size};
 pub(crate) use validate::oidc::acceptable_url as acceptable_provider_url;
 pub(crate) use validate::oidc::client_key as parse_client_key;
+pub(crate) use validate::oidc::read_ca_file;
 
 /// Whether `name` is an acceptable user name: 1 to 64 letters, digits and `. _ - @`.
 pub fn valid_username(name: &str) -> bool {
@@ -249,6 +250,8 @@ pub struct OidcProvider {
     pub clock_skew: Duration,
     pub redirect_uri: String,
     pub post_logout_uri: String,
+    /// Further certificate authorities (PEM) trusted for this provider, beside the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Users whose `claim` holds one of `values` get `roles`.

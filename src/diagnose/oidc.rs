@@ -2,7 +2,6 @@
 //! and whether it checks the assurance level of the sign-ins it vouches for.
 
 use super::{Level, Report, say};
-use crate::auth::oidc::http::HttpClient;
 use crate::auth::oidc::provider::Provider;
 use crate::config::{Config, OidcPreset};
 
@@ -12,23 +11,15 @@ pub(super) async fn reachable(config: &Config, r: &mut Report) {
     if providers.is_empty() {
         return;
     }
-    let http = match HttpClient::new() {
-        Ok(h) => h,
-        Err(e) => {
-            r.add(
-                Level::High,
-                "oidc",
-                say!("Client HTTPS indisponible : {e}", "No HTTPS client: {e}"),
-                ("", ""),
-            );
-            return;
-        }
-    };
     for (i, p) in providers.iter().enumerate() {
         let key = Some(format!("auth.oidc[{i}]({})", p.name));
         let name = &p.name;
         let issuer = &p.issuer;
-        match Provider::new(p.clone()).probe(&http).await {
+        let probed = match Provider::new(p.clone()) {
+            Ok(provider) => provider.probe().await,
+            Err(e) => Err(e),
+        };
+        match probed {
             Ok(()) => r.add_at(
                 Level::Ok,
                 "oidc",

@@ -10,6 +10,7 @@
 //   HOST=127.0.0.1 PORT=9080 REALM_PATH=/auth/realms/esante-wallet PUBLIC_URL=http://HOST:PORT
 //   CLIENT_ID CLIENT_SECRET REDIRECT_URIS POST_LOGOUT_REDIRECT_URIS TOKEN_AUTH_METHOD
 //   CLIENT_PUBLIC_KEY_FILE CLIENT_KEY_ID (with TOKEN_AUTH_METHOD=private_key_jwt)
+//   TLS_CERT_FILE TLS_KEY_FILE (serve HTTPS; PUBLIC_URL=https://...)
 //   ACR=eidas1|eidas0|none|<any>  LOGIN_MODE=auto|form|deny  DEFAULT_USER=<SubjectNameID>
 //   USERINFO_FORMAT=jwt|json  PKCE_REQUIRED=0|1  AUTHZ_ALIAS=1|0  USERS_FILE=<json>
 //   ACCESS_TOKEN_TTL=120 ID_TOKEN_TTL=120 REFRESH_TOKEN_TTL=1800 SESSION_TTL=36000
@@ -18,6 +19,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -778,7 +780,12 @@ function mount(req, res, innerUrl) {
   return current.callback(req, res);
 }
 
-const server = http.createServer(async (req, res) => {
+// TLS_CERT_FILE and TLS_KEY_FILE (PEM): serve HTTPS, as a practice's own provider behind its
+// private authority does (set PUBLIC_URL to the https:// origin too).
+const tlsOptions = env.TLS_CERT_FILE
+  ? { cert: fs.readFileSync(env.TLS_CERT_FILE), key: fs.readFileSync(env.TLS_KEY_FILE) }
+  : null;
+const server = (tlsOptions ? (handler) => https.createServer(tlsOptions, handler) : http.createServer)(async (req, res) => {
   const started = Date.now();
   const logLine = `${req.method} ${req.url.split('?')[0]}`; // before mount() rewrites req.url
   res.on('finish', () => log(`${logLine} ${res.statusCode} ${Date.now() - started}ms`));

@@ -165,6 +165,7 @@ mod tests {
             clock_skew: Duration::from_secs(5),
             redirect_uri: String::new(),
             post_logout_uri: String::new(),
+            ca_file: None,
         }
     }
 

@@ -101,7 +101,6 @@ impl Failure {
 /// The configured providers and the sign-ins in flight.
 pub(crate) struct Oidc {
     providers: Vec<Arc<Provider>>,
-    http: http::HttpClient,
     pub(crate) pending: Pending,
 }
 
@@ -119,19 +118,14 @@ impl Oidc {
         Ok(Oidc {
             providers: providers
                 .iter()
-                .map(|p| Arc::new(Provider::new(p.clone())))
-                .collect(),
-            http: http::HttpClient::new()?,
+                .map(|p| Provider::new(p.clone()).map(Arc::new))
+                .collect::<Result<_, _>>()?,
             pending: Pending::default(),
         })
     }
 
     pub(crate) fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
         self.providers.iter().find(|p| p.cfg.name == name)
-    }
-
-    pub(crate) fn http(&self) -> &http::HttpClient {
-        &self.http
     }
 
     /// `(name, label)` of each provider, for the sign-in page's buttons.
@@ -146,9 +140,9 @@ impl Oidc {
     /// misconfigured is in the log at start rather than at the first doctor's click.
     pub(crate) fn warm_up(self: &Arc<Self>) {
         for p in &self.providers {
-            let (p, http) = (p.clone(), self.http.clone());
+            let p = p.clone();
             tokio::spawn(async move {
-                if let Err(e) = p.probe(&http).await {
+                if let Err(e) = p.probe().await {
                     warn!(provider = %p.cfg.name, error = %e, "OpenID provider unreachable: its sign-in button shows an error page until it is back; local accounts still work");
                 }
             });
@@ -167,7 +161,7 @@ impl Oidc {
         let p = self
             .provider(name)
             .ok_or_else(|| Failure::bad_request("state_unknown", "no such provider"))?;
-        let a = p.authorize(&self.http, lang).await?;
+        let a = p.authorize(lang).await?;
         let flow = Flow {
             provider: name.to_owned(),
             nonce: a.nonce,

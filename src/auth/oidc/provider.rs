@@ -85,6 +85,8 @@ pub(crate) struct Verified {
 /// One configured provider.
 pub(crate) struct Provider {
     pub(crate) cfg: OidcProvider,
+    /// Trusts the system's authorities, and `cfg.ca_file`'s when set.
+    http: HttpClient,
     discovered: ArcSwapOption<Discovered>,
     /// One discovery or key fetch at a time.
     refresh: tokio::sync::Mutex<()>,
@@ -108,15 +110,17 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    pub(crate) fn new(cfg: OidcProvider) -> Provider {
-        Provider {
+    /// The provider of `cfg`; fails only on an unreadable `ca_file`.
+    pub(crate) fn new(cfg: OidcProvider) -> Result<Provider, String> {
+        Ok(Provider {
+            http: HttpClient::new(cfg.ca_file.as_deref())?,
             cfg,
             discovered: ArcSwapOption::empty(),
             refresh: tokio::sync::Mutex::new(()),
             failed_at: AtomicU64::new(0),
             down_since: AtomicU64::new(0),
             keys_at: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The discovery document, from the cache while it is fresh. A provider that cannot be
@@ -209,8 +213,11 @@ impl Provider {
     }
 
     /// Reaches the provider now (start-up and `vigie check`): `Err` says why not.
-    pub(crate) async fn probe(&self, http: &HttpClient) -> Result<(), String> {
-        self.discovered(http).await.map(|_| ()).map_err(|f| f.log)
+    pub(crate) async fn probe(&self) -> Result<(), String> {
+        self.discovered(&self.http)
+            .await
+            .map(|_| ())
+            .map_err(|f| f.log)
     }
 
     async fn discover(&self, http: &HttpClient) -> Result<Discovered, String> {
@@ -333,13 +340,9 @@ impl Provider {
 
     /// A new sign-in: the URL to send the browser to, with a fresh `state`, `nonce` and PKCE
     /// verifier (S256), the scopes and the assurance level asked for.
-    pub(crate) async fn authorize(
-        &self,
-        http: &HttpClient,
-        lang: Lang,
-    ) -> Result<Authorization, Failure> {
-        self.back_up(http).await?;
-        let d = self.discovered(http).await?;
+    pub(crate) async fn authorize(&self, lang: Lang) -> Result<Authorization, Failure> {
+        self.back_up(&self.http).await?;
+        let d = self.discovered(&self.http).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut req = d.client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -368,12 +371,11 @@ impl Provider {
     /// userinfo answer when configured. The claims of both, merged (userinfo's win).
     pub(crate) async fn finish(
         &self,
-        http: &HttpClient,
         code: &str,
         verifier: String,
         nonce: &str,
     ) -> Result<Verified, Failure> {
-        let result = self.exchange(http, code, verifier, nonce).await;
+        let result = self.exchange(&self.http, code, verifier, nonce).await;
         if let Err(f) = &result
             && f.kind == super::FailureKind::Unavailable
         {

@@ -199,10 +199,7 @@ async fn callback(
         let f = Failure::bad_request("state_unknown", "no such provider");
         return fail(auth, name, client, None, f, lang, version).await;
     };
-    let verified = match provider
-        .finish(auth.oidc().http(), &code, flow.verifier, &flow.nonce)
-        .await
-    {
+    let verified = match provider.finish(&code, flow.verifier, &flow.nonce).await {
         Ok(v) => v,
         Err(f) => return fail(auth, name, client, None, f, lang, version).await,
     };

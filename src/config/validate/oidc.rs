@@ -35,6 +35,23 @@ pub(crate) fn acceptable_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// The certificates of a PEM file of authorities (`ca_file`); an error names the file and what
+/// is wrong with it.
+pub(crate) fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
 /// The signing algorithm a PEM private key is for, when it signs: ES256 for an EC P-256 key
 /// in PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes), RS256 for an RSA key in
 /// PKCS#1 (`BEGIN RSA PRIVATE KEY`).
@@ -328,6 +345,16 @@ impl Validator {
             (Some(r), _) => r,
             (None, c) => c.clone().unwrap_or_default(),
         };
+        let ca_file = p.ca_file.map(std::path::PathBuf::from);
+        if let Some(path) = &ca_file
+            && let Err(why) = read_ca_file(path)
+        {
+            self.error(
+                &format!("{at}.ca_file"),
+                why,
+                "the PEM file of the authority that signed the provider's certificate",
+            );
+        }
         if !credentials_ok {
             return None;
         }
@@ -357,6 +384,7 @@ impl Validator {
             roles,
             allow,
             disabled_users: p.disabled_users.unwrap_or_default(),
+            ca_file,
             clock_skew,
             redirect_uri,
         })

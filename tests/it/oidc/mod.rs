@@ -12,6 +12,7 @@ mod failures;
 mod provider;
 mod sessions;
 mod signin;
+mod tls;
 mod tokens;
 
 /// What a test runs against: certificates, the upstream, the gateway's HTTPS port (chosen before

@@ -34,6 +34,8 @@ pub struct IdpOptions {
     pub default_user: Option<String>,
     /// Any other variable of `tests/idp/README.md`.
     pub env: Vec<(String, String)>,
+    /// Serve HTTPS with the test certificate (and trust its authority here).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl IdpOptions {
@@ -69,6 +71,7 @@ impl IdpOptions {
             id_token_ttl: None,
             default_user: None,
             env: Vec::new(),
+            tls: None,
         }
     }
 
@@ -84,6 +87,13 @@ impl IdpOptions {
 
     pub fn id_token_ttl(mut self, secs: u32) -> IdpOptions {
         self.id_token_ttl = Some(secs);
+        self
+    }
+
+    /// HTTPS with `certs`' server certificate (it covers 127.0.0.1), as a provider behind a
+    /// private authority.
+    pub fn https(mut self, certs: &super::fixtures::Certs) -> IdpOptions {
+        self.tls = Some((certs.cert.clone(), certs.key.clone(), certs.ca.clone()));
         self
     }
 
@@ -140,17 +150,22 @@ impl Idp {
             discovery_url: String::new(),
             child: None,
             dir: tempfile::tempdir().unwrap(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            http: {
+                let mut b = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(Duration::from_secs(10));
+                if let Some((_, _, ca)) = &opts.tls {
+                    let pem = std::fs::read(ca).unwrap();
+                    b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+                }
+                b.build().unwrap()
+            },
             opts,
         };
         // Another process may take the port between its release and node's bind: try again.
         for _ in 0..3 {
             idp.addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            idp.issuer = format!("http://{}{realm}", idp.addr);
+            idp.issuer = format!("{}{realm}", idp.url(""));
             let well_known = match idp.opts.profile {
                 Profile::Psc => "wallet-openid-configuration",
                 Profile::Generic => "openid-configuration",
@@ -202,6 +217,11 @@ impl Idp {
         }
         if let Some(user) = &o.default_user {
             cmd.env("DEFAULT_USER", user);
+        }
+        if let Some((cert, key, _)) = &o.tls {
+            cmd.env("TLS_CERT_FILE", cert)
+                .env("TLS_KEY_FILE", key)
+                .env("PUBLIC_URL", format!("https://{}", self.addr));
         }
         for (k, v) in &o.env {
             cmd.env(k, v);
@@ -256,7 +276,12 @@ impl Idp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.opts.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// POSTs JSON to an admin route; panics unless it answers 200.
