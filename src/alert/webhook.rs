@@ -3,7 +3,6 @@
 //! and an optional CA file. `http://` only to this machine (the configuration refuses it
 //! elsewhere). The secret header is marked sensitive and never logged.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,21 +43,7 @@ impl Webhook {
         let https = c.url.scheme_str() == Some("https");
         let port = c.url.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            if let Some(path) = &c.ca_file {
-                for cert in crate::config::read_ca_file(path)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                }
-            }
-            let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Some(TlsConnector::from(Arc::new(config)))
+            Some(crate::tls::client_connector(c.ca_file.as_deref())?)
         } else {
             None
         };

@@ -51,6 +51,29 @@ pub enum TlsError {
     },
 }
 
+/// The TLS client of the gateway's own outgoing connections (the alert webhook, the OpenID
+/// providers): the system's certificate authorities, those of `ca_file` (PEM) too when given,
+/// and [`provider`]'s algorithms.
+pub(crate) fn client_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(path) = ca_file {
+        for cert in crate::config::read_ca_file(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 /// The crypto provider Vigie uses everywhere: aws-lc-rs, whose suites are exactly the modern set
 /// (TLS 1.3 suites, TLS 1.2 ECDHE + AES-GCM/ChaCha20-Poly1305, no CBC, no RSA key exchange) and
 /// whose key-exchange groups put the hybrid post-quantum X25519MLKEM768 first.

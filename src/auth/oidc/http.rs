@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,22 +44,8 @@ impl HttpClient {
     /// A client trusting the system's certificate authorities, and those of `ca_file` (PEM)
     /// when given (a practice's own provider behind its private authority).
     pub(crate) fn new(ca_file: Option<&std::path::Path>) -> Result<HttpClient, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        if let Some(path) = ca_file {
-            for cert in crate::config::read_ca_file(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-        }
-        let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(HttpClient {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: crate::tls::client_connector(ca_file)?,
         })
     }
 
