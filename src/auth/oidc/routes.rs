@@ -35,7 +35,8 @@ pub(crate) async fn handle(auth: &Auth, req: Request<Incoming>, client: IpAddr) 
     if auth.oidc().provider(name).is_none() {
         return Refusal::refused(StatusCode::NOT_FOUND, "no_such_page", false).respond(version);
     }
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    // GET only: a HEAD would start a sign-in, or spend one, for nothing.
+    if req.method() != Method::GET {
         return Refusal::refused(StatusCode::METHOD_NOT_ALLOWED, "method", false).respond(version);
     }
     match action {

@@ -64,6 +64,34 @@ async fn a_state_works_once() {
 }
 
 #[tokio::test]
+async fn only_a_get_spends_a_state() {
+    let s = Setup::new().await;
+    let idp = s.psc(|o| o).await;
+    let gw = s.config(vec![idp.gateway_entry("psc")]).start().await;
+    let mut b = s.browser();
+    let (started, callback) = up_to_callback(&mut b, "psc").await;
+    let c = s.session(&format!("__Host-vigie-oidc={}", started.binding));
+    for method in [reqwest::Method::HEAD, reqwest::Method::POST] {
+        let res = c
+            .request(method.clone(), callback.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method}");
+    }
+    let head = c
+        .head(s.url("/_vigie/oidc/psc/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405, "HEAD start");
+    // The flow is still there for the browser's GET.
+    let done = b.callback(&callback, Some(&started.binding)).await;
+    assert_eq!(done.status, 303, "{done:?}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_callback_needs_the_browser_that_started() {
     let s = Setup::new().await;
     let (idp, mut gw) = psc_process(&s).await;
