@@ -215,29 +215,42 @@ SMTP_PORT="$(head -n1 "$WORK/smtp.port")"
 # code 10) and clinic (a clinic's own provider, generic profile: dr.house, group radiology).
 # start_idp NAME PROFILE: starts one on a free port; sets IDP_PID and IDP_ISSUER.
 start_idp() {
-  local name=$1 profile=$2 dir="$WORK/idp-$1" base="https://$HOST:$GW_PORT/_vigie/oidc/$1" port discovery i
+  local attempt
+  # Node has been seen, rarely, to stall before listening (only its start-up warning in the
+  # log): a provider that does not serve within 15 s is stopped and started again elsewhere.
+  for attempt in 1 2 3; do
+    start_idp_once "$@" && return 0
+    log "the test OpenID provider $1 did not serve within 15 s (attempt $attempt); starting it again"
+  done
+  die "the test OpenID provider $1 ($2) did not serve $IDP_DISCOVERY after 3 attempts (its log above)"
+}
+start_idp_once() {
+  local name=$1 profile=$2 dir="$WORK/idp-$1" base="https://$HOST:$GW_PORT/_vigie/oidc/$1" port i
   port="$(free_port)"
+  rm -rf "$dir"
   mkdir -p "$dir"
   (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$dir/client-secret")
   if [[ "$profile" == psc ]]; then
     IDP_ISSUER="http://127.0.0.1:$port/auth/realms/esante-wallet"
-    discovery="$IDP_ISSUER/.well-known/wallet-openid-configuration"
+    IDP_DISCOVERY="$IDP_ISSUER/.well-known/wallet-openid-configuration"
   else
     IDP_ISSUER="http://127.0.0.1:$port/realms/clinic"
-    discovery="$IDP_ISSUER/.well-known/openid-configuration"
+    IDP_DISCOVERY="$IDP_ISSUER/.well-known/openid-configuration"
   fi
   PROFILE="$profile" PORT="$port" RUN_DIR="$dir" LOGIN_MODE=auto CLIENT_ID="vigie-e2e-$name" \
     CLIENT_SECRET="$(<"$dir/client-secret")" REDIRECT_URIS="$base/callback" POST_LOGOUT_REDIRECT_URIS="$base/signed-out" \
     node "$IDP/server.mjs" >"$dir/idp.log" 2>&1 &
   IDP_PID=$!
   PIDS+=("$IDP_PID")
-  for ((i = 0; i < 150; i++)); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$discovery")" == 200 ]] && return 0
+  for ((i = 0; i < 75; i++)); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$IDP_DISCOVERY")" == 200 ]] && return 0
     kill -0 "$IDP_PID" 2>/dev/null || break
     sleep 0.2
   done
+  if kill -0 "$IDP_PID" 2>/dev/null; then echo "(still running, pid $IDP_PID: stopped)" >>"$dir/idp.log"; else echo "(exited)" >>"$dir/idp.log"; fi
+  kill "$IDP_PID" 2>/dev/null || true
   tail -20 "$dir/idp.log" >&2
-  die "the test OpenID provider $name ($profile) did not serve $discovery within 30 s (its log above)"
+  return 1
 }
 start_idp psc psc
 PSC_PID=$IDP_PID PSC_ISSUER=$IDP_ISSUER

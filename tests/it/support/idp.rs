@@ -235,8 +235,10 @@ impl Idp {
             .kill_on_drop(true)
             .spawn()
             .expect("cannot run node (needed by the OpenID tests; VIGIE_TEST_NODE names another)");
-        // Half a second on an idle machine; far more on a loaded CI runner.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        // Half a second on an idle machine. Node has been seen, rarely, to stall before it
+        // listens (only its start-up warning in the log): after 20 s it is stopped, and
+        // `start` tries again on another port.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if child.try_wait().unwrap().is_some() {
                 return false;
@@ -247,12 +249,15 @@ impl Idp {
                 self.child = Some(child);
                 return true;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the test OpenID provider did not answer at {} within 60 s:\n{}",
-                self.discovery_url,
-                self.log()
-            );
+            if tokio::time::Instant::now() >= deadline {
+                eprintln!(
+                    "the test OpenID provider did not answer at {} within 20 s; starting it again:\n{}",
+                    self.discovery_url,
+                    self.log()
+                );
+                let _ = child.kill().await;
+                return false;
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -267,7 +272,13 @@ impl Idp {
     /// Starts it again on the same port with the same keys (in-memory sessions are gone).
     pub async fn restart(&mut self) {
         self.stop().await;
-        assert!(self.spawn().await, "restart failed:\n{}", self.log());
+        // On the same port (the gateway knows it); a stalled start is tried again.
+        for _ in 0..3 {
+            if self.spawn().await {
+                return;
+            }
+        }
+        panic!("restart failed:\n{}", self.log());
     }
 
     /// What the process printed so far (its request log, errors, tampering).
