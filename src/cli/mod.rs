@@ -17,6 +17,7 @@ mod accounts;
 mod alert;
 mod audit;
 mod breach;
+mod ca;
 mod check;
 mod dev_cert;
 mod health;
@@ -121,12 +122,45 @@ enum Command {
         #[command(subcommand)]
         action: BreachAction,
     },
-    /// Create a local CA and an ECDSA P-256 server certificate for development.
+    /// The practice's own certificate authority, for a gateway without a public name.
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+    },
+    /// Create a local CA and an ECDSA P-256 server certificate for development (the practice
+    /// CA's code, with the CA in the output folder).
     DevCert {
         #[arg(long, default_value = "certs/")]
         out: PathBuf,
         #[arg(long, default_value = "localhost")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaAction {
+    /// Create the CA in state_dir/ca/ (ECDSA P-256, ten years; never replaces an existing one)
+    /// and print how to install it on the doctors' computers.
+    Init {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The practice's name, in the CA's name (what the doctors' computers show).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Issue a server certificate (ECDSA P-256) for NAME and any further names or addresses.
+    Issue {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The host names and IP addresses the doctors use to reach the gateway.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Validity in days (397 at most, what browsers accept).
+        #[arg(long, default_value_t = crate::tls::ca::MAX_DAYS)]
+        days: u32,
+        /// Where to write server.crt and server.key (default: state_dir/ca/issued/NAME/).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -351,6 +385,15 @@ pub fn main() -> ExitCode {
             period.to.as_deref(),
             lang.map_or_else(Lang::from_env, Lang::from),
         ),
+        Command::Ca { action } => match action {
+            CaAction::Init { config, name } => report(ca::init(&config.config, name.as_deref())),
+            CaAction::Issue {
+                config,
+                names,
+                days,
+                out,
+            } => report(ca::issue(&config.config, &names, days, out.as_deref())),
+        },
         Command::DevCert { out, name } => report(dev_cert::run(&out, &name)),
     }
 }

@@ -2,6 +2,7 @@
 //! ALPN h2/http1.1, X25519MLKEM768 offered first), certificates loaded from PEM files and
 //! reloaded when they change, and the local development CA.
 
+pub mod ca;
 mod certs;
 pub mod devcert;
 pub(crate) mod store;
@@ -41,7 +42,7 @@ pub enum TlsError {
     KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
-    #[error("cannot create the development certificate: {0}")]
+    #[error("cannot create the certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot write {path}: {source}")]
     Write {
@@ -49,6 +50,10 @@ pub enum TlsError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "a certificate authority already exists at {path}: replacing it would make every computer that trusts it stop trusting the gateway"
+    )]
+    CaExists { path: PathBuf },
 }
 
 /// The TLS client of the gateway's own outgoing connections (the alert webhook, the OpenID

@@ -13,6 +13,7 @@ mod compose;
 mod config_cli;
 mod exposure;
 mod lifecycle;
+mod local_ca;
 mod oidc;
 mod properties;
 mod proxy;

@@ -1,0 +1,125 @@
+//! `vigie ca init` and `vigie ca issue` through the real binary, the chains checked by
+//! `openssl verify` (issue 12: certificates for practices without a public name).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+fn vigie(args: &[&str], config: &Path) -> (i32, String, String) {
+    let out = Command::new(vigie_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `openssl verify` of the first certificate of `chain` against `ca` alone.
+fn openssl_verify(ca: &Path, chain: &Path) -> (bool, String) {
+    let text = std::fs::read_to_string(chain).unwrap();
+    let end = "-----END CERTIFICATE-----";
+    let leaf = &text[..text.find(end).unwrap() + end.len()];
+    let dir = tempfile::tempdir().unwrap();
+    let leaf_path = dir.path().join("leaf.pem");
+    std::fs::write(&leaf_path, format!("{leaf}\n")).unwrap();
+    let out = Command::new("openssl")
+        .args(["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile"])
+        .arg(ca)
+        .arg(&leaf_path)
+        .output()
+        .expect("openssl is needed (scripts/test.sh installs it)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+#[test]
+fn a_practice_ca_issues_chains_that_openssl_verifies() {
+    let certs = Certs::new();
+    let state = tempfile::tempdir().unwrap();
+    let yaml = ConfigBuilder::new(&certs, "http://127.0.0.1:8042")
+        .set("state_dir", state.path().display().to_string())
+        .build_yaml();
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    config.write_all(yaml.as_bytes()).unwrap();
+
+    let (code, out, err) = vigie(&["ca", "init", "--name", "Cabinet Dr Test"], config.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let ca = state.path().join("ca/ca.crt");
+    for want in [
+        "SHA-256 fingerprint: ",
+        "certutil -addstore",
+        "add-trusted-cert",
+        "Firefox",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    // Never replaced: every computer that trusts it would stop.
+    let before = std::fs::read(&ca).unwrap();
+    let (code, _, err) = vigie(&["ca", "init"], config.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(&ca).unwrap(), before);
+
+    let (code, out, err) = vigie(
+        &["ca", "issue", "pacs.cabinet.lan", "192.168.1.20"],
+        config.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let issued = state.path().join("ca/issued/pacs.cabinet.lan");
+    let (ok, said) = openssl_verify(&ca, &issued.join("server.crt"));
+    assert!(ok, "{said}");
+    let loaded = vigie::tls::load(&issued.join("server.crt"), &issued.join("server.key")).unwrap();
+    assert!(loaded.info.covers("pacs.cabinet.lan") && loaded.info.covers("192.168.1.20"));
+    assert!(!loaded.info.covers("other.cabinet.lan"));
+    let days = (loaded.info.not_after - unix_now() as i64) / 86_400;
+    assert!((396..=397).contains(&days), "{days} days");
+
+    // Another CA's certificate does not verify against this one: the check can fail.
+    let other = Certs::new();
+    let (ok, _) = openssl_verify(&ca, &other.cert);
+    assert!(!ok, "a foreign chain verified");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state.path().join("ca")), 0o700);
+        assert_eq!(mode(&state.path().join("ca/ca.key")), 0o600);
+        assert_eq!(mode(&issued.join("server.key")), 0o600);
+    }
+
+    // Longer than browsers accept: refused, nothing written.
+    let (code, _, err) = vigie(&["ca", "issue", "x.lan", "--days", "398"], config.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("397"), "{err}");
+    assert!(!state.path().join("ca/issued/x.lan").exists());
+    // Not a name: refused, nothing written outside the folder.
+    let (code, _, err) = vigie(&["ca", "issue", "../../evil"], config.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("not a host name"), "{err}");
+}
+
+#[test]
+fn issuing_without_a_ca_says_how_to_make_one() {
+    let certs = Certs::new();
+    let state = tempfile::tempdir().unwrap();
+    let yaml = ConfigBuilder::new(&certs, "http://127.0.0.1:8042")
+        .set("state_dir", state.path().display().to_string())
+        .build_yaml();
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    config.write_all(yaml.as_bytes()).unwrap();
+    let (code, _, err) = vigie(&["ca", "issue", "pacs.lan"], config.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("vigie ca init"), "{err}");
+}
