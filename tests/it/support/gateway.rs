@@ -109,6 +109,21 @@ impl GwProcess {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        // What the gateway says on stderr (configuration problems, a port already taken),
+        // for the panic message when it does not start.
+        let stderr_text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let stderr = child.stderr.take().unwrap();
+            let text = stderr_text.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let mut t = text.lock().unwrap();
+                    t.push_str(&l);
+                    t.push('\n');
+                }
+            });
+        }
         let stdout = child.stdout.take().unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -122,8 +137,14 @@ impl GwProcess {
         let https = loop {
             let line = tokio::time::timeout(Duration::from_secs(20), rx.recv())
                 .await
-                .expect("gateway did not start")
-                .expect("gateway exited before listening");
+                .expect("gateway did not start");
+            let Some(line) = line else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                panic!(
+                    "gateway exited before listening; its stderr:\n{}",
+                    stderr_text.lock().unwrap()
+                );
+            };
             if line.contains("vigie listening") {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap();
                 break v["https"].as_str().unwrap().parse().unwrap();

@@ -163,8 +163,21 @@ impl Idp {
             opts,
         };
         // Another process may take the port between its release and node's bind: try again.
+        // Never the gateway's own port: it was picked the same way and is not bound yet.
+        let gw_port = idp
+            .opts
+            .redirect_uris
+            .first()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.port());
         for _ in 0..3 {
-            idp.addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let port = loop {
+                let p = free_port();
+                if Some(p) != gw_port {
+                    break p;
+                }
+            };
+            idp.addr = SocketAddr::from(([127, 0, 0, 1], port));
             idp.issuer = format!("{}{realm}", idp.url(""));
             let well_known = match idp.opts.profile {
                 Profile::Psc => "wallet-openid-configuration",
