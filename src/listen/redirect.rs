@@ -1,6 +1,9 @@
 //! The optional plain-HTTP listener: every request is redirected to the HTTPS origin built from
 //! `server_name` (never from the client's `Host`, which would make an open redirect). It never
-//! proxies anything.
+//! proxies anything. One exception, when the practice has its own CA (`vigie ca init`): a doctor
+//! whose computer does not trust it yet cannot reach the HTTPS pages, so this listener offers
+//! the CA certificate (`/_vigie/ca.crt`) and a page with its fingerprint to compare
+//! (`/_vigie/ca`). The CA is read at start.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,10 +30,19 @@ pub(crate) async fn serve(
     } else {
         format!("https://{}:{port}", cfg.server_name).into()
     };
+    let ca = crate::tls::ca::PublishedCa::read(&cfg.state_dir).map(Arc::new);
     serve_plain(listener, shared.clone(), stop, 1024, move |_| {
         let origin = origin.clone();
+        let ca = ca.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
-            let res = redirect(&origin, &req);
+            let res = match (&ca, req.uri().path()) {
+                (Some(ca), CA_CERT | CA_PAGE)
+                    if req.method() == Method::GET || req.method() == Method::HEAD =>
+                {
+                    ca_download(ca, req.uri().path(), &origin)
+                }
+                _ => redirect(&origin, &req),
+            };
             async move { Ok::<_, Infallible>(res) }
         })
     })
@@ -52,4 +64,49 @@ fn redirect(origin: &str, req: &Request<Incoming>) -> Response<Body> {
         StatusCode::PERMANENT_REDIRECT
     };
     respond::redirect(status, &format!("{origin}{pq}"), "https_only")
+}
+
+/// The practice CA's certificate, for download.
+const CA_CERT: &str = "/_vigie/ca.crt";
+/// The page that offers it, with its fingerprint.
+const CA_PAGE: &str = "/_vigie/ca";
+
+fn ca_download(ca: &crate::tls::ca::PublishedCa, path: &str, origin: &str) -> Response<Body> {
+    use http::HeaderValue;
+    use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+    let (body, kind) = if path == CA_CERT {
+        (ca.pem.clone(), "application/x-x509-ca-cert")
+    } else {
+        let fp = &ca.fingerprint;
+        (
+            format!(
+                "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width\"><title>Vigie</title></head><body>\
+<h1>Autorit\u{e9} de certification du cabinet</h1>\
+<p>Pour acc\u{e9}der \u{e0} <a href=\"{origin}/\">{origin}</a>, installez une fois sur cet ordinateur \
+<a href=\"{CA_CERT}\">le certificat de l'autorit\u{e9}</a>, apr\u{e8}s avoir v\u{e9}rifi\u{e9} avec l'administrateur \
+que son empreinte SHA-256 est bien :</p><p><code>{fp}</code></p>\
+<h1 lang=\"en\">The practice's certificate authority</h1>\
+<p lang=\"en\">To reach <a href=\"{origin}/\">{origin}</a>, install <a href=\"{CA_CERT}\">the authority's \
+certificate</a> on this computer once, after checking with the administrator that its SHA-256 \
+fingerprint is:</p><p><code>{fp}</code></p></body></html>"
+            ),
+            "text/html; charset=utf-8",
+        )
+    };
+    let mut res = Response::new(Body::full(body));
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    if path == CA_CERT {
+        h.insert(
+            CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"vigie-ca.crt\""),
+        );
+    }
+    respond::with_reason(res, "ca_download")
 }

@@ -108,15 +108,7 @@ impl LocalCa {
     /// SHA-256 of the CA certificate (DER), as `AB:CD:…`: what the doctors compare before
     /// trusting the file they downloaded.
     pub fn fingerprint(&self) -> String {
-        let der = rustls_pki_types::pem::PemObject::from_pem_slice(self.pem.as_bytes())
-            .map(|c: rustls_pki_types::CertificateDer<'_>| c.as_ref().to_vec())
-            .unwrap_or_default();
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
-        d.as_ref()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        fingerprint(&self.pem).unwrap_or_default()
     }
 
     /// A server certificate for `names` (the first is its common name), valid `days` (at most
@@ -160,6 +152,37 @@ impl LocalCa {
         write_file(&cert_path, chain.as_bytes(), false)?;
         Ok((cert_path, key_path))
     }
+}
+
+/// The practice CA's certificate as the plain-HTTP listener offers it for download: its PEM and
+/// SHA-256 fingerprint, read from `state_dir/ca/ca.crt` when there is one (the key is not read).
+#[derive(Debug, Clone)]
+pub struct PublishedCa {
+    pub pem: String,
+    pub fingerprint: String,
+}
+
+impl PublishedCa {
+    pub fn read(state_dir: &Path) -> Option<PublishedCa> {
+        let pem = fs::read_to_string(CaFiles::in_dir(&state_dir.join("ca")).cert).ok()?;
+        let fingerprint = fingerprint(&pem)?;
+        Some(PublishedCa { pem, fingerprint })
+    }
+}
+
+/// SHA-256 of the first certificate of `pem` (DER), as `AB:CD:…`.
+fn fingerprint(pem: &str) -> Option<String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref());
+    Some(
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 /// Replaces the file atomically ([`crate::files`]); private keys get mode 0600 from the start.

@@ -123,3 +123,67 @@ fn issuing_without_a_ca_says_how_to_make_one() {
     assert_eq!(code, 1);
     assert!(err.contains("vigie ca init"), "{err}");
 }
+
+#[tokio::test]
+async fn the_plain_http_listener_offers_the_practice_ca() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let state = tempfile::tempdir().unwrap();
+    let yaml = ConfigBuilder::new(&certs, &up.url())
+        .set("state_dir", state.path().display().to_string())
+        .set("listen.http", "127.0.0.1:0")
+        // No sign-in at each start: two starts on one state_dir within 30 s would replay the
+        // test account's TOTP code.
+        .remove_user(TEST_USER)
+        .build_yaml();
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    config.write_all(yaml.as_bytes()).unwrap();
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // No CA yet: the download is not there, everything goes to HTTPS.
+    let gw = Gw::start(&yaml).await;
+    let base = format!("http://{}", gw.http.unwrap());
+    let res = plain
+        .get(format!("{base}/_vigie/ca.crt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 301);
+    gw.shutdown().await;
+
+    let (code, out, err) = vigie(&["ca", "init"], config.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let fingerprint = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SHA-256 fingerprint: "))
+        .unwrap()
+        .to_owned();
+    let gw = Gw::start(&yaml).await;
+    let base = format!("http://{}", gw.http.unwrap());
+    let res = plain
+        .get(format!("{base}/_vigie/ca.crt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-x509-ca-cert");
+    let served = res.bytes().await.unwrap();
+    assert_eq!(
+        served,
+        std::fs::read(state.path().join("ca/ca.crt")).unwrap()
+    );
+    let page = plain.get(format!("{base}/_vigie/ca")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&fingerprint), "{html}");
+    assert!(html.contains("href=\"/_vigie/ca.crt\""), "{html}");
+    // Never the key; everything else still goes to HTTPS.
+    for path in ["/_vigie/ca.key", "/ca/ca.key", "/"] {
+        let res = plain.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 301, "{path}");
+    }
+    gw.shutdown().await;
+}
