@@ -21,6 +21,13 @@ fn vigie(args: &[&str], config: &Path) -> (i32, String, String) {
     )
 }
 
+/// `yaml` in a temporary file, for `--config`.
+fn written(yaml: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(yaml.as_bytes()).unwrap();
+    file
+}
+
 /// `openssl verify` of the first certificate of `chain` against `ca` alone.
 fn openssl_verify(ca: &Path, chain: &Path) -> (bool, String) {
     let text = std::fs::read_to_string(chain).unwrap();
@@ -50,8 +57,7 @@ fn a_practice_ca_issues_chains_that_openssl_verifies() {
     let yaml = ConfigBuilder::new(&certs, "http://127.0.0.1:8042")
         .set("state_dir", state.path().display().to_string())
         .build_yaml();
-    let mut config = tempfile::NamedTempFile::new().unwrap();
-    config.write_all(yaml.as_bytes()).unwrap();
+    let config = written(&yaml);
 
     let (code, out, err) = vigie(&["ca", "init", "--name", "Cabinet Dr Test"], config.path());
     assert_eq!(code, 0, "{out}{err}");
@@ -117,8 +123,7 @@ fn issuing_without_a_ca_says_how_to_make_one() {
     let yaml = ConfigBuilder::new(&certs, "http://127.0.0.1:8042")
         .set("state_dir", state.path().display().to_string())
         .build_yaml();
-    let mut config = tempfile::NamedTempFile::new().unwrap();
-    config.write_all(yaml.as_bytes()).unwrap();
+    let config = written(&yaml);
     let (code, _, err) = vigie(&["ca", "issue", "pacs.lan"], config.path());
     assert_eq!(code, 1);
     assert!(err.contains("vigie ca init"), "{err}");
@@ -136,8 +141,7 @@ async fn the_plain_http_listener_offers_the_practice_ca() {
         // test account's TOTP code.
         .remove_user(TEST_USER)
         .build_yaml();
-    let mut config = tempfile::NamedTempFile::new().unwrap();
-    config.write_all(yaml.as_bytes()).unwrap();
+    let config = written(&yaml);
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -146,11 +150,8 @@ async fn the_plain_http_listener_offers_the_practice_ca() {
     // No CA yet: the download is not there, everything goes to HTTPS.
     let gw = Gw::start(&yaml).await;
     let base = format!("http://{}", gw.http.unwrap());
-    let res = plain
-        .get(format!("{base}/_vigie/ca.crt"))
-        .send()
-        .await
-        .unwrap();
+    let res = plain.get(format!("{base}/_vigie/ca.crt")).send();
+    let res = res.await.unwrap();
     assert_eq!(res.status(), 301);
     gw.shutdown().await;
 
@@ -163,11 +164,8 @@ async fn the_plain_http_listener_offers_the_practice_ca() {
         .to_owned();
     let gw = Gw::start(&yaml).await;
     let base = format!("http://{}", gw.http.unwrap());
-    let res = plain
-        .get(format!("{base}/_vigie/ca.crt"))
-        .send()
-        .await
-        .unwrap();
+    let res = plain.get(format!("{base}/_vigie/ca.crt")).send();
+    let res = res.await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/x-x509-ca-cert");
     let served = res.bytes().await.unwrap();
