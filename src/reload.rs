@@ -16,7 +16,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tracing::{error, info, info_span};
+use tracing::{error, info, info_span, warn};
 
 use crate::config::Config;
 use crate::files::FileStamp;
@@ -31,6 +31,7 @@ use crate::tls::store::Reload;
 pub(crate) async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
     let account_files = account_files(&shared.config);
     let mut account_stamps = FileStamp::of(&account_files);
+    let mut expiry = ExpiryWarning::default();
     let mut tick = tokio::time::interval(shared.config.tls.reload_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     #[cfg(unix)]
@@ -64,9 +65,38 @@ pub(crate) async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
                 error!(error = %e, "new certificate refused; still serving the previous one");
             }
         }
-        shared
-            .metrics
-            .set_cert_expiry(certs.current().info.not_after);
+        let not_after = certs.current().info.not_after;
+        shared.metrics.set_cert_expiry(not_after);
+        expiry.check(not_after, crate::host::unix_now());
+    }
+}
+
+/// Under this much time left, the log says the certificate must be renewed.
+const EXPIRY_LOG: u64 = 30 * 86_400;
+
+/// The log's warning that the served certificate expires soon: at start and then once a day
+/// while it does (`vigie check` reports it from 14 days, the alerts from 14 days too).
+#[derive(Debug, Default)]
+struct ExpiryWarning {
+    /// Unix seconds of the last warning.
+    last: Option<u64>,
+}
+
+impl ExpiryWarning {
+    /// Whether to warn now, for a certificate valid until `not_after`; warns when so.
+    fn check(&mut self, not_after: i64, now: u64) -> bool {
+        let left = u64::try_from(not_after).unwrap_or(0).saturating_sub(now);
+        let due = left < EXPIRY_LOG && self.last.is_none_or(|t| now.saturating_sub(t) >= 86_400);
+        if due {
+            self.last = Some(now);
+            warn!(
+                days_left = left / 86_400,
+                not_after,
+                "the served certificate expires in {} day(s): renew it (tls.cert_file)",
+                left / 86_400
+            );
+        }
+        due
     }
 }
 
@@ -101,5 +131,37 @@ fn reload_accounts(shared: &GatewayState) {
             problems = %e,
             "configuration not reloaded: it has errors; the running accounts are kept"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_near_its_end_is_in_the_log_once_a_day() {
+        let day = 86_400;
+        let now = 1_800_000_000;
+        let mut w = ExpiryWarning::default();
+        assert!(
+            !w.check(now as i64 + 31 * day as i64, now),
+            "31 days: quiet"
+        );
+        assert!(
+            w.check(now as i64 + 29 * day as i64, now),
+            "29 days: warned"
+        );
+        assert!(
+            !w.check(now as i64 + 29 * day as i64, now + 3600),
+            "not again within a day"
+        );
+        assert!(
+            w.check(now as i64 + 29 * day as i64, now + day),
+            "the next day"
+        );
+        assert!(
+            w.check(now as i64 - 10, now + 2 * day),
+            "expired: still said"
+        );
     }
 }

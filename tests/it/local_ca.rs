@@ -185,3 +185,30 @@ async fn the_plain_http_listener_offers_the_practice_ca() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_certificate_near_its_end_is_in_the_log() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    // A certificate with 10 days left, over the test one.
+    let dir = tempfile::tempdir().unwrap();
+    let ca =
+        vigie::tls::ca::LocalCa::create(vigie::tls::ca::CaFiles::in_dir(dir.path()), "T").unwrap();
+    let names = ["viewer.test", "localhost", "127.0.0.1", "::1"].map(String::from);
+    let (chain, key) = ca.issue(&names, 10).unwrap();
+    std::fs::write(&certs.cert, chain).unwrap();
+    std::fs::write(&certs.key, key).unwrap();
+    let mut gw = ConfigBuilder::new(&certs, &up.url())
+        .remove_user(TEST_USER)
+        .start_process()
+        .await;
+    let line = gw
+        .wait_log(
+            "the served certificate expires in",
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["level"], "WARN", "{line}");
+    assert!(matches!(v["days_left"].as_u64(), Some(9 | 10)), "{line}");
+}
