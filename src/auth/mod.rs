@@ -139,37 +139,37 @@ pub struct Account {
 }
 
 impl Account {
-    /// The stand-in for a user who signed in through an OpenID provider: no password, no
-    /// TOTP, the roles mapped at sign-in.
-    fn external(username: &str, roles: &[String]) -> Account {
+    /// An account with its upstream headers built once. User names and roles are validated to
+    /// header-safe characters (the configuration's, and the names mapped from a provider's
+    /// claims alike).
+    fn new(username: &str, roles: Vec<String>) -> Account {
         Account {
             username: username.into(),
-            roles: roles.to_vec().into(),
-            // Mapped user names are checked like local ones; roles come from the configuration.
             user_header: HeaderValue::from_str(username)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
             roles_header: HeaderValue::from_str(&roles.join(","))
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
+            roles: roles.into(),
             password_hash: String::new(),
             totp_secret: None,
             disabled: false,
         }
+    }
+
+    /// The stand-in for a user who signed in through an OpenID provider: no password, no
+    /// TOTP, the roles mapped at sign-in.
+    fn external(username: &str, roles: &[String]) -> Account {
+        Account::new(username, roles.to_vec())
     }
 }
 
 impl From<&User> for Account {
     fn from(u: &User) -> Account {
         Account {
-            username: u.username.as_str().into(),
-            roles: u.roles.clone().into(),
-            // User names and roles are validated to header-safe characters.
-            user_header: HeaderValue::from_str(&u.username)
-                .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
-            roles_header: HeaderValue::from_str(&u.roles.join(","))
-                .unwrap_or_else(|_| HeaderValue::from_static("")),
             password_hash: u.password_hash.clone(),
             totp_secret: u.totp_secret.clone(),
             disabled: u.disabled,
+            ..Account::new(&u.username, u.roles.clone())
         }
     }
 }
@@ -362,10 +362,16 @@ impl Auth {
                 )
             })
             .collect();
+        // Each provider's rules digested once, not once per session.
+        let digests: HashMap<&str, String> = settings
+            .oidc
+            .iter()
+            .map(|p| (p.name.as_str(), oidc::rules_digest(p)))
+            .collect();
         let mut ended = Vec::new();
         let revoked = self.store.retain_sessions(|sid, rec| {
             let reason = match (&rec.external, accounts.get(rec.user.as_str())) {
-                (Some(ext), _) => match external_standing(settings, &rec.user, ext) {
+                (Some(ext), _) => match external_standing(settings, &digests, &rec.user, ext) {
                     None => return true,
                     Some(reason) => reason,
                 },
@@ -620,15 +626,19 @@ impl Auth {
 /// rules changed since it opened).
 fn external_standing(
     settings: &AuthSettings,
+    digests: &HashMap<&str, String>,
     user: &str,
     ext: &crate::store::ExternalSession,
 ) -> Option<&'static str> {
-    let Some(p) = settings.oidc.iter().find(|p| p.name == ext.provider) else {
+    let (Some(p), Some(digest)) = (
+        settings.oidc.iter().find(|p| p.name == ext.provider),
+        digests.get(ext.provider.as_str()),
+    ) else {
         return Some("provider_removed");
     };
     if p.disabled_users.iter().any(|u| u == user) {
         Some("account_disabled")
-    } else if oidc::rules_digest(p) != ext.rules {
+    } else if *digest != ext.rules {
         Some("provider_rules_changed")
     } else {
         None

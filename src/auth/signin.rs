@@ -249,28 +249,10 @@ impl Auth {
         account: Option<String>,
     ) -> Result<(), SignInError> {
         let settings = self.settings.load_full();
-        let (max, lock, now) = (
-            settings.max_failures,
-            settings.lockout.as_secs(),
-            unix_now(),
-        );
-        let (s, key) = (self.store.clone(), format!("ip:{client}"));
-        let f = blocking(move || s.record_failure(&key, now, max, lock)).await?;
-        self.audit(Event::SignInRefused {
-            account: account.clone(),
-            client,
-            reason,
-            failures: f.count,
-        });
-        if f.locked_until > now {
-            warn!(%client, "sign-in locked out for {} s", lock);
-            self.audit(Event::LockedOut {
-                account,
-                client,
-                seconds: lock,
-            });
-        }
-        Ok(())
+        let keys = vec![format!("ip:{client}")];
+        self.count_failure(keys, &settings, unix_now(), client, reason, account)
+            .await
+            .map(|_| ())
     }
 
     /// Sign-in phase, on failure: counted per account and per client address (a lockout after
@@ -284,26 +266,45 @@ impl Auth {
         reason: &'static str,
         account: Option<String>,
     ) -> Result<(), SignInError> {
-        let (max, lock) = (settings.max_failures, settings.lockout.as_secs());
-        let (uf, ipf) = {
-            let s = self.store.clone();
-            blocking(move || {
-                Ok((
-                    s.record_failure(&keys.user, now, max, lock)?,
-                    s.record_failure(&keys.ip, now, max, lock)?,
-                ))
-            })
-            .await?
-        };
-        let failures = uf.count.max(ipf.count);
+        let keys = vec![keys.user, keys.ip];
+        let failures = self
+            .count_failure(keys, settings, now, client, reason, account)
+            .await?;
         warn!(%client, reason, failures, "sign-in refused");
+        // Growing delay: 1, 2, 4, 8, then 16 times auth.failure_delay (0.25 s by default).
+        let n = failures.clamp(1, 5);
+        tokio::time::sleep(settings.failure_delay * (1 << (n - 1))).await;
+        Ok(())
+    }
+
+    /// A refused sign-in counted under each of `keys` (a lockout after `auth.max_failures`) and
+    /// recorded, with the lockout when it starts (logged). Returns the highest count; the
+    /// caller logs the refusal itself.
+    async fn count_failure(
+        &self,
+        keys: Vec<String>,
+        settings: &AuthSettings,
+        now: u64,
+        client: IpAddr,
+        reason: &'static str,
+        account: Option<String>,
+    ) -> Result<u32, SignInError> {
+        let (max, lock) = (settings.max_failures, settings.lockout.as_secs());
+        let s = self.store.clone();
+        let counts = blocking(move || {
+            keys.iter()
+                .map(|k| s.record_failure(k, now, max, lock))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        let failures = counts.iter().map(|f| f.count).max().unwrap_or(0);
         self.audit(Event::SignInRefused {
             account: account.clone(),
             client,
             reason,
             failures,
         });
-        if uf.locked_until > now || ipf.locked_until > now {
+        if counts.iter().any(|f| f.locked_until > now) {
             warn!(%client, "sign-in locked out for {} s", lock);
             self.audit(Event::LockedOut {
                 account,
@@ -311,10 +312,7 @@ impl Auth {
                 seconds: lock,
             });
         }
-        // Growing delay: 1, 2, 4, 8, then 16 times auth.failure_delay (0.25 s by default).
-        let n = uf.count.max(ipf.count).clamp(1, 5);
-        tokio::time::sleep(settings.failure_delay * (1 << (n - 1))).await;
-        Ok(())
+        Ok(failures)
     }
 
     /// Ends a session at once (and on disk).

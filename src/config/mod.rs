@@ -21,6 +21,7 @@ pub use alerts::{
     AlertSettings, EmailChannel, FailedSignIns, SmtpSecurity, Volume, WebhookChannel, WorkingHours,
 };
 pub use units::{parse_duration, parse_size};
+pub(crate) use validate::alerts::loopback;
 pub(crate) use validate::oidc::acceptable_url as acceptable_provider_url;
 pub(crate) use validate::oidc::client_key as parse_client_key;
 pub(crate) use validate::oidc::read_ca_file;

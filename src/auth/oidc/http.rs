@@ -74,7 +74,7 @@ impl HttpClient {
             .to_owned();
         let https = match uri.scheme_str() {
             Some("https") => true,
-            Some("http") if loopback(&host) => false,
+            Some("http") if crate::config::loopback(&host) => false,
             _ => {
                 return Err(HttpError(format!(
                     "refusing {}://{host}: only https://, or http:// to this machine",
@@ -141,14 +141,6 @@ where
         .map_err(|e| HttpError(format!("reading the answer: {e}")))?
         .to_bytes();
     Ok(Response::from_parts(parts, body.to_vec()))
-}
-
-/// Whether `host` is this machine (the only place plain HTTP may go).
-fn loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl<'c> AsyncHttpClient<'c> for HttpClient {

@@ -10,7 +10,7 @@ use crate::config::{
 };
 
 /// Whether `host` (a name or an IP, brackets allowed) is this machine.
-pub(super) fn loopback(host: &str) -> bool {
+pub(crate) fn loopback(host: &str) -> bool {
     let h = host.trim_matches(|c| c == '[' || c == ']');
     h.eq_ignore_ascii_case("localhost")
         || h.parse::<std::net::IpAddr>()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod access;
-mod alerts;
+pub(crate) mod alerts;
 mod audit;
 mod auth;
 mod limits;

@@ -56,30 +56,31 @@ pub(crate) fn read_ca_file(
 /// in PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes), RS256 for an RSA key in
 /// PKCS#1 (`BEGIN RSA PRIVATE KEY`).
 pub(crate) fn client_key_algorithm(pem: &str) -> Option<jsonwebtoken::Algorithm> {
-    client_key(pem).map(|(alg, _)| alg)
+    let (alg, key) = client_key(pem)?;
+    let probe = jsonwebtoken::Header::new(alg);
+    jsonwebtoken::encode(&probe, &serde_json::json!({"probe": 1}), &key)
+        .ok()
+        .map(|_| alg)
 }
 
-/// The key of [`client_key_algorithm`], ready to sign.
+/// The key of [`client_key_algorithm`], ready to sign (not tried: the configuration was).
 pub(crate) fn client_key(
     pem: &str,
 ) -> Option<(jsonwebtoken::Algorithm, jsonwebtoken::EncodingKey)> {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use jsonwebtoken::{Algorithm, EncodingKey};
     use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
-    let (alg, key) = match PrivateKeyDer::from_pem_slice(pem.as_bytes()).ok()? {
-        PrivateKeyDer::Pkcs8(der) => (
+    match PrivateKeyDer::from_pem_slice(pem.as_bytes()).ok()? {
+        PrivateKeyDer::Pkcs8(der) => Some((
             Algorithm::ES256,
             EncodingKey::from_ec_der(der.secret_pkcs8_der()),
-        ),
-        PrivateKeyDer::Pkcs1(der) => (
+        )),
+        PrivateKeyDer::Pkcs1(der) => Some((
             Algorithm::RS256,
             EncodingKey::from_rsa_der(der.secret_pkcs1_der()),
-        ),
-        _ => return None,
-    };
-    encode(&Header::new(alg), &serde_json::json!({"probe": 1}), &key)
-        .ok()
-        .map(|_| (alg, key))
+        )),
+        _ => None,
+    }
 }
 
 impl Validator {
