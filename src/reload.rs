@@ -57,17 +57,19 @@ pub(crate) async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
         match certs.reload(forced) {
             Reload::Unchanged => {}
             Reload::Reloaded => {
-                let info = &certs.current().info;
-                info!(subject = %info.subject, not_after = info.not_after, "certificate reloaded");
+                if let Some(c) = certs.current() {
+                    info!(subject = %c.info.subject, not_after = c.info.not_after, "certificate reloaded");
+                }
             }
             Reload::Failed(e) => {
                 shared.metrics.cert_reload_failed();
                 error!(error = %e, "new certificate refused; still serving the previous one");
             }
         }
-        let not_after = certs.current().info.not_after;
-        shared.metrics.set_cert_expiry(not_after);
-        expiry.check(not_after, crate::host::unix_now());
+        if let Some(c) = certs.current() {
+            shared.metrics.set_cert_expiry(c.info.not_after);
+            expiry.check(c.info.not_after, crate::host::unix_now());
+        }
     }
 }
 

@@ -70,9 +70,9 @@ impl Limiter {
     pub(crate) fn admit(&mut self, alert: &Alert) -> Decision {
         let at = alert.at;
         let repeat = match alert.facts {
-            Facts::Certificate { .. } | Facts::UpstreamOpen { .. } => {
-                self.repeat_after.max(PERIODIC_REPEAT)
-            }
+            Facts::Certificate { .. }
+            | Facts::CertificateRenewal { .. }
+            | Facts::UpstreamOpen { .. } => self.repeat_after.max(PERIODIC_REPEAT),
             _ => self.repeat_after,
         };
         if self.last.len() >= KEYS {

@@ -67,6 +67,14 @@ pub(crate) enum Facts {
     Certificate {
         detail: String,
     },
+    /// The gateway keeps failing to renew the certificate it obtains itself (ACME, the
+    /// practice CA). The error is the CA's or the system's message, never a key.
+    CertificateRenewal {
+        failures: u32,
+        /// Days the served certificate has left; `None` when there is none yet.
+        days_left: Option<i64>,
+        error: String,
+    },
     AuditFailure {
         detail: String,
     },
@@ -85,6 +93,7 @@ impl Facts {
             Facts::OffHours { .. } => "off_hours",
             Facts::UpstreamOpen { .. } => "upstream_open",
             Facts::Certificate { .. } => "certificate",
+            Facts::CertificateRenewal { .. } => "certificate_renewal",
             Facts::AuditFailure { .. } => "audit_failure",
             Facts::Test => "test",
         }
@@ -106,6 +115,7 @@ impl Facts {
             Facts::NewAddress { user, client } => format!("user {user} from {client}"),
             Facts::UpstreamOpen { .. }
             | Facts::Certificate { .. }
+            | Facts::CertificateRenewal { .. }
             | Facts::AuditFailure { .. }
             | Facts::Test => String::new(),
         }
@@ -222,6 +232,20 @@ impl Facts {
                 format!("certificat : {detail}"),
                 format!("certificate: {detail}"),
             ),
+            Facts::CertificateRenewal {
+                failures,
+                days_left,
+                error,
+            } => match days_left {
+                Some(d) => lang.pick_text(
+                    format!("le renouvellement du certificat échoue ({failures} essais ; il expire dans {d} jours) : {error}"),
+                    format!("certificate renewal keeps failing ({failures} attempts; it expires in {d} days): {error}"),
+                ),
+                None => lang.pick_text(
+                    format!("aucun certificat n'a pu être obtenu ({failures} essais ; les connexions sont refusées) : {error}"),
+                    format!("no certificate could be obtained ({failures} attempts; connections are refused): {error}"),
+                ),
+            },
             Facts::AuditFailure { detail } => lang.pick_text(
                 format!("le journal d'audit ne peut pas être écrit : {detail}"),
                 format!("the audit trail cannot be written: {detail}"),
@@ -269,6 +293,10 @@ impl Facts {
             Facts::Certificate { .. } => lang.pick_text(
                 "Renouvelez le certificat et remplacez les fichiers ; Vigie les recharge sans redémarrage.",
                 "Renew the certificate and replace the files; Vigie reloads them without a restart.",
+            ),
+            Facts::CertificateRenewal { .. } => lang.pick_text(
+                "Lancez vigie check : il donne la dernière erreur. En général, le nom ne pointe pas vers la box, ou la box ne redirige pas le port 443 (tls-alpn-01) ou 80 (http-01) vers Vigie. Vigie réessaie seul et garde le certificat actuel.",
+                "Run vigie check: it shows the last error. Usually the name does not point to the internet box, or the box does not forward port 443 (tls-alpn-01) or 80 (http-01) to Vigie. Vigie keeps retrying and keeps the current certificate.",
             ),
             Facts::AuditFailure { .. } => lang.pick_text(
                 "Les accès ne sont plus tous enregistrés : vérifiez l'espace disque et les droits du dossier d'audit, puis lancez vigie audit verify.",

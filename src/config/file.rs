@@ -145,8 +145,20 @@ pub(super) struct FileListen {
 pub(super) struct FileTls {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
+    pub local_ca: Option<bool>,
+    pub acme: Option<FileAcme>,
     pub min_version: Option<String>,
     pub reload_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAcme {
+    pub email: Option<String>,
+    pub accept_terms: Option<bool>,
+    pub directory: Option<String>,
+    pub challenge: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

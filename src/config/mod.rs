@@ -301,12 +301,75 @@ pub enum TlsMinVersion {
 
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
+    /// Where the served certificate comes from. For the local CA and ACME, `cert_file` and
+    /// `key_file` are where the gateway writes what it obtains (under `state_dir`).
+    pub source: CertSource,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub min_version: TlsMinVersion,
     /// How often the certificate files are checked for changes (SIGHUP reloads at once).
     pub reload_interval: Duration,
 }
+
+/// Where the served certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// `tls.cert_file` / `tls.key_file`, managed by the administrator (reloaded when they
+    /// change).
+    Files,
+    /// `tls.local_ca: true`: issued and renewed by the gateway from the practice CA in
+    /// `state_dir/ca` (`vigie ca init`).
+    LocalCa,
+    /// `tls.acme`: obtained and renewed from an ACME certificate authority (Let's Encrypt).
+    Acme(AcmeSettings),
+}
+
+impl CertSource {
+    /// Whether the gateway obtains the certificate itself (so none may exist yet).
+    pub fn is_managed(&self) -> bool {
+        !matches!(self, CertSource::Files)
+    }
+}
+
+/// `tls.acme`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// `mailto:` contact given to the CA (expiry notices, policy changes).
+    pub email: String,
+    /// The CA's directory URL.
+    pub directory: String,
+    pub challenge: AcmeChallenge,
+    /// Extra trust for the CA's own HTTPS (a private ACME CA): PEM, beside the system's store.
+    pub ca_file: Option<PathBuf>,
+    /// The names the certificate covers: `server_name` then `server_aliases`.
+    pub names: Vec<String>,
+    /// `state_dir/acme/<CA host>`: the account, the certificate, its status and the lock.
+    pub dir: PathBuf,
+}
+
+/// How the CA checks that the gateway answers for the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// On the HTTPS listener (port 443 as the CA sees it), nothing else needed.
+    TlsAlpn01,
+    /// On the plain-HTTP listener (port 80 as the CA sees it): `listen.http` required.
+    Http01,
+}
+
+impl AcmeChallenge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+            AcmeChallenge::Http01 => "http-01",
+        }
+    }
+}
+
+/// Let's Encrypt's production directory, the default of `tls.acme.directory`.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (`directory: letsencrypt-staging`): untrusted
+/// certificates, generous rate limits, for trying a setup.
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Clone)]
 pub struct Upstream {

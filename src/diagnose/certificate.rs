@@ -56,10 +56,51 @@ pub(super) fn check(
     r: &mut Report,
 ) -> Option<(Vec<CertificateDer<'static>>, CertInfo)> {
     let t = &config.tls;
+    if served.is_none() && t.source.is_managed() {
+        // The gateway obtains this one itself: a missing, damaged or outdated certificate is
+        // replaced at start, so nothing here stops it.
+        let first = r.findings.len();
+        let found = if t.cert_file.exists() || t.key_file.exists() {
+            check_files(config, r)
+        } else {
+            let file = t.cert_file.display();
+            r.add_at(
+                Level::Info,
+                "certificate",
+                Some("tls".into()),
+                say!(
+                    "Pas encore de certificat : la passerelle en obtient un au démarrage ({file}).",
+                    "No certificate yet: the gateway obtains one at start ({file}).",
+                ),
+                ("", ""),
+            );
+            None
+        };
+        for f in &mut r.findings[first..] {
+            if f.level == Level::Critical {
+                f.level = Level::High;
+            }
+        }
+        return found;
+    }
+    match served {
+        Some(chain) => {
+            let info = tls::describe(chain)?;
+            judge(config, chain.to_vec(), info, r)
+        }
+        None => check_files(config, r),
+    }
+}
+
+/// [`check`] of the certificate files.
+fn check_files(
+    config: &Config,
+    r: &mut Report,
+) -> Option<(Vec<CertificateDer<'static>>, CertInfo)> {
+    let t = &config.tls;
     let file = t.cert_file.display();
-    let (chain, info) = match served {
-        Some(chain) => (chain.to_vec(), tls::describe(chain)?),
-        None => match tls::load(&t.cert_file, &t.key_file) {
+    let (chain, info) = {
+        match tls::load(&t.cert_file, &t.key_file) {
             Ok(loaded) => (loaded.key.cert.clone(), loaded.info),
             Err(e) => {
                 let p = load_problem(&e, t);
@@ -78,8 +119,19 @@ pub(super) fn check(
                 );
                 return None;
             }
-        },
+        }
     };
+    judge(config, chain, info, r)
+}
+
+/// The dates and names of a certificate that could be read.
+fn judge(
+    config: &Config,
+    chain: Vec<CertificateDer<'static>>,
+    info: CertInfo,
+    r: &mut Report,
+) -> Option<(Vec<CertificateDer<'static>>, CertInfo)> {
+    let file = config.tls.cert_file.display();
     let now = unix_now_i64();
     let left = info.seconds_left(now);
     let days = left.div_euclid(86_400);

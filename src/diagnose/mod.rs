@@ -20,6 +20,7 @@ mod policy;
 mod ports;
 mod probe;
 mod render;
+mod renewal;
 mod signin;
 mod upstream;
 
@@ -68,7 +69,7 @@ pub(crate) struct Finding {
     pub level: Level,
     /// Stable identifier of the check (`certificate`, `tls`, `upstream`, `upstream_address`,
     /// `upstream_credentials`, `second_factor`, `accounts`, `policy`, `viewer_ports`,
-    /// `gateway`, `plain_http`, `admin_listener`, `audit`, `oidc`, `oidc_assurance`).
+    /// `gateway`, `plain_http`, `admin_listener`, `audit`, `oidc`, `oidc_assurance`, `renewal`).
     pub check: &'static str,
     /// The configuration key to look at (`tls.cert_file`, `server_aliases[1]`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +176,7 @@ use say;
 pub(crate) fn check(config: &Config, opts: CheckOptions, lang: Lang) -> Vec<Finding> {
     let mut r = Report::new(lang);
     certificate::check(config, None, &mut r);
+    renewal::check(config, &mut r);
     if opts.upstream {
         upstream::reachable(config, &mut r);
     }
@@ -195,6 +197,7 @@ pub(crate) async fn inspect(config: &Config, opts: &Options) -> Vec<Finding> {
     if let Some((chain, info)) = certificate::check(config, served.as_deref(), &mut r) {
         certificate::trust(config, &chain, &info, &mut r);
     }
+    renewal::check(config, &mut r);
     upstream::address(config, &mut r).await;
     if upstream::reachable(config, &mut r) {
         let _open = upstream::credentials(config, opts, &mut r).await;

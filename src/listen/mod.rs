@@ -13,6 +13,7 @@
 //! redirect listeners and the certificate reloader run on the caller's runtime.
 
 mod admin;
+mod certificate;
 mod plain;
 mod redirect;
 mod worker;
@@ -47,6 +48,10 @@ const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Gateway {
     shared: Arc<GatewayState>,
     certs: Arc<CertStore>,
+    /// Keeps a certificate the gateway obtains itself valid (the practice CA, ACME).
+    renewer: Option<crate::tls::renew::Renewer>,
+    /// ACME's http-01 answers, given by the plain-HTTP listener.
+    challenges: Option<Arc<crate::tls::acme::Challenges>>,
     acceptor: TlsAcceptor,
     https: TcpListener,
     http: Option<TcpListener>,
@@ -77,13 +82,6 @@ impl Gateway {
     /// leaves nothing half-started.
     pub async fn bind(config: Config) -> Result<Gateway, ConfigError> {
         let mut problems = Vec::new();
-        let certs = match CertStore::open(&config.tls.cert_file, &config.tls.key_file) {
-            Ok(c) => Some(Arc::new(c)),
-            Err(e) => {
-                problems.push(crate::diagnose::load_problem(&e, &config.tls));
-                None
-            }
-        };
         let (access_sink, access_rx) = match config.audit.record_access {
             true => {
                 let (sink, rx) = access::viewing::channel();
@@ -93,6 +91,13 @@ impl Gateway {
         };
         // The alerts watch what the trail's writer writes; they record in the trail in turn.
         let alerts = crate::alert::Alerts::start(&config);
+        let (certs, renewer, challenges) = match certificate::open(&config, &alerts) {
+            Ok(c) => (Some(c.store), c.renewer, c.challenges),
+            Err(p) => {
+                problems.push(p);
+                (None, None, None)
+            }
+        };
         let observer: Arc<dyn crate::audit::Observer> = Arc::new(alerts.clone());
         let audit = match AuditWriter::start(
             &AuditPaths::of(&config),
@@ -153,7 +158,9 @@ impl Gateway {
         let server_config = tls::server_config(&config.tls, certs.clone())
             .map_err(|e| ConfigError::Invalid(vec![Problem::error("tls", e.to_string(), "")]))?;
         let metrics = Metrics::new();
-        metrics.set_cert_expiry(certs.current().info.not_after);
+        if let Some(c) = certs.current() {
+            metrics.set_cert_expiry(c.info.not_after);
+        }
         let upstream_slots = Slots::new(
             config.upstream.max_connections,
             config.upstream.queue_timeout,
@@ -200,6 +207,8 @@ impl Gateway {
                 access,
             }),
             certs,
+            renewer,
+            challenges,
             acceptor: TlsAcceptor::from(server_config),
             https,
             http,
@@ -229,6 +238,8 @@ impl Gateway {
         let Gateway {
             shared,
             certs,
+            renewer,
+            challenges,
             acceptor,
             https,
             http,
@@ -256,12 +267,18 @@ impl Gateway {
             stop_rx.clone(),
         ));
         if let Some(l) = http {
-            tasks.spawn(redirect::serve(l, shared.clone(), stop_rx.clone()));
+            tasks.spawn(redirect::serve(
+                l,
+                shared.clone(),
+                challenges,
+                stop_rx.clone(),
+            ));
         }
         if let Some(l) = admin {
             tasks.spawn(admin::serve(l, shared.clone(), stop_rx.clone()));
         }
         let reloader = tokio::spawn(crate::reload::watch(certs, shared.clone()));
+        let renewal = renewer.map(|r| tokio::spawn(r.run()));
         shared.auth.oidc().warm_up();
         let sweeper = tokio::spawn({
             let auth = shared.auth.clone();
@@ -295,6 +312,9 @@ impl Gateway {
         }
         reloader.abort();
         sweeper.abort();
+        if let Some(r) = renewal {
+            r.abort();
+        }
         // What is queued reaches the trail, sealed.
         if let Some(v) = viewings {
             v.finish().await;

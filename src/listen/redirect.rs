@@ -17,10 +17,12 @@ use super::plain::serve_plain;
 use crate::body::Body;
 use crate::respond;
 use crate::state::GatewayState;
+use crate::tls::acme::Challenges;
 
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<GatewayState>,
+    challenges: Option<Arc<Challenges>>,
     stop: watch::Receiver<bool>,
 ) {
     let cfg = &shared.config;
@@ -34,8 +36,13 @@ pub(crate) async fn serve(
     serve_plain(listener, shared.clone(), stop, 1024, move |_| {
         let origin = origin.clone();
         let ca = ca.clone();
+        let challenges = challenges.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
+            let token = req.uri().path().strip_prefix(ACME_PATH);
             let res = match (&ca, req.uri().path()) {
+                _ if token.is_some() && challenges.is_some() => {
+                    acme_answer(challenges.as_deref(), token.unwrap_or_default())
+                }
                 (Some(ca), CA_CERT | CA_PAGE)
                     if req.method() == Method::GET || req.method() == Method::HEAD =>
                 {
@@ -64,6 +71,33 @@ fn redirect(origin: &str, req: &Request<Incoming>) -> Response<Body> {
         StatusCode::PERMANENT_REDIRECT
     };
     respond::redirect(status, &format!("{origin}{pq}"), "https_only")
+}
+
+/// Where the ACME CA looks for its http-01 answer (RFC 8555 §8.3).
+const ACME_PATH: &str = "/.well-known/acme-challenge/";
+
+/// The key authorization for `token`, or 404: a token the gateway did not publish is not
+/// redirected either (the CA must see the failure, not a page).
+fn acme_answer(challenges: Option<&Challenges>, token: &str) -> Response<Body> {
+    use http::HeaderValue;
+    use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+    match challenges.and_then(|c| c.http(token)) {
+        Some(answer) => {
+            let mut res = Response::new(Body::full(answer));
+            let h = res.headers_mut();
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            respond::with_reason(res, "acme_challenge")
+        }
+        None => {
+            let mut res = Response::new(Body::full("not found\n"));
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            respond::with_reason(res, "acme_challenge_unknown")
+        }
+    }
 }
 
 /// The practice CA's certificate, for download.

@@ -198,6 +198,11 @@ impl Worker {
             }
         };
         let (_, session) = tls.get_ref();
+        if session.alpn_protocol() == Some(crate::tls::acme::ACME_TLS_ALPN) {
+            // The ACME CA's tls-alpn-01 check: the handshake was the answer; no HTTP here.
+            debug!(%peer, "ACME tls-alpn-01 check answered");
+            return;
+        }
         let sni_ok = session
             .server_name()
             .is_none_or(|name| self.shared.config.accepts_host(name));

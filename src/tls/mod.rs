@@ -2,9 +2,11 @@
 //! ALPN h2/http1.1, X25519MLKEM768 offered first), certificates loaded from PEM files and
 //! reloaded when they change, and the local development CA.
 
+pub(crate) mod acme;
 pub mod ca;
 mod certs;
 pub mod devcert;
+pub(crate) mod renew;
 pub(crate) mod store;
 
 use std::path::PathBuf;
@@ -62,6 +64,13 @@ pub enum TlsError {
 pub(crate) fn client_connector(
     ca_file: Option<&std::path::Path>,
 ) -> Result<tokio_rustls::TlsConnector, String> {
+    Ok(tokio_rustls::TlsConnector::from(client_config(ca_file)?))
+}
+
+/// The client configuration of [`client_connector`].
+pub(crate) fn client_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(path) = ca_file {
@@ -76,7 +85,7 @@ pub(crate) fn client_connector(
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// The crypto provider Vigie uses everywhere: aws-lc-rs, whose suites are exactly the modern set
@@ -118,6 +127,12 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(store);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if let crate::config::CertSource::Acme(a) = &settings.source
+        && a.challenge == crate::config::AcmeChallenge::TlsAlpn01
+    {
+        // Offered last: only a client asking for nothing else (the CA checking) gets it.
+        config.alpn_protocols.push(acme::ACME_TLS_ALPN.to_vec());
+    }
     // Our order (see `provider`), not the client's: a defined preference that does not depend
     // on what each client happens to list first.
     config.ignore_client_order = true;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod acme;
 mod alerts;
 mod audit;
 mod audit_report;

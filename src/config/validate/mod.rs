@@ -169,7 +169,25 @@ impl Validator {
             .filter_map(|(i, a)| self.host_name(a, &format!("server_aliases[{i}]")))
             .collect();
         let listen = self.listen(f.listen);
-        let tls = self.tls(f.tls);
+        let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));
+        let tls = {
+            let names = server_name
+                .iter()
+                .map(|n| ("server_name".to_string(), n.clone()))
+                .chain(
+                    server_aliases
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| (format!("server_aliases[{i}]"), a.clone())),
+                )
+                .collect();
+            let cx = tls::TlsContext {
+                state_dir: &state_dir,
+                names,
+                listen: listen.as_ref(),
+            };
+            self.tls(f.tls, &cx)
+        };
         let upstream = self.upstream(f.upstream);
         let limits = self.limits(&f.limits);
         let log = self.log(&f.log);
@@ -191,7 +209,6 @@ impl Validator {
         }
         let access = f.access.map(|rules| self.access(rules));
         self.policy_warnings(access.as_deref(), &auth);
-        let state_dir = PathBuf::from(f.state_dir.unwrap_or_else(|| "/var/lib/vigie".into()));
         let audit = self.audit(f.audit.unwrap_or_default(), &state_dir);
         let alerts = self.alerts(f.alerts.unwrap_or_default());
         if let (Some(l), Some(u)) = (&listen, &upstream) {

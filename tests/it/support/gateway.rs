@@ -207,14 +207,33 @@ impl GwProcess {
     /// Waits for a log line containing `needle`.
     pub async fn wait_log(&mut self, needle: &str, limit: Duration) -> String {
         let deadline = tokio::time::Instant::now() + limit;
+        // The lines passed over, shown when the one awaited does not come.
+        let mut seen: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         loop {
+            let shown = |seen: &std::collections::VecDeque<String>| {
+                seen.iter().cloned().collect::<Vec<_>>().join("\n")
+            };
             let line = tokio::time::timeout_at(deadline, self.lines.recv())
                 .await
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"))
-                .unwrap_or_else(|| panic!("gateway exited before logging {needle:?}"));
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no log line with {needle:?}; the last ones:\n{}",
+                        shown(&seen)
+                    )
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "gateway exited before logging {needle:?}; the last lines:\n{}",
+                        shown(&seen)
+                    )
+                });
             if line.contains(needle) {
                 return line;
             }
+            if seen.len() == 20 {
+                seen.pop_front();
+            }
+            seen.push_back(line);
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod gateway;
 pub mod idp;
 pub mod oidc_flow;
+pub mod pebble;
 pub mod upstream;
 
 pub use client::*;

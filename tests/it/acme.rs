@@ -1,0 +1,334 @@
+//! Certificates from a real ACME server (Debian's pebble, `support/pebble.rs`): the gateway
+//! binary obtains its first certificate through tls-alpn-01 and through http-01, serves it
+//! without a restart, renews short-lived ones, keeps serving the old one while the CA is down,
+//! recovers from damaged state files, and keeps its account across restarts (issue 12).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+use crate::support::pebble::{Pebble, PebbleOptions};
+use crate::support::*;
+
+const NAME: &str = "viewer.clinic.test";
+
+/// A gateway set up for ACME against `pebble`, listening where pebble validates.
+struct AcmeSetup {
+    _certs: Certs,
+    _up: Upstream,
+    pebble: Pebble,
+    state: tempfile::TempDir,
+    yaml: String,
+}
+
+impl AcmeSetup {
+    async fn new(challenge: &str, validity_secs: u64) -> AcmeSetup {
+        let (https, http) = (free_port(), free_port());
+        let pebble = Pebble::start(PebbleOptions {
+            http_port: http,
+            tls_port: https,
+            validity_secs,
+        });
+        let certs = Certs::new();
+        let up = Upstream::start(None).await;
+        let state = tempfile::tempdir().unwrap();
+        let yaml = ConfigBuilder::new(&certs, &up.url())
+            .set("state_dir", state.path().display().to_string())
+            .set("server_name", NAME)
+            .set("server_aliases", Vec::<String>::new())
+            .set("listen.https", format!("127.0.0.1:{https}"))
+            .set("listen.http", format!("127.0.0.1:{http}"))
+            .set(
+                "tls",
+                serde_json::json!({
+                    "reload_interval": "200ms",
+                    "acme": {
+                        "email": "it@clinic.test",
+                        "accept_terms": true,
+                        "directory": pebble.directory_url(),
+                        "challenge": challenge,
+                        "ca_file": pebble.listener_ca_file(),
+                    },
+                }),
+            )
+            .remove_user(TEST_USER)
+            .user("dr.acme", &["doctor"])
+            .build_yaml();
+        AcmeSetup {
+            _certs: certs,
+            _up: up,
+            pebble,
+            state,
+            yaml,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        let port = self
+            .pebble
+            .directory_url()
+            .split(':')
+            .nth(2)
+            .and_then(|p| p.split('/').next())
+            .unwrap()
+            .to_string();
+        self.state.path().join(format!("acme/127.0.0.1_{port}"))
+    }
+}
+
+/// The chain the gateway at `addr` serves for [`NAME`], verified against `roots_pem` (the
+/// handshake fails otherwise), with `alpn` offered.
+async fn served_chain(
+    addr: SocketAddr,
+    roots_pem: &str,
+    alpn: &[&[u8]],
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(vigie::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(ServerName::try_from(NAME).unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .unwrap_or_default()
+        .to_vec())
+}
+
+fn leaf_info(chain: &[CertificateDer<'static>]) -> vigie::tls::CertInfo {
+    vigie::tls::describe(chain).unwrap()
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+async fn first_issuance(challenge: &str) {
+    let setup = AcmeSetup::new(challenge, 0).await;
+    let mut gw = GwProcess::start(&setup.yaml).await;
+    gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+        .await;
+    let chain = served_chain(gw.https, &setup.pebble.issuing_roots_pem(), &[b"h2"])
+        .await
+        .expect("the ACME chain verifies against pebble's root");
+    let info = leaf_info(&chain);
+    assert!(info.covers(NAME), "{:?}", info.dns_names);
+    assert!(chain.len() >= 2, "leaf and intermediate");
+    // The key is ECDSA P-256.
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    assert_eq!(
+        leaf.public_key().algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.2.1",
+        "an EC key"
+    );
+    // Against another root, the same handshake fails: the check above can fail.
+    let other = Certs::new();
+    let foreign = std::fs::read_to_string(&other.ca).unwrap();
+    assert!(served_chain(gw.https, &foreign, &[b"h2"]).await.is_err());
+    let dir = setup.dir();
+    for f in ["account.json", "server.key", "server.crt", "status.json"] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    // Nothing is left of the challenge once the order is over.
+    let left = std::fs::read_dir(dir.join("challenges"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "challenge answers left behind");
+    // An ordinary request is served (the sign-in page).
+    let res = served_chain(gw.https, &setup.pebble.issuing_roots_pem(), &[b"http/1.1"]).await;
+    assert!(res.is_ok());
+}
+
+#[tokio::test]
+async fn first_certificate_through_tls_alpn_01() {
+    first_issuance("tls-alpn-01").await;
+}
+
+#[tokio::test]
+async fn first_certificate_through_http_01() {
+    first_issuance("http-01").await;
+}
+
+#[tokio::test]
+async fn a_client_asking_for_acme_tls_gets_nothing_outside_an_order() {
+    let setup = AcmeSetup::new("tls-alpn-01", 0).await;
+    let mut gw = GwProcess::start(&setup.yaml).await;
+    gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+        .await;
+    // acme-tls/1 alone: no challenge in flight, so no certificate at all (never the served
+    // one on that protocol).
+    let err = served_chain(
+        gw.https,
+        &setup.pebble.issuing_roots_pem(),
+        &[b"acme-tls/1"],
+    )
+    .await
+    .unwrap_err();
+    assert!(!err.is_empty());
+}
+
+#[tokio::test]
+async fn short_lived_certificates_are_renewed_and_the_ca_down_keeps_the_old_one() {
+    // 30 s certificates: renewed with 10 s left.
+    let mut setup = AcmeSetup::new("tls-alpn-01", 30).await;
+    let mut gw = GwProcess::start(&setup.yaml).await;
+    gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+        .await;
+    let roots = setup.pebble.issuing_roots_pem();
+    let first = leaf_info(&served_chain(gw.https, &roots, &[b"h2"]).await.unwrap());
+    let account = std::fs::read(setup.dir().join("account.json")).unwrap();
+
+    gw.wait_log("certificate obtained and served", Duration::from_secs(40))
+        .await;
+    let second = leaf_info(&served_chain(gw.https, &roots, &[b"h2"]).await.unwrap());
+    assert!(
+        second.not_after > first.not_after,
+        "renewed: {} then {}",
+        first.not_after,
+        second.not_after
+    );
+    assert_eq!(
+        std::fs::read(setup.dir().join("account.json")).unwrap(),
+        account,
+        "the same account renews"
+    );
+
+    // The CA goes down before the next renewal: the attempt fails, the current certificate
+    // stays in service.
+    setup.pebble.stop();
+    let line = gw
+        .wait_log("certificate renewal failed", Duration::from_secs(40))
+        .await;
+    assert!(
+        line.contains("the current certificate stays in service"),
+        "{line}"
+    );
+    let still = leaf_info(&served_chain(gw.https, &roots, &[b"h2"]).await.unwrap());
+    assert_eq!(
+        still.not_after, second.not_after,
+        "the old certificate is served"
+    );
+    // The status file is written just after the log line.
+    let mut status = String::new();
+    for _ in 0..40 {
+        status = std::fs::read_to_string(setup.dir().join("status.json")).unwrap();
+        if status.contains("\"failures\": 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(status.contains("\"failures\": 1"), "{status}");
+    assert!(status.contains("creating the order"), "{status}");
+
+    // Back: a later retry succeeds (pebble forgot the account: a new one is registered).
+    setup.pebble.restart();
+    gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+        .await;
+    let roots = setup.pebble.issuing_roots_pem();
+    let third = leaf_info(&served_chain(gw.https, &roots, &[b"h2"]).await.unwrap());
+    assert!(third.not_after > second.not_after);
+}
+
+#[tokio::test]
+async fn the_account_is_kept_across_restarts_and_damaged_files_are_recovered() {
+    let setup = AcmeSetup::new("http-01", 0).await;
+    let dir = setup.dir();
+    {
+        let mut gw = GwProcess::start(&setup.yaml).await;
+        gw.wait_log("ACME account created", Duration::from_secs(60))
+            .await;
+        gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+            .await;
+        gw.signal("TERM");
+        let _ = gw.child.wait().await;
+    }
+    let account = std::fs::read(dir.join("account.json")).unwrap();
+    let cert = std::fs::read(dir.join("server.crt")).unwrap();
+
+    // A restart serves the stored certificate without ordering.
+    {
+        let mut gw = GwProcess::start(&setup.yaml).await;
+        let chain = served_chain(gw.https, &setup.pebble.issuing_roots_pem(), &[b"h2"])
+            .await
+            .unwrap();
+        assert_eq!(
+            chain[0].as_ref(),
+            CertificateDer::pem_slice_iter(&cert)
+                .next()
+                .unwrap()
+                .unwrap()
+                .as_ref()
+        );
+        let check = std::process::Command::new(vigie_bin())
+            .args(["check", "--offline", "--config"])
+            .arg(gw.config.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&check.stdout);
+        assert!(said.contains("ACME account registered"), "{said}");
+        assert!(said.contains("Next renewal"), "{said}");
+        gw.signal("TERM");
+        let _ = gw.child.wait().await;
+    }
+
+    // The certificate is damaged: a new one is ordered with the same account.
+    std::fs::write(dir.join("server.crt"), "garbage").unwrap();
+    {
+        let mut gw = GwProcess::start(&setup.yaml).await;
+        // (Its log line comes before "vigie listening", read by the start.)
+        gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+            .await;
+        assert!(
+            std::fs::read_to_string(dir.join("server.crt"))
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        assert_eq!(
+            std::fs::read(dir.join("account.json")).unwrap(),
+            account,
+            "the account key is reused"
+        );
+        served_chain(gw.https, &setup.pebble.issuing_roots_pem(), &[b"h2"])
+            .await
+            .unwrap();
+        gw.signal("TERM");
+        let _ = gw.child.wait().await;
+    }
+
+    // The account file is damaged: kept aside (never deleted), a new account is created.
+    std::fs::write(dir.join("account.json"), "{not json").unwrap();
+    std::fs::remove_file(dir.join("server.crt")).unwrap();
+    {
+        let mut gw = GwProcess::start(&setup.yaml).await;
+        gw.wait_log("the ACME account file is damaged", Duration::from_secs(30))
+            .await;
+        gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+            .await;
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the damaged account file is kept aside");
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), b"{not json");
+    }
+}
