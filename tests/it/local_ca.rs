@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -211,4 +212,141 @@ async fn a_certificate_near_its_end_is_in_the_log() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["level"], "WARN", "{line}");
     assert!(matches!(v["days_left"].as_u64(), Some(9 | 10)), "{line}");
+}
+
+/// The TLS client of a doctor's computer that trusts the practice CA `ca` only: the chain the
+/// gateway serves for `name`, verified.
+async fn chain_trusted_by(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    name: &str,
+) -> Result<vigie::tls::CertInfo, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(vigie::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let chain = tls.get_ref().1.peer_certificates().unwrap().to_vec();
+    Ok(vigie::tls::describe(&chain).unwrap())
+}
+
+#[tokio::test]
+async fn the_gateway_issues_and_renews_its_certificate_from_the_practice_ca() {
+    let certs = Certs::new();
+    let up = Upstream::start(None).await;
+    let state = tempfile::tempdir().unwrap();
+    let builder = ConfigBuilder::new(&certs, &up.url())
+        .set("state_dir", state.path().display().to_string())
+        .set("server_name", "pacs.cabinet.lan")
+        .set("server_aliases", ["192.168.1.20"])
+        .set(
+            "tls",
+            serde_json::json!({"local_ca": true, "reload_interval": "200ms"}),
+        )
+        .remove_user(TEST_USER);
+    let yaml = builder.build_yaml();
+    let config = written(&yaml);
+
+    // No CA yet: the gateway refuses to start, and says how to make one.
+    let out = Command::new(vigie_bin())
+        .args(["serve", "--config"])
+        .arg(config.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vigie ca init"), "{err}");
+
+    let (code, out, err) = vigie(&["ca", "init"], config.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let ca = state.path().join("ca/ca.crt");
+    let issued = state.path().join("ca/issued/pacs.cabinet.lan");
+
+    // First start: a 90-day certificate for both names, trusted through the CA alone.
+    let first = {
+        let mut gw = GwProcess::start(&yaml).await;
+        gw.wait_log("certificate obtained and served", Duration::from_secs(20))
+            .await;
+        let info = chain_trusted_by(gw.https, &ca, "pacs.cabinet.lan")
+            .await
+            .unwrap();
+        assert!(info.covers("192.168.1.20"));
+        let days = (info.not_after - unix_now() as i64) / 86_400;
+        assert!((89..=90).contains(&days), "{days} days");
+        // A computer that trusts another CA refuses it.
+        let other = Certs::new();
+        assert!(
+            chain_trusted_by(gw.https, &other.ca, "pacs.cabinet.lan")
+                .await
+                .is_err()
+        );
+        let (ok, said) = openssl_verify(&ca, &issued.join("server.crt"));
+        assert!(ok, "{said}");
+        gw.signal("TERM");
+        let _ = gw.child.wait().await;
+        info
+    };
+
+    // A restart keeps it (nothing is due).
+    {
+        let gw = GwProcess::start(&yaml).await;
+        let info = chain_trusted_by(gw.https, &ca, "pacs.cabinet.lan")
+            .await
+            .unwrap();
+        assert_eq!(info.not_after, first.not_after);
+        gw.signal("TERM");
+        let mut gw = gw;
+        let _ = gw.child.wait().await;
+    }
+
+    // A certificate with under a third of its life left (80 of 90 days gone) is renewed at
+    // start, and the new one served.
+    {
+        use rcgen::{CertificateParams, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256};
+        let ca_key =
+            KeyPair::from_pem(&std::fs::read_to_string(state.path().join("ca/ca.key")).unwrap())
+                .unwrap();
+        let ca_pem = std::fs::read_to_string(&ca).unwrap();
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key).unwrap();
+        let mut params =
+            CertificateParams::new(vec!["pacs.cabinet.lan".into(), "192.168.1.20".into()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(80);
+        params.not_after = now + time::Duration::days(10);
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(issued.join("server.crt"), format!("{}{ca_pem}", cert.pem())).unwrap();
+        std::fs::write(issued.join("server.key"), key.serialize_pem()).unwrap();
+    }
+    let mut gw = GwProcess::start(&yaml).await;
+    gw.wait_log("certificate obtained and served", Duration::from_secs(20))
+        .await;
+    let info = chain_trusted_by(gw.https, &ca, "pacs.cabinet.lan")
+        .await
+        .unwrap();
+    let days = (info.not_after - unix_now() as i64) / 86_400;
+    assert!((89..=90).contains(&days), "renewed: {days} days");
+
+    // `vigie check` says when the next renewal is.
+    let out = Command::new(vigie_bin())
+        .args(["check", "--offline", "--config"])
+        .arg(config.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Next renewal"), "{said}");
 }
