@@ -208,12 +208,20 @@ impl Renewer {
                     unreachable: false,
                     account_unknown: false,
                 })?;
-                ca.issue(&self.names, LOCAL_CA_DAYS)
-                    .map_err(|e| AcmeFailure {
-                        message: e.to_string(),
-                        unreachable: false,
-                        account_unknown: false,
-                    })?
+                let (chain, key) =
+                    ca.issue(&self.names, LOCAL_CA_DAYS)
+                        .map_err(|e| AcmeFailure {
+                            message: e.to_string(),
+                            unreachable: false,
+                            account_unknown: false,
+                        })?;
+                // The leaf alone: the CA is what the computers already trust, and sending it
+                // again is wasted bytes in every handshake (scanners flag it).
+                let end = "-----END CERTIFICATE-----";
+                let leaf = chain
+                    .find(end)
+                    .map_or(chain.as_str(), |i| &chain[..i + end.len()]);
+                (format!("{leaf}\n"), key)
             }
             Issuer::Acme(client) => {
                 let current = self.store.current();
