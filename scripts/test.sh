@@ -5,7 +5,7 @@
 # container setup without a Docker engine (scripts/docker-check.sh), then the TLS scanners
 # against a running gateway.
 #   scripts/test.sh                   everything
-#   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~70 s scanner run
+#   SKIP_TLS_SCAN=1 scripts/test.sh   without the ~2 min scanner runs
 #   SKIP_E2E=1 scripts/test.sh        without the real-Orthanc suite (~1 min, installs Orthanc)
 # On a fresh Debian machine it first installs what it needs (apt-get, as root; npm and PyPI
 # packages into the project's own folders): only the Rust toolchain must be there.
@@ -20,7 +20,8 @@ cd "$ROOT"
 command -v cargo >/dev/null || die "cargo is missing: install the Rust toolchain (https://rustup.rs)"
 need=()
 if command -v dpkg >/dev/null; then
-  for p in openssl ca-certificates curl; do have_pkg "$p" || need+=("$p"); done
+  # pebble: the ACME test CA (and its DNS stand-in) of the certificate tests and the scan.
+  for p in openssl ca-certificates curl pebble; do have_pkg "$p" || need+=("$p"); done
   command -v git >/dev/null || need+=(git)
   command -v shellcheck >/dev/null || need+=(shellcheck)
   command -v chromium >/dev/null || have_pkg chromium || need+=(chromium)
@@ -38,7 +39,7 @@ if command -v dpkg >/dev/null; then
 fi
 ((${#need[@]} == 0)) || apt_install "${need[@]}"
 missing=()
-for tool in python3 openssl node npm chromium git shellcheck; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in python3 openssl node npm chromium git shellcheck pebble pebble-challtestsrv; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 [[ "${SKIP_TLS_SCAN:-0}" == 1 ]] || command -v testssl >/dev/null || missing+=(testssl)
 ((${#missing[@]} == 0)) || die "missing: ${missing[*]}: install them with this system's package manager"
 
@@ -104,7 +105,7 @@ fi
 step "container setup (hadolint, compose rules, the binary run as the image runs it)"
 scripts/docker-check.sh
 if [[ "${SKIP_TLS_SCAN:-0}" != 1 ]]; then
-  step "TLS scanners (sslyze, testssl.sh)"
+  step "TLS scanners (sslyze, testssl.sh) against an ACME (pebble) and a practice-CA chain"
   scripts/tls-scan.sh
 fi
 step "all tests passed"
