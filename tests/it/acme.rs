@@ -27,6 +27,11 @@ struct AcmeSetup {
 
 impl AcmeSetup {
     async fn new(challenge: &str, validity_secs: u64) -> AcmeSetup {
+        AcmeSetup::with_hook(challenge, validity_secs, None).await
+    }
+
+    /// [`AcmeSetup::new`], with alerts going to `webhook` when given.
+    async fn with_hook(challenge: &str, validity_secs: u64, webhook: Option<String>) -> AcmeSetup {
         let (https, http) = (free_port(), free_port());
         let pebble = Pebble::start(PebbleOptions {
             http_port: http,
@@ -36,7 +41,11 @@ impl AcmeSetup {
         let certs = Certs::new();
         let up = Upstream::start(None).await;
         let state = tempfile::tempdir().unwrap();
-        let yaml = ConfigBuilder::new(&certs, &up.url())
+        let mut builder = ConfigBuilder::new(&certs, &up.url());
+        if let Some(url) = webhook {
+            builder = builder.set("alerts.webhook", serde_json::json!({ "url": url }));
+        }
+        let yaml = builder
             .set("state_dir", state.path().display().to_string())
             .set("server_name", NAME)
             .set("server_aliases", Vec::<String>::new())
@@ -189,7 +198,8 @@ async fn a_client_asking_for_acme_tls_gets_nothing_outside_an_order() {
 #[tokio::test]
 async fn short_lived_certificates_are_renewed_and_the_ca_down_keeps_the_old_one() {
     // 30 s certificates: renewed with 10 s left.
-    let mut setup = AcmeSetup::new("tls-alpn-01", 30).await;
+    let mut hook = crate::alerts::Hook::start().await;
+    let mut setup = AcmeSetup::with_hook("tls-alpn-01", 30, Some(hook.url())).await;
     let mut gw = GwProcess::start(&setup.yaml).await;
     gw.wait_log("certificate obtained and served", Duration::from_secs(60))
         .await;
@@ -238,6 +248,10 @@ async fn short_lived_certificates_are_renewed_and_the_ca_down_keeps_the_old_one(
     }
     assert!(status.contains("\"failures\": 1"), "{status}");
     assert!(status.contains("creating the order"), "{status}");
+    // Under 14 days left: the alert goes out at the first failure, with the error.
+    let (_, alert) = hook.next().await;
+    assert_eq!(alert["rule"], "certificate_renewal", "{alert}");
+    assert!(alert.to_string().contains("creating the order"), "{alert}");
 
     // Back: a later retry succeeds (pebble forgot the account: a new one is registered).
     setup.pebble.restart();

@@ -119,13 +119,13 @@ impl Drop for Sink {
 }
 
 /// The webhook receiver: every POST's headers and JSON body, on a channel.
-struct Hook {
-    addr: SocketAddr,
+pub(crate) struct Hook {
+    pub(crate) addr: SocketAddr,
     rx: mpsc::UnboundedReceiver<(http::HeaderMap, serde_json::Value)>,
 }
 
 impl Hook {
-    async fn start() -> Hook {
+    pub(crate) async fn start() -> Hook {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -155,14 +155,14 @@ impl Hook {
         Hook { addr, rx }
     }
 
-    async fn next(&mut self) -> (http::HeaderMap, serde_json::Value) {
+    pub(crate) async fn next(&mut self) -> (http::HeaderMap, serde_json::Value) {
         tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
             .await
             .expect("no webhook call within 20 s")
             .unwrap()
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hooks/vigie", self.addr)
     }
 }
