@@ -5,6 +5,7 @@
 //! | reloads                                   | when its files change, or on SIGHUP        |
 //! |-------------------------------------------|--------------------------------------------|
 //! | certificate and key (`tls.cert_file`, `tls.key_file`) | served to new connections at once |
+//! | a certificate the gateway obtains itself (`tls.acme`, `tls.local_ca`) | renewed by `tls::renew`'s task, which reloads it; another replica's renewal is seen here as a file change |
 //! | accounts (`auth.users`, `auth.users_file`) and the `auth` settings the request path reads, such as its timeouts | removed or disabled users lose their sessions at once |
 //! | session-signing keys (`vigie rotate-keys`) | read before the accounts                   |
 //! | OpenID providers' rules (`auth.oidc[].roles`, `allow`, `disabled_users`) | sessions of users disabled, of providers removed, and of providers whose rules changed end at once |
