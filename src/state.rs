@@ -31,4 +31,6 @@ pub(crate) struct GatewayState {
     pub auth: Arc<Auth>,
     /// The access policy, shared by every connection's gate.
     pub access: Option<Arc<[AccessRule]>>,
+    /// The served certificate (none while the gateway obtains its first one).
+    pub certs: Arc<crate::tls::CertStore>,
 }

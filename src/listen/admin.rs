@@ -40,6 +40,10 @@ async fn route(shared: &GatewayState, req: &Request<Incoming>) -> Response<Body>
             if *shared.draining.borrow() {
                 return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
             }
+            if shared.certs.current().is_none() {
+                // Obtaining the first one (ACME, the practice CA): handshakes fail until then.
+                return text(StatusCode::SERVICE_UNAVAILABLE, "no certificate yet\n");
+            }
             match shared
                 .proxy
                 .probe(&shared.config.upstream.health_path)

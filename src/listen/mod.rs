@@ -205,6 +205,7 @@ impl Gateway {
                 per_client,
                 auth,
                 access,
+                certs: certs.clone(),
             }),
             certs,
             renewer,

@@ -346,3 +346,45 @@ async fn the_account_is_kept_across_restarts_and_damaged_files_are_recovered() {
         assert_eq!(std::fs::read(aside[0].path()).unwrap(), b"{not json");
     }
 }
+
+#[tokio::test]
+async fn a_ca_down_at_first_start_means_not_ready_until_the_certificate_comes() {
+    let mut setup = AcmeSetup::new("tls-alpn-01", 0).await;
+    let admin = free_port();
+    setup.yaml = setup
+        .yaml
+        .replace("admin: 127.0.0.1:0", &format!("admin: 127.0.0.1:{admin}"));
+    assert!(
+        setup.yaml.contains(&format!("127.0.0.1:{admin}")),
+        "{}",
+        setup.yaml
+    );
+    setup.pebble.stop();
+    let mut gw = GwProcess::start(&setup.yaml).await;
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    let res = reqwest::get(&ready).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.text().await.unwrap(), "no certificate yet\n");
+    // No certificate: every handshake fails (nothing self-signed stands in).
+    let err = served_chain(
+        gw.https,
+        &std::fs::read_to_string(&setup._certs.ca).unwrap(),
+        &[b"h2"],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        !err.contains("UnknownIssuer"),
+        "no certificate at all was sent: {err}"
+    );
+    gw.wait_log("certificate renewal failed", Duration::from_secs(20))
+        .await;
+    setup.pebble.restart();
+    gw.wait_log("certificate obtained and served", Duration::from_secs(60))
+        .await;
+    served_chain(gw.https, &setup.pebble.issuing_roots_pem(), &[b"h2"])
+        .await
+        .unwrap();
+    let res = reqwest::get(&ready).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
