@@ -159,6 +159,7 @@ pub(super) struct FileAcme {
     pub directory: Option<String>,
     pub challenge: Option<String>,
     pub ca_file: Option<String>,
+    pub dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

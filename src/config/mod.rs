@@ -343,7 +343,8 @@ pub struct AcmeSettings {
     pub ca_file: Option<PathBuf>,
     /// The names the certificate covers: `server_name` then `server_aliases`.
     pub names: Vec<String>,
-    /// `state_dir/acme/<CA host>`: the account, the certificate, its status and the lock.
+    /// `<tls.acme.dir or state_dir/acme>/<CA host>`: the account, the certificate, its status,
+    /// the lock and the challenge answers. Replicas behind one address share it.
     pub dir: PathBuf,
 }
 

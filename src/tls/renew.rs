@@ -11,8 +11,8 @@
 //! - **Files:** the key then the chain, each replaced atomically with mode 0600, then
 //!   reloaded into the live store; `status.json` beside them says what happened last (`vigie
 //!   check` reads it).
-//! - **Replicas** sharing `state_dir` take a lock file before ordering: one orders, the others
-//!   pick up its files (the reload watch sees them change).
+//! - **Replicas** sharing the ACME folder (`tls.acme.dir`) take a lock file before ordering: one
+//!   orders, the others pick up its files (the reload watch sees them change).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -283,7 +283,7 @@ fn lock(dir: &Path) -> Option<Option<File>> {
     match file.try_lock() {
         Ok(()) => Some(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => {
-            info!("another gateway sharing state_dir is renewing the certificate");
+            info!("another gateway sharing this folder is renewing the certificate");
             None
         }
         Err(std::fs::TryLockError::Error(e)) => {

@@ -18,6 +18,8 @@ const NAME: &str = "viewer.clinic.test";
 
 /// A gateway set up for ACME against `pebble`, listening where pebble validates.
 struct AcmeSetup {
+    https: u16,
+    http: u16,
     _certs: Certs,
     _up: Upstream,
     pebble: Pebble,
@@ -68,12 +70,22 @@ impl AcmeSetup {
             .user("dr.acme", &["doctor"])
             .build_yaml();
         AcmeSetup {
+            https,
+            http,
             _certs: certs,
             _up: up,
             pebble,
             state,
             yaml,
         }
+    }
+
+    fn https_port(&self) -> u16 {
+        self.https
+    }
+
+    fn http_port(&self) -> u16 {
+        self.http
     }
 
     fn dir(&self) -> PathBuf {
@@ -387,4 +399,57 @@ async fn a_ca_down_at_first_start_means_not_ready_until_the_certificate_comes() 
         .unwrap();
     let res = reqwest::get(&ready).await.unwrap();
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_the_acme_folder_order_once() {
+    let setup = AcmeSetup::new("tls-alpn-01", 0).await;
+    let shared = tempfile::tempdir().unwrap();
+    let with_shared = |yaml: &str| {
+        yaml.replace(
+            "    challenge: tls-alpn-01\n",
+            &format!(
+                "    challenge: tls-alpn-01\n    dir: {}\n",
+                shared.path().display()
+            ),
+        )
+    };
+    let a_yaml = with_shared(&setup.yaml);
+    assert!(a_yaml.contains("dir: "), "{a_yaml}");
+    // The second replica: its own state_dir and ports (the CA checks the first one's port).
+    let b_state = tempfile::tempdir().unwrap();
+    let b_yaml = a_yaml
+        .replace(
+            &setup.state.path().display().to_string(),
+            &b_state.path().display().to_string(),
+        )
+        .replace(
+            &format!("https: 127.0.0.1:{}", setup.https_port()),
+            "https: 127.0.0.1:0",
+        )
+        .replace(
+            &format!("http: 127.0.0.1:{}", setup.http_port()),
+            "http: 127.0.0.1:0",
+        );
+    assert_ne!(a_yaml, b_yaml);
+    let (a, b) = tokio::join!(GwProcess::start(&a_yaml), GwProcess::start(&b_yaml));
+    let roots = || setup.pebble.issuing_roots_pem();
+    // One of them orders; the other picks up the files (its reload watch, every 200 ms).
+    let mut chains = Vec::new();
+    for gw in [&a, &b] {
+        let mut got = None;
+        for _ in 0..100 {
+            if let Ok(c) = served_chain(gw.https, &roots(), &[b"h2"]).await {
+                got = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        chains.push(got.expect("each replica serves the certificate"));
+    }
+    assert_eq!(chains[0][0], chains[1][0], "the same certificate");
+    let orders = setup.pebble.log().matches("POST /order-plz").count();
+    assert_eq!(orders, 1, "one order for both replicas");
+    let accounts = setup.pebble.log().matches("POST /sign-me-up").count();
+    assert_eq!(accounts, 1, "one account");
 }

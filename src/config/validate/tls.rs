@@ -193,8 +193,20 @@ impl Validator {
                 names.push(name.clone());
             }
         }
+        let base = match a.dir.map(PathBuf::from) {
+            Some(d) if d.is_absolute() => d,
+            Some(d) => {
+                self.error(
+                    "tls.acme.dir",
+                    format!("`{}` is not an absolute path", d.display()),
+                    "give the absolute path of a folder every replica mounts (e.g. /var/lib/vigie-acme), or leave it out for state_dir/acme",
+                );
+                return None;
+            }
+            None => cx.state_dir.join("acme"),
+        };
         let directory = directory?;
-        let dir = cx.state_dir.join("acme").join(directory_slug(&directory));
+        let dir = base.join(directory_slug(&directory));
         Some(AcmeSettings {
             email: email?,
             directory,
@@ -299,6 +311,7 @@ mod tests {
                 format!("{ACME}    ca_file: /nonexistent/ca.pem\n"),
                 "tls.acme.ca_file",
             ),
+            (format!("{ACME}    dir: shared/acme\n"), "tls.acme.dir"),
             (
                 format!("{ACME}  cert_file: a.crt\n  key_file: a.key\n"),
                 "tls.acme",

@@ -3,9 +3,9 @@
 //! `tls-alpn-01`, a self-signed certificate carrying the key authorization's digest (RFC 8737),
 //! which the HTTPS listener presents to a client that offers only the `acme-tls/1` protocol.
 //!
-//! Each answer is kept in memory and also written to `challenges/` in the ACME folder, so
-//! that replicas sharing `state_dir` behind one address answer for the replica that ordered:
-//! the CA's check may reach any of them.
+//! Each answer is kept in memory and also written to `challenges/` in the ACME folder, so that
+//! replicas sharing that folder (`tls.acme.dir`) behind one address answer for the one that
+//! ordered: the CA's check may reach any of them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
