@@ -32,7 +32,10 @@ use crate::tls::store::Reload;
 pub(crate) async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
     let account_files = account_files(&shared.config);
     let mut account_stamps = FileStamp::of(&account_files);
-    let mut expiry = ExpiryWarning::default();
+    let mut expiry = ExpiryWarning {
+        managed: shared.config.tls.source.is_managed(),
+        ..ExpiryWarning::default()
+    };
     let mut tick = tokio::time::interval(shared.config.tls.reload_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     #[cfg(unix)]
@@ -83,6 +86,8 @@ const EXPIRY_LOG: u64 = 30 * 86_400;
 struct ExpiryWarning {
     /// Unix seconds of the last warning.
     last: Option<u64>,
+    /// The gateway obtains the certificate itself (ACME, the practice CA).
+    managed: bool,
 }
 
 impl ExpiryWarning {
@@ -92,12 +97,21 @@ impl ExpiryWarning {
         let due = left < EXPIRY_LOG && self.last.is_none_or(|t| now.saturating_sub(t) >= 86_400);
         if due {
             self.last = Some(now);
-            warn!(
-                days_left = left / 86_400,
-                not_after,
-                "the served certificate expires in {} day(s): renew it (tls.cert_file)",
-                left / 86_400
-            );
+            if self.managed {
+                warn!(
+                    days_left = left / 86_400,
+                    not_after,
+                    "the served certificate expires in {} day(s) and has not been renewed: `vigie check` shows the renewal's last error",
+                    left / 86_400
+                );
+            } else {
+                warn!(
+                    days_left = left / 86_400,
+                    not_after,
+                    "the served certificate expires in {} day(s): renew it (tls.cert_file)",
+                    left / 86_400
+                );
+            }
         }
         due
     }

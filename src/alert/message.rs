@@ -291,8 +291,8 @@ impl Facts {
                 "Anyone who reaches the viewer's port reads the images without Vigie: require a password in the viewer (Orthanc: AuthenticationEnabled) and give it to Vigie (upstream.credentials).",
             ),
             Facts::Certificate { .. } => lang.pick_text(
-                "Renouvelez le certificat et remplacez les fichiers ; Vigie les recharge sans redémarrage.",
-                "Renew the certificate and replace the files; Vigie reloads them without a restart.",
+                "Renouvelez le certificat et remplacez les fichiers (Vigie les recharge sans redémarrage) ; s'il l'obtient lui-même (ACME, autorité du cabinet), lancez vigie check pour la dernière erreur.",
+                "Renew the certificate and replace the files (Vigie reloads them without a restart); when Vigie obtains it itself (ACME, practice CA), run vigie check for the last error.",
             ),
             Facts::CertificateRenewal { .. } => lang.pick_text(
                 "Lancez vigie check : il donne la dernière erreur. En général, le nom ne pointe pas vers la box, ou la box ne redirige pas le port 443 (tls-alpn-01) ou 80 (http-01) vers Vigie. Vigie réessaie seul et garde le certificat actuel.",

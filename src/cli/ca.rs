@@ -9,18 +9,20 @@ use anyhow::Context as _;
 
 use crate::tls::ca::{CaFiles, LocalCa, MAX_DAYS};
 
-/// Where the CA lives: `state_dir/ca/`.
-fn ca_dir(config: &Path) -> anyhow::Result<std::path::PathBuf> {
+/// The configuration.
+fn config_of(config: &Path) -> anyhow::Result<crate::config::Config> {
     let (config, _) = crate::config::Config::load(config)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("reading the configuration")?;
-    Ok(config.state_dir.join("ca"))
+    Ok(config)
 }
 
 /// `vigie ca init`: creates the CA (never replaces one) and says how to install it.
 pub(super) fn init(config: &Path, name: Option<&str>) -> anyhow::Result<()> {
-    let dir = ca_dir(config)?;
-    crate::files::create_private_dir(&dir)
+    let state_dir = config_of(config)?.state_dir;
+    let dir = state_dir.join("ca");
+    crate::files::create_private_dir(&state_dir)
+        .and_then(|()| crate::files::create_private_dir(&dir))
         .with_context(|| format!("creating {}", dir.display()))?;
     let cn = name.map_or_else(
         || "Vigie practice CA".to_string(),
@@ -50,7 +52,8 @@ pub(super) fn issue(
         (1..=MAX_DAYS).contains(&days),
         "--days must be between 1 and {MAX_DAYS}: browsers refuse longer server certificates"
     );
-    let dir = ca_dir(config)?;
+    let cfg = config_of(config)?;
+    let dir = cfg.state_dir.join("ca");
     let files = CaFiles::in_dir(&dir);
     anyhow::ensure!(
         files.exist(),
@@ -70,6 +73,13 @@ pub(super) fn issue(
         );
     }
     let out = out.map_or_else(|| dir.join("issued").join(&names[0]), Path::to_path_buf);
+    // With tls.local_ca, that folder is the gateway's own certificate, which it renews itself.
+    let own = cfg.tls.cert_file.parent();
+    anyhow::ensure!(
+        cfg.tls.source != crate::config::CertSource::LocalCa || own != Some(out.as_path()),
+        "{} holds the gateway's own certificate, which it issues and renews itself (tls.local_ca): nothing to do; for a copy elsewhere, add --out FOLDER",
+        out.display()
+    );
     let (cert, key) = ca.issue_to(&names, days, &out)?;
     println!(
         "certificate: {} (valid {days} days, for {})",
@@ -77,7 +87,9 @@ pub(super) fn issue(
         names.join(", ")
     );
     println!("key:         {} (mode 0600)", key.display());
-    println!("set tls.cert_file and tls.key_file to these two files; the gateway reloads them");
+    println!(
+        "for a server that reads files (tls.cert_file and tls.key_file): point them at these two; a gateway reloads them"
+    );
     Ok(())
 }
 

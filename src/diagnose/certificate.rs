@@ -76,9 +76,16 @@ pub(super) fn check(
             );
             None
         };
+        let fix = r.lang.pick_text(
+            "La passerelle obtient et renouvelle ce certificat elle-même : lancez vigie check pour l'état du renouvellement et sa dernière erreur.",
+            "The gateway obtains and renews this certificate itself: run vigie check for the renewal's state and its last error.",
+        );
         for f in &mut r.findings[first..] {
             if f.level == Level::Critical {
                 f.level = Level::High;
+            }
+            if !f.fix.is_empty() {
+                f.fix = fix.to_string();
             }
         }
         return found;

@@ -101,10 +101,14 @@ pub(super) fn check(config: &Config, r: &mut Report) {
             "renewal",
             Some("tls".into()),
             say!(
-                "Les {n} dernières tentatives de renouvellement ont échoué ; la dernière : {err}.",
-                "The last {n} renewal attempts failed; the last one: {err}.",
+                "Tentatives de renouvellement échouées à la suite : {n} ; la dernière : {err}.",
+                "Renewal attempts failed in a row: {n}; the last one: {err}.",
             ),
             match t.source {
+                CertSource::Acme(_) if status.last_unreachable => (
+                    "Vigie n'atteint pas l'autorité ACME : vérifiez l'accès sortant à internet et le DNS de la machine (et tls.acme.ca_file pour une autorité privée) ; Vigie réessaie seul.",
+                    "Vigie cannot reach the ACME CA: check the machine's outgoing internet access and DNS (and tls.acme.ca_file for a private CA); Vigie keeps retrying.",
+                ),
                 CertSource::Acme(_) => (
                     "Vérifiez que le nom pointe vers la box et que la box redirige le port 443 (tls-alpn-01) ou 80 (http-01) vers Vigie ; Vigie réessaie seul.",
                     "Check that the name points to the internet box and that the box forwards port 443 (tls-alpn-01) or 80 (http-01) to Vigie; Vigie keeps retrying.",

@@ -41,6 +41,10 @@ pub(crate) struct Status {
     /// Attempts failed in a row.
     pub failures: u32,
     pub last_error: Option<String>,
+    /// The last failure was the CA not answering at all (network, DNS, its HTTPS not
+    /// trusted), rather than the CA refusing.
+    #[serde(default)]
+    pub last_unreachable: bool,
     /// When the next attempt is planned (after a failure), or the renewal (after a success).
     pub next_renewal: Option<i64>,
     /// The ACME account's URL.
@@ -111,7 +115,13 @@ impl Renewer {
     /// Runs until the task is dropped.
     pub(crate) async fn run(self) {
         let dir = self.dir();
-        if let Err(e) = files::create_private_dir(&dir) {
+        // The folder and its parent (`state_dir/acme`, `state_dir/ca/issued`): 0700.
+        let parent = dir.parent().map(Path::to_path_buf);
+        if let Err(e) = parent
+            .iter()
+            .chain(std::iter::once(&dir))
+            .try_for_each(|d| files::create_private_dir(d))
+        {
             error!(dir = %dir.display(), error = %e, "cannot create the certificate folder");
         }
         let mut status = Status::read(&dir).ok().flatten().unwrap_or_default();
@@ -174,17 +184,27 @@ impl Renewer {
                 Err(f) => {
                     status.failures += 1;
                     status.last_error = Some(f.message.clone());
+                    status.last_unreachable = f.unreachable;
                     let delay = backoff(status.failures, f.unreachable);
                     retry_at = Some(now + delay as i64);
                     status.next_renewal = retry_at;
                     let left = info.map(|i| i.seconds_left(now));
-                    error!(
-                        error = %f.message,
-                        failures = status.failures,
-                        retry_in_s = delay,
-                        days_left = left.map(|s| s / 86_400),
-                        "certificate renewal failed; the current certificate stays in service"
-                    );
+                    if left.is_some() {
+                        error!(
+                            error = %f.message,
+                            failures = status.failures,
+                            retry_in_s = delay,
+                            days_left = left.map(|s| s / 86_400),
+                            "certificate renewal failed; the current certificate stays in service"
+                        );
+                    } else {
+                        error!(
+                            error = %f.message,
+                            failures = status.failures,
+                            retry_in_s = delay,
+                            "certificate renewal failed: no certificate yet, connections are refused until one is obtained"
+                        );
+                    }
                     if status.failures >= ALERT_AFTER
                         || left.is_some_and(|s| s < ALERT_DAYS_LEFT * 86_400)
                     {
@@ -268,12 +288,11 @@ impl Renewer {
 /// `Some(None)` when locking is impossible there (renewing without it beats not renewing).
 fn lock(dir: &Path) -> Option<Option<File>> {
     let path = dir.join("renew.lock");
-    let file = match File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-    {
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = match options.open(&path) {
         Ok(f) => f,
         Err(e) => {
             warn!(file = %path.display(), error = %e, "cannot open the renewal lock; renewing without it");

@@ -166,9 +166,17 @@ async fn first_issuance(challenge: &str) {
     let foreign = std::fs::read_to_string(&other.ca).unwrap();
     assert!(served_chain(gw.https, &foreign, &[b"h2"]).await.is_err());
     let dir = setup.dir();
-    for f in ["account.json", "server.key", "server.crt", "status.json"] {
+    for f in [
+        "account.json",
+        "server.key",
+        "server.crt",
+        "status.json",
+        "renew.lock",
+    ] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(dir.parent().unwrap()), 0o700, "state_dir/acme");
     // Nothing is left of the challenge once the order is over.
     let left = std::fs::read_dir(dir.join("challenges"))
         .map(|d| d.count())
@@ -389,8 +397,31 @@ async fn a_ca_down_at_first_start_means_not_ready_until_the_certificate_comes() 
         !err.contains("UnknownIssuer"),
         "no certificate at all was sent: {err}"
     );
-    gw.wait_log("certificate renewal failed", Duration::from_secs(20))
+    let line = gw
+        .wait_log("certificate renewal failed", Duration::from_secs(20))
         .await;
+    // The cause, not only hyper's "client error (Connect)".
+    assert!(line.contains("Connection refused"), "{line}");
+    assert!(line.contains("no certificate yet"), "{line}");
+    // The status file is written just after the line.
+    for _ in 0..40 {
+        let status = std::fs::read_to_string(setup.dir().join("status.json")).unwrap_or_default();
+        if status.contains("\"last_unreachable\": true") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let check = std::process::Command::new(vigie_bin())
+        .args(["check", "--offline", "--config"])
+        .arg(gw.config.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(said.contains("cannot reach the ACME CA"), "{said}");
     setup.pebble.restart();
     gw.wait_log("certificate obtained and served", Duration::from_secs(60))
         .await;

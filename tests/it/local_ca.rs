@@ -349,4 +349,19 @@ async fn the_gateway_issues_and_renews_its_certificate_from_the_practice_ca() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("Next renewal"), "{said}");
+
+    // `vigie ca issue` does not overwrite the certificate the gateway renews itself.
+    let before = std::fs::read(issued.join("server.crt")).unwrap();
+    let (code, _, err) = vigie(&["ca", "issue", "pacs.cabinet.lan"], config.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("renews itself"), "{err}");
+    assert_eq!(std::fs::read(issued.join("server.crt")).unwrap(), before);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state.path().join("ca/issued")), 0o700);
+        assert_eq!(mode(&issued.join("renew.lock")), 0o600);
+        assert_eq!(mode(&issued.join("server.key")), 0o600);
+    }
 }

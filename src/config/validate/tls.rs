@@ -103,7 +103,7 @@ impl Validator {
             .required(
                 a.email,
                 "tls.acme.email",
-                "the administrator's address: the CA writes there before a certificate expires unrenewed",
+                "the administrator's address, given to the CA for its account (policy changes, problems with the account)",
             )
             .and_then(|e| {
                 let e = e.trim().trim_start_matches("mailto:").to_string();

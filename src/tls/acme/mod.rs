@@ -353,9 +353,24 @@ impl instant_acme::HttpClient for AcmeHttp {
         Box::pin(async move {
             sent.await
                 .map(instant_acme::BytesResponse::from)
-                .map_err(|e| instant_acme::Error::Other(Box::new(e)))
+                .map_err(|e| instant_acme::Error::Other(Box::new(std::io::Error::other(chain(&e)))))
         })
     }
+}
+
+/// An error and its causes on one line (hyper-util's own says only "client error (Connect)").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Renames a damaged file to `NAME.damaged-UNIXTIME` and returns the new path.
