@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -55,7 +57,7 @@ impl Challenges {
         }
         let key = alpn_certificate(&name, digest).map_err(std::io::Error::other)?;
         lock(&self.alpn).insert(name.clone(), Arc::new(key));
-        self.write(&format!("alpn-{name}"), hex(digest).as_bytes())
+        self.write(&format!("alpn-{name}"), B64.encode(digest).as_bytes())
     }
 
     /// Forgets every answer (the order is over, whatever its outcome).
@@ -90,7 +92,7 @@ impl Challenges {
             return Some(k.clone());
         }
         let text = std::fs::read_to_string(self.dir.join(format!("alpn-{name}"))).ok()?;
-        let digest = unhex(text.trim())?;
+        let digest = B64.decode(text.trim()).ok()?;
         alpn_certificate(&name, &digest).ok().map(Arc::new)
     }
 
@@ -135,20 +137,6 @@ fn alpn_certificate(name: &str, digest: &[u8]) -> Result<CertifiedKey, String> {
         vec![CertificateDer::from(cert.der().to_vec())],
         signer,
     ))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
