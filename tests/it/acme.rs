@@ -205,14 +205,19 @@ async fn a_client_asking_for_acme_tls_gets_nothing_outside_an_order() {
         .await;
     // acme-tls/1 alone: no challenge in flight, so no certificate at all (never the served
     // one on that protocol).
-    let err = served_chain(
-        gw.https,
-        &setup.pebble.issuing_roots_pem(),
-        &[b"acme-tls/1"],
-    )
-    .await
-    .unwrap_err();
+    let roots = setup.pebble.issuing_roots_pem();
+    let err = served_chain(gw.https, &roots, &[b"acme-tls/1"])
+        .await
+        .unwrap_err();
     assert!(!err.is_empty());
+    // Mixed with HTTP protocols: nothing either (no HTTP over a challenge certificate).
+    assert!(
+        served_chain(gw.https, &roots, &[b"h2", b"acme-tls/1"])
+            .await
+            .is_err()
+    );
+    // And the gateway still serves ordinary clients.
+    served_chain(gw.https, &roots, &[b"h2"]).await.unwrap();
 }
 
 #[tokio::test]
