@@ -22,14 +22,14 @@ use tracing::{error, info, info_span, warn};
 use crate::config::Config;
 use crate::files::FileStamp;
 use crate::state::GatewayState;
-use crate::tls::CertStore;
 use crate::tls::store::Reload;
 
 /// Reloads the certificate when its files change (checked every `tls.reload_interval`) or on
 /// SIGHUP. A failed reload keeps the current certificate. The accounts and session keys are
 /// reloaded the same way: on SIGHUP, or when the configuration, `auth.users_file` or the keys
 /// file changes (so that `vigie user add` and `vigie rotate-keys` need no signal).
-pub(crate) async fn watch(certs: Arc<CertStore>, shared: Arc<GatewayState>) {
+pub(crate) async fn watch(shared: Arc<GatewayState>) {
+    let certs = &shared.certs;
     let account_files = account_files(&shared.config);
     let mut account_stamps = FileStamp::of(&account_files);
     let mut expiry = ExpiryWarning {
@@ -97,21 +97,17 @@ impl ExpiryWarning {
         let due = left < EXPIRY_LOG && self.last.is_none_or(|t| now.saturating_sub(t) >= 86_400);
         if due {
             self.last = Some(now);
-            if self.managed {
-                warn!(
-                    days_left = left / 86_400,
-                    not_after,
-                    "the served certificate expires in {} day(s) and has not been renewed: `vigie check` shows the renewal's last error",
-                    left / 86_400
-                );
+            let advice = if self.managed {
+                "it has not been renewed: `vigie check` shows the renewal's last error"
             } else {
-                warn!(
-                    days_left = left / 86_400,
-                    not_after,
-                    "the served certificate expires in {} day(s): renew it (tls.cert_file)",
-                    left / 86_400
-                );
-            }
+                "renew it (tls.cert_file)"
+            };
+            warn!(
+                days_left = left / 86_400,
+                not_after,
+                "the served certificate expires in {} day(s): {advice}",
+                left / 86_400
+            );
         }
         due
     }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tracing::{error, info};
 
 use crate::alert::{Alert, Alerts, Facts, Severity};
-use crate::config::{CertSource, Config, Problem};
+use crate::config::{AcmeChallenge, CertSource, Config, Problem};
 use crate::tls::CertStore;
 use crate::tls::acme::{AcmeClient, Challenges};
 use crate::tls::renew::{Issuer, Renewer, Status};
@@ -23,7 +23,8 @@ pub(super) struct Certificate {
 
 pub(super) fn open(config: &Config, alerts: &Alerts) -> Result<Certificate, Problem> {
     let t = &config.tls;
-    let (issuer, challenges) = match &t.source {
+    // `alpn`: the same answers, given during the TLS handshake with tls-alpn-01.
+    let (issuer, challenges, alpn) = match &t.source {
         CertSource::Files => {
             return CertStore::open(&t.cert_file, &t.key_file)
                 .map(|s| Certificate {
@@ -38,20 +39,17 @@ pub(super) fn open(config: &Config, alerts: &Alerts) -> Result<Certificate, Prob
                 ca_dir: config.state_dir.join("ca"),
             },
             None,
+            None,
         ),
         CertSource::Acme(a) => {
             let challenges = Arc::new(Challenges::new(a.dir.join("challenges")));
+            let alpn = (a.challenge == AcmeChallenge::TlsAlpn01).then(|| challenges.clone());
             (
                 Issuer::Acme(Arc::new(AcmeClient::new(a.clone(), challenges.clone()))),
                 Some(challenges),
+                alpn,
             )
         }
-    };
-    let alpn = match &t.source {
-        CertSource::Acme(a) if a.challenge == crate::config::AcmeChallenge::TlsAlpn01 => {
-            challenges.clone()
-        }
-        _ => None,
     };
     let (store, damaged) = CertStore::open_managed(&t.cert_file, &t.key_file, alpn);
     match (&damaged, store.current()) {

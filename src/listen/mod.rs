@@ -38,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::proxy::limit::Slots;
 use crate::state::GatewayState;
-use crate::tls::{self, CertStore};
+use crate::tls;
 use worker::{NewConn, WorkerHandle, start_workers};
 
 /// How often ended sessions are removed and recorded.
@@ -47,7 +47,6 @@ const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
 /// A gateway whose listeners are bound and whose certificate is loaded, ready to serve.
 pub struct Gateway {
     shared: Arc<GatewayState>,
-    certs: Arc<CertStore>,
     /// Keeps a certificate the gateway obtains itself valid (the practice CA, ACME).
     renewer: Option<crate::tls::renew::Renewer>,
     /// ACME's http-01 answers, given by the plain-HTTP listener.
@@ -205,9 +204,8 @@ impl Gateway {
                 per_client,
                 auth,
                 access,
-                certs: certs.clone(),
+                certs,
             }),
-            certs,
             renewer,
             challenges,
             acceptor: TlsAcceptor::from(server_config),
@@ -238,7 +236,6 @@ impl Gateway {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let Gateway {
             shared,
-            certs,
             renewer,
             challenges,
             acceptor,
@@ -278,7 +275,7 @@ impl Gateway {
         if let Some(l) = admin {
             tasks.spawn(admin::serve(l, shared.clone(), stop_rx.clone()));
         }
-        let reloader = tokio::spawn(crate::reload::watch(certs, shared.clone()));
+        let reloader = tokio::spawn(crate::reload::watch(shared.clone()));
         let renewal = renewer.map(|r| tokio::spawn(r.run()));
         shared.auth.oidc().warm_up();
         let sweeper = tokio::spawn({

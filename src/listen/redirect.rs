@@ -38,11 +38,11 @@ pub(crate) async fn serve(
         let ca = ca.clone();
         let challenges = challenges.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
-            let token = req.uri().path().strip_prefix(ACME_PATH);
+            let acme = challenges
+                .as_deref()
+                .zip(req.uri().path().strip_prefix(ACME_PATH));
             let res = match (&ca, req.uri().path()) {
-                _ if token.is_some() && challenges.is_some() => {
-                    acme_answer(challenges.as_deref(), token.unwrap_or_default())
-                }
+                _ if acme.is_some() => acme_answer(acme),
                 (Some(ca), CA_CERT | CA_PAGE)
                     if req.method() == Method::GET || req.method() == Method::HEAD =>
                 {
@@ -78,10 +78,10 @@ const ACME_PATH: &str = "/.well-known/acme-challenge/";
 
 /// The key authorization for `token`, or 404: a token the gateway did not publish is not
 /// redirected either (the CA must see the failure, not a page).
-fn acme_answer(challenges: Option<&Challenges>, token: &str) -> Response<Body> {
+fn acme_answer(challenge: Option<(&Challenges, &str)>) -> Response<Body> {
     use http::HeaderValue;
     use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-    match challenges.and_then(|c| c.http(token)) {
+    match challenge.and_then(|(c, token)| c.http(token)) {
         Some(answer) => {
             let mut res = Response::new(Body::full(answer));
             let h = res.headers_mut();

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
-use super::acme::{AcmeClient, AcmeFailure};
+use super::acme::{AcmeClient, IssueFailure};
 use super::ca::{CaFiles, LocalCa};
 use super::store::Reload;
 use super::{CertInfo, CertStore};
@@ -218,23 +218,17 @@ impl Renewer {
 
     /// One issuance: obtain, write, reload. The live certificate changes only when the new
     /// files loaded.
-    async fn attempt(&self, status: &mut Status) -> Result<CertInfo, AcmeFailure> {
+    async fn attempt(&self, status: &mut Status) -> Result<CertInfo, IssueFailure> {
         let (chain, key) = match &self.issuer {
             Issuer::LocalCa { ca_dir } => {
-                let ca = LocalCa::load(CaFiles::in_dir(ca_dir)).map_err(|e| AcmeFailure {
-                    message: format!(
+                let ca = LocalCa::load(CaFiles::in_dir(ca_dir)).map_err(|e| {
+                    IssueFailure::refused(format!(
                         "the practice CA cannot be used ({e}): create it with `vigie ca init`"
-                    ),
-                    unreachable: false,
-                    account_unknown: false,
+                    ))
                 })?;
-                let (chain, key) =
-                    ca.issue(&self.names, LOCAL_CA_DAYS)
-                        .map_err(|e| AcmeFailure {
-                            message: e.to_string(),
-                            unreachable: false,
-                            account_unknown: false,
-                        })?;
+                let (chain, key) = ca
+                    .issue(&self.names, LOCAL_CA_DAYS)
+                    .map_err(|e| IssueFailure::refused(e.to_string()))?;
                 // The leaf alone: the CA is what the computers already trust, and sending it
                 // again is wasted bytes in every handshake (scanners flag it).
                 let end = "-----END CERTIFICATE-----";
@@ -255,31 +249,22 @@ impl Renewer {
         };
         let (cert_path, key_path) = self.store.files();
         let write = |path: &Path, data: &str| {
-            files::replace(path, data.as_bytes(), Mode::Private).map_err(|e| AcmeFailure {
-                message: format!("cannot write {}: {e}", path.display()),
-                unreachable: false,
-                account_unknown: false,
-            })
+            files::replace(path, data.as_bytes(), Mode::Private)
+                .map_err(|e| IssueFailure::refused(format!("cannot write {}: {e}", path.display())))
         };
         // The key first: a chain beside the old key would not load, and the old pair stays
         // served until both are in place.
         write(key_path, &key)?;
         write(cert_path, &chain)?;
         match self.store.reload(true) {
-            Reload::Failed(e) => Err(AcmeFailure {
-                message: format!("the new certificate does not load: {e}"),
-                unreachable: false,
-                account_unknown: false,
-            }),
-            _ => self
-                .store
-                .current()
-                .map(|c| c.info.clone())
-                .ok_or_else(|| AcmeFailure {
-                    message: "the new certificate does not load".into(),
-                    unreachable: false,
-                    account_unknown: false,
-                }),
+            Reload::Failed(e) => Err(IssueFailure::refused(format!(
+                "the new certificate does not load: {e}"
+            ))),
+            _ => {
+                self.store.current().map(|c| c.info.clone()).ok_or_else(|| {
+                    IssueFailure::refused("the new certificate does not load".into())
+                })
+            }
         }
     }
 }

@@ -121,13 +121,14 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let offered = hello.alpn().map(|o| o.collect::<Vec<_>>());
-        let acme_check = offered.as_ref().is_some_and(|o| o.contains(&ACME_TLS_ALPN));
-        if acme_check {
+        if hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN))
+        {
             // The CA's check offers acme-tls/1 alone (RFC 8737 §3): then the challenge
             // certificate or nothing, never the served one; the connection is closed after the
             // handshake. A client mixing it with other protocols gets nothing either.
-            let alone = offered.is_some_and(|o| o.len() == 1);
+            let alone = hello.alpn().is_some_and(|offered| offered.count() == 1);
             return match (&self.alpn, alone) {
                 (Some(challenges), true) => challenges.alpn(hello.server_name()?),
                 _ => None,

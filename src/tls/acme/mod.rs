@@ -30,9 +30,10 @@ use crate::files::{self, Mode};
 /// How long the CA may take to check the challenges, then to sign.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Why an ACME step failed, for the log, the status file and the retry delay.
+/// Why obtaining a certificate failed (an ACME step, or the practice CA), for the log, the
+/// status file and the retry delay.
 #[derive(Debug, Clone)]
-pub(crate) struct AcmeFailure {
+pub(crate) struct IssueFailure {
     pub message: String,
     /// The CA could not be reached at all (a network or DNS failure, the CA down): retried
     /// sooner than a refusal, which counts against the CA's limits.
@@ -41,21 +42,22 @@ pub(crate) struct AcmeFailure {
     pub account_unknown: bool,
 }
 
-impl AcmeFailure {
-    fn from(step: &str, e: instant_acme::Error) -> AcmeFailure {
+impl IssueFailure {
+    fn from(step: &str, e: instant_acme::Error) -> IssueFailure {
         // Connection failures come back as `Other` from [`AcmeHttp`].
         let unreachable = matches!(e, instant_acme::Error::Other(_));
         let account_unknown = matches!(&e, instant_acme::Error::Api(p)
             if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist"));
-        AcmeFailure {
+        IssueFailure {
             message: format!("{step}: {e}"),
             unreachable,
             account_unknown,
         }
     }
 
-    fn refused(message: String) -> AcmeFailure {
-        AcmeFailure {
+    /// A failure that is not the CA being unreachable.
+    pub(crate) fn refused(message: String) -> IssueFailure {
+        IssueFailure {
             message,
             unreachable: false,
             account_unknown: false,
@@ -97,9 +99,9 @@ impl AcmeClient {
         }
     }
 
-    fn http(&self) -> Result<Box<dyn instant_acme::HttpClient>, AcmeFailure> {
+    fn http(&self) -> Result<Box<dyn instant_acme::HttpClient>, IssueFailure> {
         let tls = super::client_config(self.settings.ca_file.as_deref())
-            .map_err(|e| AcmeFailure::refused(format!("tls.acme.ca_file: {e}")))?;
+            .map_err(|e| IssueFailure::refused(format!("tls.acme.ca_file: {e}")))?;
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(10)));
@@ -118,7 +120,7 @@ impl AcmeClient {
 
     /// The account: the one in `account.json`, else a new one (saved before anything else is
     /// done with it). A file that cannot be read as credentials is moved aside, never deleted.
-    pub(crate) async fn account(&self) -> Result<Account, AcmeFailure> {
+    pub(crate) async fn account(&self) -> Result<Account, IssueFailure> {
         let mut slot = self.account.lock().await;
         if let Some(a) = slot.as_ref() {
             return Ok(a.clone());
@@ -140,7 +142,7 @@ impl AcmeClient {
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                return Err(AcmeFailure::refused(format!(
+                return Err(IssueFailure::refused(format!(
                     "cannot read {}: {e}",
                     path.display()
                 )));
@@ -150,7 +152,7 @@ impl AcmeClient {
             Some(credentials) => Account::builder_with_http(self.http()?)
                 .from_credentials(credentials)
                 .await
-                .map_err(|e| AcmeFailure::from("reaching the ACME directory", e))?,
+                .map_err(|e| IssueFailure::from("reaching the ACME directory", e))?,
             None => {
                 let contact = format!("mailto:{}", self.settings.email);
                 let (account, credentials) = Account::builder_with_http(self.http()?)
@@ -164,13 +166,13 @@ impl AcmeClient {
                         None,
                     )
                     .await
-                    .map_err(|e| AcmeFailure::from("creating the ACME account", e))?;
+                    .map_err(|e| IssueFailure::from("creating the ACME account", e))?;
                 let json = serde_json::to_vec_pretty(&credentials)
-                    .map_err(|e| AcmeFailure::refused(e.to_string()))?;
+                    .map_err(|e| IssueFailure::refused(e.to_string()))?;
                 files::create_private_dir(&self.settings.dir)
                     .and_then(|()| files::replace(&path, &json, Mode::Private))
                     .map_err(|e| {
-                        AcmeFailure::refused(format!("cannot write {}: {e}", path.display()))
+                        IssueFailure::refused(format!("cannot write {}: {e}", path.display()))
                     })?;
                 info!(account = account.id(), directory = %self.settings.directory, "ACME account created");
                 account
@@ -185,7 +187,7 @@ impl AcmeClient {
     pub(crate) async fn obtain(
         &self,
         replaces: Option<&CertificateDer<'_>>,
-    ) -> Result<(String, String), AcmeFailure> {
+    ) -> Result<(String, String), IssueFailure> {
         let ids: Vec<Identifier> = self
             .settings
             .names
@@ -225,23 +227,23 @@ impl AcmeClient {
         &self,
         account: &Account,
         new: &NewOrder<'_>,
-    ) -> Result<(String, String), AcmeFailure> {
+    ) -> Result<(String, String), IssueFailure> {
         let mut order = account
             .new_order(new)
             .await
-            .map_err(|e| AcmeFailure::from("creating the order", e))?;
+            .map_err(|e| IssueFailure::from("creating the order", e))?;
         let kind = match self.settings.challenge {
             AcmeChallenge::TlsAlpn01 => ChallengeType::TlsAlpn01,
             AcmeChallenge::Http01 => ChallengeType::Http01,
         };
         let mut authorizations = order.authorizations();
         while let Some(next) = authorizations.next().await {
-            let mut authz = next.map_err(|e| AcmeFailure::from("reading an authorization", e))?;
+            let mut authz = next.map_err(|e| IssueFailure::from("reading an authorization", e))?;
             match authz.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
                 other => {
-                    return Err(AcmeFailure::refused(format!(
+                    return Err(IssueFailure::refused(format!(
                         "the CA holds the authorization for {} as {other:?}",
                         authz.identifier()
                     )));
@@ -249,7 +251,7 @@ impl AcmeClient {
             }
             let name = authz.identifier().to_string();
             let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
-                AcmeFailure::refused(format!(
+                IssueFailure::refused(format!(
                     "the CA does not offer {} for {name}: choose the other tls.acme.challenge",
                     self.settings.challenge.as_str()
                 ))
@@ -264,12 +266,12 @@ impl AcmeClient {
                     .add_http(&challenge.token, key_authorization.as_str()),
             };
             published.map_err(|e| {
-                AcmeFailure::refused(format!("cannot publish the challenge for {name}: {e}"))
+                IssueFailure::refused(format!("cannot publish the challenge for {name}: {e}"))
             })?;
             challenge
                 .set_ready()
                 .await
-                .map_err(|e| AcmeFailure::from("answering the challenge", e))?;
+                .map_err(|e| IssueFailure::from("answering the challenge", e))?;
         }
         let retries = RetryPolicy::new()
             .initial_delay(Duration::from_millis(500))
@@ -278,9 +280,9 @@ impl AcmeClient {
         let status = order
             .poll_ready(&retries)
             .await
-            .map_err(|e| AcmeFailure::from("waiting for the CA's check", e))?;
+            .map_err(|e| IssueFailure::from("waiting for the CA's check", e))?;
         if status != OrderStatus::Ready {
-            return Err(AcmeFailure::refused(format!(
+            return Err(IssueFailure::refused(format!(
                 "the CA's check of {} failed (order {status:?}): it could not reach this gateway on {}",
                 self.settings.names.join(", "),
                 match self.settings.challenge {
@@ -290,21 +292,21 @@ impl AcmeClient {
             )));
         }
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| AcmeFailure::refused(e.to_string()))?;
+            .map_err(|e| IssueFailure::refused(e.to_string()))?;
         let mut params = CertificateParams::new(self.settings.names.clone())
-            .map_err(|e| AcmeFailure::refused(e.to_string()))?;
+            .map_err(|e| IssueFailure::refused(e.to_string()))?;
         params.distinguished_name = DistinguishedName::new();
         let csr = params
             .serialize_request(&key)
-            .map_err(|e| AcmeFailure::refused(e.to_string()))?;
+            .map_err(|e| IssueFailure::refused(e.to_string()))?;
         order
             .finalize_csr(csr.der())
             .await
-            .map_err(|e| AcmeFailure::from("finalizing the order", e))?;
+            .map_err(|e| IssueFailure::from("finalizing the order", e))?;
         let chain = order
             .poll_certificate(&retries)
             .await
-            .map_err(|e| AcmeFailure::from("downloading the certificate", e))?;
+            .map_err(|e| IssueFailure::from("downloading the certificate", e))?;
         Ok((chain, key.serialize_pem()))
     }
 
