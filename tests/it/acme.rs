@@ -4,12 +4,11 @@
 //! recovers from damaged state files, and keeps its account across restarts (issue 12).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
 
 use crate::support::pebble::{Pebble, PebbleOptions};
 use crate::support::*;
@@ -101,46 +100,17 @@ impl AcmeSetup {
     }
 }
 
-/// The chain the gateway at `addr` serves for [`NAME`], verified against `roots_pem` (the
-/// handshake fails otherwise), with `alpn` offered.
+/// The chain the gateway at `addr` serves for [`NAME`], verified against `roots_pem`.
 async fn served_chain(
     addr: SocketAddr,
     roots_pem: &str,
     alpn: &[&[u8]],
 ) -> Result<Vec<CertificateDer<'static>>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(vigie::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tls = connector
-        .connect(ServerName::try_from(NAME).unwrap(), tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .unwrap_or_default()
-        .to_vec())
+    verified_chain(addr, roots_pem, NAME, alpn).await
 }
 
 fn leaf_info(chain: &[CertificateDer<'static>]) -> vigie::tls::CertInfo {
     vigie::tls::describe(chain).unwrap()
-}
-
-fn mode(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 async fn first_issuance(challenge: &str) {
@@ -173,10 +143,10 @@ async fn first_issuance(challenge: &str) {
         "status.json",
         "renew.lock",
     ] {
-        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        assert_eq!(file_mode(&dir.join(f)), 0o600, "{f}");
     }
-    assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(dir.parent().unwrap()), 0o700, "state_dir/acme");
+    assert_eq!(file_mode(&dir), 0o700);
+    assert_eq!(file_mode(dir.parent().unwrap()), 0o700, "state_dir/acme");
     // Nothing is left of the challenge once the order is over.
     let left = std::fs::read_dir(dir.join("challenges"))
         .map(|d| d.count())

@@ -99,11 +99,9 @@ fn a_practice_ca_issues_chains_that_openssl_verifies() {
 
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&state.path().join("ca")), 0o700);
-        assert_eq!(mode(&state.path().join("ca/ca.key")), 0o600);
-        assert_eq!(mode(&issued.join("server.key")), 0o600);
+        assert_eq!(file_mode(&state.path().join("ca")), 0o700);
+        assert_eq!(file_mode(&state.path().join("ca/ca.key")), 0o600);
+        assert_eq!(file_mode(&issued.join("server.key")), 0o600);
     }
 
     // Longer than browsers accept: refused, nothing written.
@@ -214,32 +212,15 @@ async fn a_certificate_near_its_end_is_in_the_log() {
     assert!(matches!(v["days_left"].as_u64(), Some(9 | 10)), "{line}");
 }
 
-/// The TLS client of a doctor's computer that trusts the practice CA `ca` only: the chain the
-/// gateway serves for `name`, verified.
+/// The TLS client of a doctor's computer that trusts the practice CA `ca` only: what the
+/// certificate the gateway serves for `name` says, once verified.
 async fn chain_trusted_by(
     addr: std::net::SocketAddr,
     ca: &Path,
     name: &str,
 ) -> Result<vigie::tls::CertInfo, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).unwrap())
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(vigie::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from(name.to_string()).unwrap();
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let chain = tls.get_ref().1.peer_certificates().unwrap().to_vec();
+    let pem = std::fs::read_to_string(ca).unwrap();
+    let chain = verified_chain(addr, &pem, name, &[b"h2"]).await?;
     Ok(vigie::tls::describe(&chain).unwrap())
 }
 
@@ -358,10 +339,8 @@ async fn the_gateway_issues_and_renews_its_certificate_from_the_practice_ca() {
     assert_eq!(std::fs::read(issued.join("server.crt")).unwrap(), before);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&state.path().join("ca/issued")), 0o700);
-        assert_eq!(mode(&issued.join("renew.lock")), 0o600);
-        assert_eq!(mode(&issued.join("server.key")), 0o600);
+        assert_eq!(file_mode(&state.path().join("ca/issued")), 0o700);
+        assert_eq!(file_mode(&issued.join("renew.lock")), 0o600);
+        assert_eq!(file_mode(&issued.join("server.key")), 0o600);
     }
 }

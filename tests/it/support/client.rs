@@ -167,3 +167,40 @@ pub fn header<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .map(|(_, v)| v.as_str())
         .collect()
 }
+
+/// The chain a gateway at `addr` serves for `name` with `alpn` offered, through a TLS client
+/// that trusts only the certificates of `roots_pem` (the handshake fails otherwise).
+pub async fn verified_chain(
+    addr: std::net::SocketAddr,
+    roots_pem: &str,
+    name: &str,
+    alpn: &[&[u8]],
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(vigie::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .unwrap_or_default()
+        .to_vec())
+}

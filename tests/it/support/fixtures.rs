@@ -131,3 +131,10 @@ pub fn trail_records(dir: &std::path::Path, kind: &str) -> Vec<serde_json::Value
         .filter(|e| e["type"] == kind)
         .collect()
 }
+
+/// The permission bits of a file or folder (`0o600`).
+#[cfg(unix)]
+pub fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
